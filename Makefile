@@ -1,0 +1,104 @@
+# wirelab: build, test, bench, install. `make` builds ./wirelab; the
+# Debian packages it needs are installed on first use (as root), or the
+# exact apt-get command is printed.
+
+CC      ?= gcc
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror
+INCS    := -Iruntime -I$(BUILD) -I/usr/include/lua5.4 -I/usr/share/include/llhttp
+LIBS    := -llua5.4 -luv -lm -ldl -lpthread
+LLHTTP  := /usr/share/llhttp
+PREFIX  ?= /usr/local
+
+# Build and run-time packages, then what the test suite's real peers need.
+PKGS      := gcc make liblua5.4-dev libuv1-dev lua-cjson lua-busted node-llhttp libedit-dev
+TEST_PKGS := python3 curl netcat-openbsd procps iproute2
+ASAN_PKGS := libclang-rt-14-dev
+
+RUNTIME  := $(wildcard runtime/*.c)
+BINDINGS := $(wildcard bindings/*.c)
+SCRIPTS  := $(shell find scripts -name '*.lua' | sort)
+OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME) $(BINDINGS)) $(BUILD)/scripts.o
+LLOBJS   := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
+
+.PHONY: all deps test-deps run test test-asan bench bench-http install clean
+
+all: wirelab
+
+# ---- Debian packages ---------------------------------------------------
+define need_pkgs
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    { [ -f $(BUILD)/.apt-updated ] || { apt-get update -qq && mkdir -p $(BUILD) && touch $(BUILD)/.apt-updated; }; } && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "wirelab needs these Debian packages:$$missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+endef
+
+$(BUILD)/.deps: Makefile
+	$(call need_pkgs,$(PKGS))
+	@mkdir -p $(BUILD) && touch $@
+
+deps: $(BUILD)/.deps
+test-deps: $(BUILD)/.deps
+	$(call need_pkgs,$(TEST_PKGS))
+
+# ---- the binary --------------------------------------------------------
+wirelab: $(BUILD)/wirelab
+	@if [ "$(BUILD)" = build ]; then ln -sf $(BUILD)/wirelab wirelab; fi
+
+$(BUILD)/wirelab: $(OBJS) $(LLOBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%.o: %.c runtime/wl.h $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(INCS) -c -o $@ $<
+
+# llhttp is Debian's source, compiled as shipped: its warnings are not ours.
+$(BUILD)/llhttp/%.o: $(LLHTTP)/%.c $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I/usr/share/include/llhttp -w -c -o $@ $<
+
+$(BUILD)/tools/embed: runtime/tools/embed.c $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) -O1 $(WARN) -o $@ $<
+
+$(BUILD)/scripts.c: $(BUILD)/tools/embed $(SCRIPTS)
+	$(BUILD)/tools/embed $@ $(SCRIPTS)
+
+$(BUILD)/scripts.o: $(BUILD)/scripts.c runtime/wl.h
+	$(CC) $(CFLAGS) $(INCS) -c -o $@ $<
+
+# ---- running -----------------------------------------------------------
+run: wirelab
+	./wirelab labs/echo/lab.lua
+
+test: wirelab test-deps
+	@sh tests/run.sh ./wirelab
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+test-asan: test-deps
+	$(call need_pkgs,$(ASAN_PKGS))
+	$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" build-asan/wirelab
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  sh tests/run.sh ./build-asan/wirelab
+
+bench: wirelab
+	$(MAKE) -C bench run WIRELAB=$(CURDIR)/wirelab
+
+bench-http: wirelab
+	$(MAKE) -C bench run-http WIRELAB=$(CURDIR)/wirelab
+
+install: wirelab
+	install -D -m 755 $(BUILD)/wirelab $(DESTDIR)$(PREFIX)/bin/wirelab
+
+clean:
+	rm -rf build build-asan wirelab

@@ -1,0 +1,696 @@
+/*
+** socket.c: socket objects for the `socket` module, TCP and UDP over IPv4
+** and IPv6 (module "socket.core"). Each socket is a non-blocking fd that
+** every call touches with one real system call, as Python does, so what a
+** student sees is what the kernel did: recv(n) reads at most n bytes and
+** nothing ahead, send reports partial sends. A call that would block parks
+** its task and a uv_poll_t wakes it. The userdata holds only a pointer:
+** the poll handle lives until its close callback, after the userdata may
+** have been collected.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <lauxlib.h>
+#include "socket.h"
+
+#define RECV_STATIC 65536    /* recv up to this size needs no allocation */
+
+static char scratch[RECV_STATIC];   /* copied to a Lua string at once */
+static int spare_fd = -1;           /* given up to shed a client on EMFILE */
+
+static wl_sock_t **to_box(lua_State *L, int i) {
+  return (wl_sock_t **)luaL_checkudata(L, i, SOCK_MT);
+}
+
+wl_sock_t *wl_check_sock(lua_State *L, int i, const char *op) {
+  wl_sock_t *s = *to_box(L, i);
+  if (s == NULL) wl_raise(L, op, UV_EBADF, NULL);
+  return s;
+}
+
+/* Errors name the peer when there is one, else the local address. */
+int wl_sock_raise(lua_State *L, wl_sock_t *s, const char *op, int code) {
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  char buf[80] = "";
+  if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0 ||
+      (len = sizeof sa, getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 &&
+       ((struct sockaddr_in *)&sa)->sin_port != 0))
+    wl_format_addr((struct sockaddr *)&sa, buf, sizeof buf);
+  return wl_raise(L, op, code, buf);
+}
+
+static void on_close(uv_handle_t *h) { free(h); }
+
+/* The one place a socket is closed. wake: tell parked tasks (close());
+** not from __gc, where no task can be waiting and the state may be going. */
+static void close_sock(wl_sock_t **box, int wake) {
+  wl_sock_t *s = *box;
+  *box = NULL;
+  if (wake) {
+    wl_list_wake_all(&s->rdq, UV_EBADF);
+    wl_list_wake_all(&s->wrq, UV_EBADF);
+  }
+  uv_close((uv_handle_t *)&s->poll, on_close);   /* stops watching the fd */
+  close(s->fd);            /* now, so the port is free at once */
+  wl_handle_count(-1);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+static void watch(wl_sock_t *s, int events) {
+  if (events == s->events) return;
+  s->events = events;
+  if (events) uv_poll_start(&s->poll, events, on_poll);
+  else uv_poll_stop(&s->poll);
+}
+
+/* Wake one waiter per ready direction. A direction that fires with no one
+** waiting is dropped only then: a task looping on recv keeps its poll
+** armed, so the loop costs no epoll_ctl per message. */
+static void on_poll(uv_poll_t *h, int status, int events) {
+  wl_sock_t *s = (wl_sock_t *)h;
+  int keep = s->events;
+  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  if (events & UV_READABLE) {
+    s->maybe_readable = 1;
+    if (!wl_list_wake_one(&s->rdq, 0)) keep &= ~UV_READABLE;
+  }
+  if (events & UV_WRITABLE)
+    if (!wl_list_wake_one(&s->wrq, 0)) keep &= ~UV_WRITABLE;
+  watch(s, keep);
+}
+
+/* ---- deadlines: kept in the continuation context, in microseconds ---- */
+
+static lua_KContext deadline_of(wl_sock_t *s) {
+  if (s->timeout < 0) return 0;
+  return (lua_KContext)(uv_hrtime() / 1000 + (uint64_t)(s->timeout * 1e6)) | 1;
+}
+
+/* Park until the socket is readable (dir UV_READABLE) or writable; then
+** k runs, which retries the call. */
+static int wait_io(lua_State *L, wl_sock_t *s, const char *op, int dir,
+                   lua_KContext dl, lua_KFunction k) {
+  double left = -1;
+  wl_waiter_t *w;
+  if (s->timeout == 0) return wl_sock_raise(L, s, op, UV_EAGAIN);
+  if (dl != 0) {
+    left = ((double)dl - (double)(uv_hrtime() / 1000)) / 1e6;
+    if (left <= 0) return wl_sock_raise(L, s, op, UV_ETIMEDOUT);
+  }
+  wl_check_park(L);
+  w = wl_self_waiter(L);
+  wl_list_add(dir == UV_READABLE ? &s->rdq : &s->wrq, w);
+  watch(s, s->events | dir);
+  return wl_park(L, w, left, k, dl);
+}
+
+/* The wake status, popped; raises when the wait failed. */
+static void check_wake(lua_State *L, const char *op) {
+  int rc = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (rc < 0) {
+    wl_sock_t *s = *to_box(L, 1);
+    if (s == NULL) wl_raise(L, op, UV_EBADF, NULL);
+    wl_sock_raise(L, s, op, rc);
+  }
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+static wl_sock_t **new_box(lua_State *L) {
+  wl_sock_t **box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, SOCK_MT);
+  return box;
+}
+
+/* Wraps fd (non-blocking, close-on-exec) in the socket at the stack top. */
+static int wrap_fd(lua_State *L, wl_sock_t **box, int fd, int family, int type) {
+  wl_sock_t *s = malloc(sizeof *s);
+  int rc;
+  if (s == NULL) { close(fd); return UV_ENOMEM; }
+  memset(s, 0, sizeof *s);
+  if ((rc = uv_poll_init_socket(wl_loop(), &s->poll, fd)) < 0) {
+    free(s);
+    close(fd);
+    return rc;
+  }
+  s->fd = fd;
+  s->family = family;
+  s->type = type;
+  s->timeout = -1;
+  s->maybe_readable = 1;
+  wl_waiter_init(&s->rdq);
+  wl_waiter_init(&s->wrq);
+  *box = s;
+  wl_handle_count(1);
+  (void)L;
+  return 0;
+}
+
+static int socket_socket(lua_State *L) {
+  int family = (int)luaL_optinteger(L, 1, AF_INET);
+  int type = (int)luaL_optinteger(L, 2, SOCK_STREAM);
+  wl_sock_t **box;
+  int fd, rc;
+  luaL_argcheck(L, family == AF_INET || family == AF_INET6, 1,
+                "AF_INET or AF_INET6 expected");
+  luaL_argcheck(L, type == SOCK_STREAM || type == SOCK_DGRAM, 2,
+                "SOCK_STREAM or SOCK_DGRAM expected");
+  box = new_box(L);
+  fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return wl_raise(L, "socket", -errno, NULL);
+  if ((rc = wrap_fd(L, box, fd, family, type)) < 0)
+    return wl_raise(L, "socket", rc, NULL);
+  return 1;
+}
+
+static void check_addr(lua_State *L, wl_sock_t *s, int hi, const char *op,
+                       struct sockaddr_storage *sa, socklen_t *len) {
+  const char *host = luaL_checkstring(L, hi);
+  lua_Integer port = luaL_checkinteger(L, hi + 1);
+  int rc;
+  luaL_argcheck(L, port >= 0 && port <= 65535, hi + 1, "port out of range 0-65535");
+  if ((rc = wl_parse_addr(host, (int)port, s->family, sa, len)) < 0)
+    wl_raise_addr(L, op, rc, hi);
+}
+
+static int sock_bind(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "bind");
+  struct sockaddr_storage sa;
+  socklen_t len;
+  check_addr(L, s, 2, "bind", &sa, &len);
+  if (bind(s->fd, (struct sockaddr *)&sa, len) < 0)
+    return wl_raise_addr(L, "bind", -errno, 2);
+  return 0;
+}
+
+static int sock_listen(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "listen");
+  int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
+  if (listen(s->fd, backlog < 0 ? 0 : backlog) < 0)
+    return wl_sock_raise(L, s, "listen", -errno);
+  return 0;
+}
+
+/* ---- connect ------------------------------------------------------------ */
+
+static int connect_k(lua_State *L, int status, lua_KContext dl) {
+  wl_sock_t *s;
+  int err = 0;
+  socklen_t len = sizeof err;
+  (void)status; (void)dl;
+  if (lua_tointeger(L, -1) < 0) {
+    int rc = (int)lua_tointeger(L, -1);
+    if (*to_box(L, 1) == NULL) rc = UV_EBADF;
+    return wl_raise_addr(L, "connect", rc, 2);
+  }
+  lua_pop(L, 1);
+  s = wl_check_sock(L, 1, "connect");
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (err == EINPROGRESS || err == EALREADY ||
+      (err == 0 && getpeername(s->fd, (struct sockaddr *)&(struct sockaddr_storage){0},
+                               &(socklen_t){sizeof(struct sockaddr_storage)}) < 0 &&
+       errno == ENOTCONN))
+    return wait_io(L, s, "connect", UV_WRITABLE, dl, connect_k);
+  if (err != 0) return wl_raise_addr(L, "connect", -err, 2);
+  return 0;
+}
+
+static int sock_connect(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "connect");
+  struct sockaddr_storage sa;
+  socklen_t len;
+  lua_settop(L, 3);
+  check_addr(L, s, 2, "connect", &sa, &len);
+  if (connect(s->fd, (struct sockaddr *)&sa, len) == 0) return 0;
+  if (errno != EINPROGRESS || s->type != SOCK_STREAM)
+    return wl_raise_addr(L, "connect", -errno, 2);
+  if (s->timeout == 0) return wl_raise_addr(L, "connect", -EINPROGRESS, 2);
+  return wait_io(L, s, "connect", UV_WRITABLE, deadline_of(s), connect_k);
+}
+
+/* ---- accept ------------------------------------------------------------- */
+
+/* Out of descriptors: the pending client would sit in the backlog and the
+** poll would fire forever. Shed it with the spare fd, so it sees a close. */
+static void shed_client(int lfd) {
+  if (spare_fd < 0) return;
+  close(spare_fd);
+  spare_fd = accept(lfd, NULL, NULL);
+  if (spare_fd >= 0) close(spare_fd);
+  spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static int accept_k(lua_State *L, int status, lua_KContext dl);
+
+static int accept_do(lua_State *L, lua_KContext dl) {
+  wl_sock_t *s = wl_check_sock(L, 1, "accept");
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  wl_sock_t **box;
+  int fd, rc;
+  if (!s->maybe_readable)
+    return wait_io(L, s, "accept", UV_READABLE, dl, accept_k);
+  fd = accept4(s->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+      s->maybe_readable = 0;
+      return wait_io(L, s, "accept", UV_READABLE, dl, accept_k);
+    }
+    if (e == EMFILE || e == ENFILE) shed_client(s->fd);
+    if (e == ECONNABORTED || e == EINTR) return accept_do(L, dl);
+    return wl_sock_raise(L, s, "accept", -e);
+  }
+  box = new_box(L);
+  if ((rc = wrap_fd(L, box, fd, s->family, s->type)) < 0)
+    return wl_sock_raise(L, s, "accept", rc);
+  return 1 + wl_push_addr(L, (struct sockaddr *)&sa);
+}
+
+static int accept_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  check_wake(L, "accept");
+  return accept_do(L, dl);
+}
+
+static int sock_accept(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "accept");
+  lua_settop(L, 1);
+  return accept_do(L, deadline_of(s));
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static int recv_k(lua_State *L, int status, lua_KContext dl);
+static int recvfrom_k(lua_State *L, int status, lua_KContext dl);
+
+/* recv and recvfrom: args (s, n [, flags]); from adds the sender. */
+static int recv_do(lua_State *L, lua_KContext dl, int from) {
+  const char *op = from ? "recvfrom" : "recv";
+  wl_sock_t *s = wl_check_sock(L, 1, op);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  int flags = (int)luaL_optinteger(L, 3, 0);
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  luaL_Buffer b;
+  char *buf;
+  ssize_t r;
+  luaL_argcheck(L, n >= 0, 2, "negative buffer size");
+  if (!s->maybe_readable)
+    return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+  buf = n <= RECV_STATIC ? scratch : luaL_buffinitsize(L, &b, (size_t)n);
+  sa.ss_family = AF_UNSPEC;
+  r = recvfrom(s->fd, buf, (size_t)n, flags | MSG_DONTWAIT,
+               (struct sockaddr *)&sa, &len);
+  if (r < 0) {
+    int e = errno;
+    if (n > RECV_STATIC) lua_pop(L, 1);      /* the buffer's box */
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+      s->maybe_readable = 0;
+      return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+    }
+    if (e == EINTR) return recv_do(L, dl, from);
+    return wl_sock_raise(L, s, op, -e);
+  }
+  /* a short read has most likely drained the socket: next time, wait for
+  ** the poll first instead of paying a recv that says EAGAIN */
+  if (s->type == SOCK_STREAM && r < n) s->maybe_readable = 0;
+  if (n <= RECV_STATIC) lua_pushlstring(L, buf, (size_t)r);
+  else luaL_pushresultsize(&b, (size_t)r);
+  if (!from) return 1;
+  if (sa.ss_family == AF_UNSPEC) { lua_pushnil(L); lua_pushnil(L); return 3; }
+  return 1 + wl_push_addr(L, (struct sockaddr *)&sa);
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  check_wake(L, "recv");
+  return recv_do(L, dl, 0);
+}
+
+static int recvfrom_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  check_wake(L, "recvfrom");
+  return recv_do(L, dl, 1);
+}
+
+static int sock_recv(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "recv");
+  lua_settop(L, 3);
+  return recv_do(L, deadline_of(s), 0);
+}
+
+static int sock_recvfrom(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "recvfrom");
+  lua_settop(L, 3);
+  return recv_do(L, deadline_of(s), 1);
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* One send(2); returns bytes sent, or a negative libuv error. */
+static ssize_t send_once(wl_sock_t *s, const char *p, size_t n,
+                         const struct sockaddr_storage *sa, socklen_t len) {
+  ssize_t r;
+  do
+    r = sendto(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT,
+               (const struct sockaddr *)sa, sa ? len : 0);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
+}
+
+static int send_k(lua_State *L, int status, lua_KContext dl);
+
+static int send_do(lua_State *L, lua_KContext dl) {
+  wl_sock_t *s = wl_check_sock(L, 1, "send");
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  ssize_t r = send_once(s, p, n, NULL, 0);
+  if (r == UV_EAGAIN) return wait_io(L, s, "send", UV_WRITABLE, dl, send_k);
+  if (r < 0) return wl_sock_raise(L, s, "send", (int)r);
+  lua_pushinteger(L, r);
+  return 1;
+}
+
+static int send_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  check_wake(L, "send");
+  return send_do(L, dl);
+}
+
+static int sock_send(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "send");
+  lua_settop(L, 2);
+  return send_do(L, deadline_of(s));
+}
+
+/* sendall: stack (s, data, sent); the deadline covers the whole call, as
+** in Python 3.5+. */
+static int sendall_k(lua_State *L, int status, lua_KContext dl);
+
+static int sendall_do(lua_State *L, lua_KContext dl) {
+  wl_sock_t *s = wl_check_sock(L, 1, "sendall");
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  size_t off = (size_t)lua_tointeger(L, 3);
+  while (off < n) {
+    ssize_t r = send_once(s, p + off, n - off, NULL, 0);
+    if (r == UV_EAGAIN) {
+      lua_pushinteger(L, (lua_Integer)off);
+      lua_replace(L, 3);
+      return wait_io(L, s, "sendall", UV_WRITABLE, dl, sendall_k);
+    }
+    if (r < 0) return wl_sock_raise(L, s, "sendall", (int)r);
+    off += (size_t)r;
+  }
+  return 0;
+}
+
+static int sendall_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  check_wake(L, "sendall");
+  return sendall_do(L, dl);
+}
+
+static int sock_sendall(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "sendall");
+  lua_settop(L, 2);
+  lua_pushinteger(L, 0);
+  return sendall_do(L, deadline_of(s));
+}
+
+static int sendto_k(lua_State *L, int status, lua_KContext dl);
+
+static int sendto_do(lua_State *L, lua_KContext dl) {
+  wl_sock_t *s = wl_check_sock(L, 1, "sendto");
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  struct sockaddr_storage sa;
+  socklen_t len;
+  ssize_t r;
+  check_addr(L, s, 3, "sendto", &sa, &len);
+  r = send_once(s, p, n, &sa, len);
+  if (r == UV_EAGAIN) return wait_io(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
+  if (r < 0) return wl_raise_addr(L, "sendto", (int)r, 3);
+  lua_pushinteger(L, r);
+  return 1;
+}
+
+static int sendto_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  check_wake(L, "sendto");
+  return sendto_do(L, dl);
+}
+
+static int sock_sendto(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "sendto");
+  lua_settop(L, 4);
+  return sendto_do(L, deadline_of(s));
+}
+
+/* ---- shutting down and closing ------------------------------------------ */
+
+static int sock_shutdown(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "shutdown");
+  int how = (int)luaL_checkinteger(L, 2);
+  luaL_argcheck(L, how >= SHUT_RD && how <= SHUT_RDWR, 2,
+                "SHUT_RD, SHUT_WR or SHUT_RDWR expected");
+  if (shutdown(s->fd, how) < 0) return wl_sock_raise(L, s, "shutdown", -errno);
+  return 0;
+}
+
+static int sock_close(lua_State *L) {
+  wl_sock_t **box = to_box(L, 1);
+  if (*box != NULL) close_sock(box, 1);
+  return 0;
+}
+
+static int sock_gc(lua_State *L) {
+  wl_sock_t **box = to_box(L, 1);
+  if (*box != NULL) close_sock(box, 0);
+  return 0;
+}
+
+/* detach() -> fd: the socket object lets go of the descriptor. */
+static int sock_detach(lua_State *L) {
+  wl_sock_t **box = to_box(L, 1);
+  int fd;
+  if (*box == NULL) { lua_pushinteger(L, -1); return 1; }
+  fd = dup((*box)->fd);
+  close_sock(box, 1);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+static int sock_fileno(lua_State *L) {
+  wl_sock_t *s = *to_box(L, 1);
+  lua_pushinteger(L, s ? s->fd : -1);
+  return 1;
+}
+
+static int sock_settimeout(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "settimeout");
+  if (lua_isnoneornil(L, 2)) {
+    s->timeout = -1;
+  } else {
+    double t = luaL_checknumber(L, 2);
+    luaL_argcheck(L, t >= 0 && t == t, 2, "timeout must be a non-negative number or nil");
+    s->timeout = t;
+  }
+  return 0;
+}
+
+static int sock_gettimeout(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "gettimeout");
+  if (s->timeout < 0) lua_pushnil(L);
+  else lua_pushnumber(L, s->timeout);
+  return 1;
+}
+
+static int sock_setblocking(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "setblocking");
+  luaL_checkany(L, 2);
+  s->timeout = lua_toboolean(L, 2) ? -1 : 0;
+  return 0;
+}
+
+/* Methods first, then the fields family, type, closed. */
+static int sock_index(lua_State *L) {
+  const char *k;
+  wl_sock_t *s;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  k = lua_tostring(L, 2);
+  s = *to_box(L, 1);
+  if (k == NULL) return 0;
+  if (strcmp(k, "closed") == 0) { lua_pushboolean(L, s == NULL); return 1; }
+  if (s == NULL) return 0;
+  if (strcmp(k, "family") == 0) lua_pushinteger(L, s->family);
+  else if (strcmp(k, "type") == 0) lua_pushinteger(L, s->type);
+  else if (strcmp(k, "timeout") == 0) return sock_gettimeout(L);
+  else return 0;
+  return 1;
+}
+
+static int sock_tostring(lua_State *L) {
+  wl_sock_t *s = *to_box(L, 1);
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  char laddr[80] = "", raddr[80] = "";
+  if (s == NULL) {
+    lua_pushliteral(L, "<socket [closed]>");
+    return 1;
+  }
+  if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
+    wl_format_addr((struct sockaddr *)&sa, laddr, sizeof laddr);
+  len = sizeof sa;
+  if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
+    wl_format_addr((struct sockaddr *)&sa, raddr, sizeof raddr);
+  lua_pushfstring(L, "<socket fd=%d %s %s laddr=%s%s%s>", s->fd,
+                  s->family == AF_INET ? "AF_INET" : "AF_INET6",
+                  s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM", laddr,
+                  raddr[0] ? " raddr=" : "", raddr);
+  return 1;
+}
+
+/* ---- name resolution, on libuv's thread pool ---------------------------- */
+
+typedef struct {
+  uv_getaddrinfo_t uv;
+  wl_waiter_t w;
+  struct addrinfo *res;
+} gai_req;
+
+static void on_resolved(uv_getaddrinfo_t *uv, int status, struct addrinfo *res) {
+  gai_req *req = (gai_req *)uv;
+  req->res = res;
+  if (!wl_wake(&req->w, status)) {    /* the task gave up: nobody reads it */
+    uv_freeaddrinfo(res);
+    free(req);
+  }
+}
+
+/* ctx is the request. A timeout or cancel woke the task before the
+** callback ran: the callback still owns the request then. */
+static int gai_k(lua_State *L, int status, lua_KContext ctx) {
+  gai_req *req = (gai_req *)ctx;
+  int rc = (int)lua_tointeger(L, -1), i = 0;
+  struct addrinfo *ai;
+  (void)status;
+  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED)
+    return wl_raise_addr(L, "getaddrinfo", rc, 1);
+  if (rc < 0) {
+    uv_freeaddrinfo(req->res);
+    free(req);
+    return wl_raise_addr(L, "getaddrinfo", rc, 1);
+  }
+  lua_newtable(L);
+  for (ai = req->res; ai != NULL; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, ai->ai_family);
+    lua_setfield(L, -2, "family");
+    lua_pushinteger(L, ai->ai_socktype);
+    lua_setfield(L, -2, "type");
+    wl_push_addr(L, ai->ai_addr);
+    lua_setfield(L, -3, "port");
+    lua_setfield(L, -2, "host");
+    lua_rawseti(L, -2, ++i);
+  }
+  uv_freeaddrinfo(req->res);
+  free(req);
+  return 1;
+}
+
+/* getaddrinfo(host, port[, family[, type[, timeout]]]) -> list */
+static int socket_getaddrinfo(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  char port[16];
+  struct addrinfo hints;
+  double timeout = luaL_optnumber(L, 5, -1);
+  gai_req *req;
+  int rc;
+  snprintf(port, sizeof port, "%d", (int)luaL_optinteger(L, 2, 0));
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
+  hints.ai_socktype = (int)luaL_optinteger(L, 4, SOCK_STREAM);
+  lua_settop(L, 2);
+  wl_check_park(L);
+  if ((req = malloc(sizeof *req)) == NULL) return luaL_error(L, "not enough memory");
+  wl_waiter_init(&req->w);
+  req->res = NULL;
+  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved,
+                      host[0] ? host : NULL, port, &hints);
+  if (rc < 0) {
+    free(req);
+    return wl_raise_addr(L, "getaddrinfo", rc, 1);
+  }
+  return wl_park(L, &req->w, timeout, gai_k, (lua_KContext)req);
+}
+
+static int socket_gethostname(lua_State *L) {
+  char buf[256];
+  size_t n = sizeof buf;
+  int rc = uv_os_gethostname(buf, &n);
+  if (rc < 0) return wl_raise(L, "gethostname", rc, NULL);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* fromfd(fd, family, type): a socket object around a duplicate of fd. */
+static int socket_fromfd(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1), nfd, rc;
+  int family = (int)luaL_optinteger(L, 2, AF_INET);
+  int type = (int)luaL_optinteger(L, 3, SOCK_STREAM);
+  wl_sock_t **box = new_box(L);
+  if ((nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+    return wl_raise(L, "fromfd", -errno, NULL);
+  fcntl(nfd, F_SETFL, fcntl(nfd, F_GETFL) | O_NONBLOCK);
+  if ((rc = wrap_fd(L, box, nfd, family, type)) < 0)
+    return wl_raise(L, "fromfd", rc, NULL);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"socket", socket_socket}, {"getaddrinfo", socket_getaddrinfo},
+  {"gethostname", socket_gethostname}, {"fromfd", socket_fromfd},
+  {NULL, NULL}
+};
+
+static const luaL_Reg methods[] = {
+  {"bind", sock_bind}, {"listen", sock_listen}, {"accept", sock_accept},
+  {"connect", sock_connect}, {"send", sock_send}, {"sendall", sock_sendall},
+  {"sendto", sock_sendto}, {"recv", sock_recv}, {"recvfrom", sock_recvfrom},
+  {"shutdown", sock_shutdown}, {"close", sock_close}, {"detach", sock_detach},
+  {"fileno", sock_fileno}, {"settimeout", sock_settimeout},
+  {"gettimeout", sock_gettimeout}, {"setblocking", sock_setblocking},
+  {NULL, NULL}
+};
+
+int luaopen_socket_core(lua_State *L) {
+  if (spare_fd < 0) spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  luaL_newlib(L, funcs);                     /* module */
+  luaL_newlib(L, methods);                   /* methods */
+  wl_sockopt_register(L, lua_gettop(L), lua_gettop(L) - 1);
+  luaL_newmetatable(L, SOCK_MT);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, sock_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, sock_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, sock_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, sock_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "methods");            /* the Lua half adds to it */
+  return 1;
+}

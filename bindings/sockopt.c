@@ -1,0 +1,199 @@
+/*
+** sockopt.c: what a socket says about itself and how it is tuned --
+** options, addresses, multicast membership, Linux TCP_INFO -- and the
+** constants of the `socket` module, all with the system's own values so
+** that any option number a student looks up works.
+*/
+#include <errno.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <lauxlib.h>
+#include "socket.h"
+
+static int sock_setsockopt(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "setsockopt");
+  int level = (int)luaL_checkinteger(L, 2);
+  int opt = (int)luaL_checkinteger(L, 3);
+  int rc;
+  if (level == SOL_SOCKET && opt == SO_LINGER) {
+    /* {onoff, seconds}, or seconds alone (negative turns it off) */
+    struct linger lg;
+    if (lua_istable(L, 4)) {
+      lua_rawgeti(L, 4, 1);
+      lua_rawgeti(L, 4, 2);
+      lg.l_onoff = lua_toboolean(L, -2) && lua_tointeger(L, -2) != 0;
+      lg.l_linger = (int)lua_tointeger(L, -1);
+    } else {
+      lua_Integer secs = luaL_checkinteger(L, 4);
+      lg.l_onoff = secs >= 0;
+      lg.l_linger = secs >= 0 ? (int)secs : 0;
+    }
+    rc = setsockopt(s->fd, level, opt, &lg, sizeof lg);
+  } else {
+    int v;
+    if (lua_isboolean(L, 4)) v = lua_toboolean(L, 4);
+    else v = (int)luaL_checkinteger(L, 4);
+    rc = setsockopt(s->fd, level, opt, &v, sizeof v);
+  }
+  if (rc < 0) return wl_sock_raise(L, s, "setsockopt", -errno);
+  return 0;
+}
+
+static int sock_getsockopt(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "getsockopt");
+  int level = (int)luaL_checkinteger(L, 2);
+  int opt = (int)luaL_checkinteger(L, 3);
+  if (level == SOL_SOCKET && opt == SO_LINGER) {
+    struct linger lg;
+    socklen_t len = sizeof lg;
+    if (getsockopt(s->fd, level, opt, &lg, &len) < 0)
+      return wl_sock_raise(L, s, "getsockopt", -errno);
+    lua_pushinteger(L, lg.l_onoff);
+    lua_pushinteger(L, lg.l_linger);
+    return 2;
+  } else {
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (getsockopt(s->fd, level, opt, &v, &len) < 0)
+      return wl_sock_raise(L, s, "getsockopt", -errno);
+    lua_pushinteger(L, v);
+    return 1;
+  }
+}
+
+static int sock_getsockname(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "getsockname");
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  if (getsockname(s->fd, (struct sockaddr *)&sa, &len) < 0)
+    return wl_sock_raise(L, s, "getsockname", -errno);
+  return wl_push_addr(L, (struct sockaddr *)&sa);
+}
+
+static int sock_getpeername(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "getpeername");
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  if (getpeername(s->fd, (struct sockaddr *)&sa, &len) < 0)
+    return wl_sock_raise(L, s, "getpeername", -errno);
+  return wl_push_addr(L, (struct sockaddr *)&sa);
+}
+
+/* join_group(group[, interface]): interface is an address (IPv4) or an
+** interface index (IPv6); default: let the kernel choose. */
+static int membership(lua_State *L, int join) {
+  const char *op = join ? "join_group" : "leave_group";
+  wl_sock_t *s = wl_check_sock(L, 1, op);
+  const char *group = luaL_checkstring(L, 2);
+  int rc;
+  if (s->family == AF_INET) {
+    struct ip_mreqn mr;
+    memset(&mr, 0, sizeof mr);
+    if (inet_pton(AF_INET, group, &mr.imr_multiaddr) != 1)
+      return luaL_argerror(L, 2, "IPv4 multicast address expected");
+    if (lua_type(L, 3) == LUA_TSTRING) {
+      if (inet_pton(AF_INET, lua_tostring(L, 3), &mr.imr_address) != 1)
+        return luaL_argerror(L, 3, "IPv4 interface address expected");
+    } else if (lua_isinteger(L, 3)) {
+      mr.imr_ifindex = (int)lua_tointeger(L, 3);
+    }
+    rc = setsockopt(s->fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                    &mr, sizeof mr);
+  } else {
+    struct ipv6_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    if (inet_pton(AF_INET6, group, &mr.ipv6mr_multiaddr) != 1)
+      return luaL_argerror(L, 2, "IPv6 multicast address expected");
+    mr.ipv6mr_interface = (unsigned)luaL_optinteger(L, 3, 0);
+    rc = setsockopt(s->fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP,
+                    &mr, sizeof mr);
+  }
+  if (rc < 0) return wl_raise(L, op, -errno, group);
+  return 0;
+}
+
+static int sock_join_group(lua_State *L) { return membership(L, 1); }
+static int sock_leave_group(lua_State *L) { return membership(L, 0); }
+
+static const char *const tcp_states[] = {
+  "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+  "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"
+};
+
+#define SETI(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+#define SETS(name, us) (lua_pushnumber(L, (double)(us) / 1e6), lua_setfield(L, -2, name))
+
+static int sock_tcp_info(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "tcp_info");
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (s->type != SOCK_STREAM) return wl_sock_raise(L, s, "tcp_info", UV_ENOTSUP);
+  memset(&ti, 0, sizeof ti);
+  if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+    return wl_sock_raise(L, s, "tcp_info", -errno);
+  lua_createtable(L, 0, 24);
+  lua_pushstring(L, ti.tcpi_state < sizeof tcp_states / sizeof *tcp_states
+                    ? tcp_states[ti.tcpi_state] : "?");
+  lua_setfield(L, -2, "state");
+  SETS("rtt", ti.tcpi_rtt);  SETS("rttvar", ti.tcpi_rttvar);
+  SETS("rto", ti.tcpi_rto);  SETS("ato", ti.tcpi_ato);
+  SETI("retransmits", ti.tcpi_retransmits);
+  SETI("total_retrans", ti.tcpi_total_retrans);
+  SETI("snd_cwnd", ti.tcpi_snd_cwnd);  SETI("snd_ssthresh", ti.tcpi_snd_ssthresh);
+  SETI("unacked", ti.tcpi_unacked);  SETI("sacked", ti.tcpi_sacked);
+  SETI("lost", ti.tcpi_lost);  SETI("retrans", ti.tcpi_retrans);
+  SETI("snd_mss", ti.tcpi_snd_mss);  SETI("rcv_mss", ti.tcpi_rcv_mss);
+  SETI("advmss", ti.tcpi_advmss);  SETI("pmtu", ti.tcpi_pmtu);
+  SETI("rcv_space", ti.tcpi_rcv_space);  SETI("rcv_ssthresh", ti.tcpi_rcv_ssthresh);
+  SETI("reordering", ti.tcpi_reordering);  SETI("probes", ti.tcpi_probes);
+  SETI("backoff", ti.tcpi_backoff);
+  SETI("snd_wscale", ti.tcpi_snd_wscale);  SETI("rcv_wscale", ti.tcpi_rcv_wscale);
+  SETS("last_data_sent", ti.tcpi_last_data_sent * 1000.0);
+  SETS("last_data_recv", ti.tcpi_last_data_recv * 1000.0);
+  SETS("rcv_rtt", ti.tcpi_rcv_rtt);
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"setsockopt", sock_setsockopt}, {"getsockopt", sock_getsockopt},
+  {"getsockname", sock_getsockname}, {"getpeername", sock_getpeername},
+  {"join_group", sock_join_group}, {"leave_group", sock_leave_group},
+  {"tcp_info", sock_tcp_info}, {NULL, NULL}
+};
+
+static const struct { const char *name; int value; } constants[] = {
+  {"AF_INET", AF_INET}, {"AF_INET6", AF_INET6}, {"AF_UNSPEC", AF_UNSPEC},
+  {"SOCK_STREAM", SOCK_STREAM}, {"SOCK_DGRAM", SOCK_DGRAM},
+  {"SOL_SOCKET", SOL_SOCKET}, {"SO_REUSEADDR", SO_REUSEADDR},
+  {"SO_REUSEPORT", SO_REUSEPORT}, {"SO_BROADCAST", SO_BROADCAST},
+  {"SO_KEEPALIVE", SO_KEEPALIVE}, {"SO_RCVBUF", SO_RCVBUF},
+  {"SO_SNDBUF", SO_SNDBUF}, {"SO_LINGER", SO_LINGER}, {"SO_ERROR", SO_ERROR},
+  {"SO_TYPE", SO_TYPE}, {"SO_RCVLOWAT", SO_RCVLOWAT},
+  {"IPPROTO_TCP", IPPROTO_TCP}, {"IPPROTO_UDP", IPPROTO_UDP},
+  {"IPPROTO_IP", IPPROTO_IP}, {"IPPROTO_IPV6", IPPROTO_IPV6},
+  {"TCP_NODELAY", TCP_NODELAY}, {"TCP_MAXSEG", TCP_MAXSEG},
+  {"TCP_KEEPIDLE", TCP_KEEPIDLE}, {"TCP_KEEPINTVL", TCP_KEEPINTVL},
+  {"TCP_KEEPCNT", TCP_KEEPCNT}, {"TCP_QUICKACK", TCP_QUICKACK},
+  {"IP_TTL", IP_TTL}, {"IP_TOS", IP_TOS},
+  {"IP_MULTICAST_TTL", IP_MULTICAST_TTL}, {"IP_MULTICAST_LOOP", IP_MULTICAST_LOOP},
+  {"IPV6_V6ONLY", IPV6_V6ONLY}, {"IPV6_MULTICAST_HOPS", IPV6_MULTICAST_HOPS},
+  {"IPV6_MULTICAST_LOOP", IPV6_MULTICAST_LOOP},
+  {"SHUT_RD", SHUT_RD}, {"SHUT_WR", SHUT_WR}, {"SHUT_RDWR", SHUT_RDWR},
+  {"MSG_PEEK", MSG_PEEK}, {"MSG_WAITALL", MSG_WAITALL}, {"SOMAXCONN", SOMAXCONN},
+  {NULL, 0}
+};
+
+/* Adds the methods above to the table at index `methods` and the
+** constants to the module at index `module`. */
+void wl_sockopt_register(lua_State *L, int methods_idx, int module) {
+  int i;
+  lua_pushvalue(L, methods_idx);
+  luaL_setfuncs(L, methods, 0);
+  lua_pop(L, 1);
+  for (i = 0; constants[i].name != NULL; i++) {
+    lua_pushinteger(L, constants[i].value);
+    lua_setfield(L, module, constants[i].name);
+  }
+}

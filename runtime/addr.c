@@ -1,0 +1,86 @@
+/*
+** addr.c: socket addresses to and from Lua's (host, port) pairs. Only
+** numeric hosts are parsed here; names are resolved, without blocking
+** the loop, by socket.getaddrinfo before they get this far.
+*/
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "wl.h"
+
+int wl_parse_addr(const char *host, int port, int family,
+                  struct sockaddr_storage *sa, socklen_t *len) {
+  memset(sa, 0, sizeof *sa);
+  if (port < 0 || port > 65535) return UV_EINVAL;
+  if (family == AF_INET6) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)sa;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    *len = sizeof *a;
+    if (host[0] == '\0' || strcmp(host, "::") == 0) {
+      a->sin6_addr = in6addr_any;
+      return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a->sin6_addr) == 1) return 0;
+    {                          /* an IPv4 literal on a v6 socket: mapped */
+      struct in_addr v4;
+      if (inet_pton(AF_INET, host, &v4) == 1) {
+        a->sin6_addr.s6_addr[10] = a->sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
+        return 0;
+      }
+    }
+  } else if (family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)sa;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    *len = sizeof *a;
+    if (host[0] == '\0') { a->sin_addr.s_addr = htonl(INADDR_ANY); return 0; }
+    if (strcmp(host, "<broadcast>") == 0) {
+      a->sin_addr.s_addr = htonl(INADDR_BROADCAST);
+      return 0;
+    }
+    if (inet_pton(AF_INET, host, &a->sin_addr) == 1) return 0;
+  } else {
+    return UV_EAFNOSUPPORT;
+  }
+  /* a name (resolve it first) or a malformed literal */
+  return strspn(host, "0123456789.:abcdefABCDEF") == strlen(host) &&
+         strpbrk(host, ".:") ? UV_EINVAL : UV_EAI_NONAME;
+}
+
+int wl_push_addr(lua_State *L, const struct sockaddr *sa) {
+  char buf[INET6_ADDRSTRLEN];
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    lua_pushstring(L, buf);
+    lua_pushinteger(L, ntohs(a->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    lua_pushstring(L, buf);
+    lua_pushinteger(L, ntohs(a->sin6_port));
+  } else {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  }
+  return 2;
+}
+
+void wl_format_addr(const struct sockaddr *sa, char *out, size_t size) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    snprintf(out, size, "%s:%d", buf, ntohs(a->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    snprintf(out, size, "[%s]:%d", buf, ntohs(a->sin6_port));
+  } else {
+    snprintf(out, size, "?");
+  }
+}

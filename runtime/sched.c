@@ -1,0 +1,655 @@
+/*
+** sched.c: tasks over the libuv loop. A task is a coroutine plus a small
+** struct (the userdata "wirelab.task"). Blocking calls park the running
+** task on a waiter and yield; libuv callbacks wake waiters, which queues
+** the task; the scheduler resumes ready tasks between loop iterations, so
+** callbacks never run Lua. Timeouts of all tasks share one uv timer over a
+** binary heap of deadlines: no libuv handle per task, so spawning is cheap
+** and a finished task has nothing to close.
+*/
+#include <assert.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "wl.h"
+
+#define TASK_MT "wirelab.task"
+#define WAITQ_MT "wirelab.waitq"
+#define TASKS_KEY "wirelab.tasks"  /* live tasks: struct pointer -> udata */
+#define MAX_BURST 1024             /* resumes between two polls of the loop */
+
+enum { T_READY, T_RUNNING, T_PARKED, T_DONE, T_FAILED };
+
+struct wl_task_t {
+  lua_State *co;
+  int state;
+  int status;                /* resume value while T_READY */
+  int started, cancelled, joined, is_main;
+  wl_waiter_t self;          /* for waits with no request of their own */
+  wl_waiter_t *parked;       /* where the task waits, while T_PARKED */
+  wl_waiter_t joiners;       /* tasks in join() */
+  double deadline;           /* while in the timer heap */
+  int hidx;                  /* index in the heap, -1 when not in it */
+};
+
+static struct {
+  uv_loop_t loop;
+  uv_timer_t timer;          /* fires at the earliest deadline */
+  double armed;              /* deadline the timer is set for, or -1 */
+  uv_async_t wakeup;         /* signal handlers break uv_run with it */
+  lua_State *L;              /* the main thread */
+  wl_task_t **ready;         /* ring buffer */
+  size_t rhead, rcount, rcap;
+  wl_task_t **heap;
+  size_t hcount, hcap;
+  wl_task_t *current;
+  int handles;
+  volatile sig_atomic_t signo;
+} S;
+
+uv_loop_t *wl_loop(void) { return &S.loop; }
+void wl_handle_count(int delta) { S.handles += delta; }
+
+static double now(void) { return (double)uv_hrtime() / 1e9; }
+
+static wl_task_t *task_of(lua_State *L) {
+  return *(wl_task_t **)lua_getextraspace(L);
+}
+
+/* ---- ready queue ------------------------------------------------------ */
+
+static void ready_push(wl_task_t *t) {
+  if (S.rcount == S.rcap) {
+    size_t ncap = S.rcap ? S.rcap * 2 : 64, i;
+    wl_task_t **nr = malloc(ncap * sizeof *nr);
+    if (nr == NULL) abort();   /* cannot lose a wakeup; nothing sane left */
+    for (i = 0; i < S.rcount; i++)
+      nr[i] = S.ready[(S.rhead + i) % S.rcap];
+    free(S.ready);
+    S.ready = nr;
+    S.rhead = 0;
+    S.rcap = ncap;
+  }
+  S.ready[(S.rhead + S.rcount++) % S.rcap] = t;
+}
+
+static wl_task_t *ready_pop(void) {
+  wl_task_t *t = S.ready[S.rhead];
+  S.rhead = (S.rhead + 1) % S.rcap;
+  S.rcount--;
+  return t;
+}
+
+/* ---- timer heap ------------------------------------------------------- */
+
+static void heap_set(size_t i, wl_task_t *t) { S.heap[i] = t; t->hidx = (int)i; }
+
+static void heap_up(size_t i) {
+  wl_task_t *t = S.heap[i];
+  while (i > 0 && S.heap[(i - 1) / 2]->deadline > t->deadline) {
+    heap_set(i, S.heap[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  heap_set(i, t);
+}
+
+static void heap_down(size_t i) {
+  wl_task_t *t = S.heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= S.hcount) break;
+    if (c + 1 < S.hcount && S.heap[c + 1]->deadline < S.heap[c]->deadline) c++;
+    if (S.heap[c]->deadline >= t->deadline) break;
+    heap_set(i, S.heap[c]);
+    i = c;
+  }
+  heap_set(i, t);
+}
+
+static int heap_insert(wl_task_t *t, double deadline) {
+  if (S.hcount == S.hcap) {
+    size_t ncap = S.hcap ? S.hcap * 2 : 64;
+    wl_task_t **nh = realloc(S.heap, ncap * sizeof *nh);
+    if (nh == NULL) return UV_ENOMEM;
+    S.heap = nh;
+    S.hcap = ncap;
+  }
+  t->deadline = deadline;
+  heap_set(S.hcount++, t);
+  heap_up(S.hcount - 1);
+  return 0;
+}
+
+static void heap_remove(wl_task_t *t) {
+  size_t i = (size_t)t->hidx;
+  wl_task_t *last = S.heap[--S.hcount];
+  t->hidx = -1;
+  if (i == S.hcount) return;
+  heap_set(i, last);
+  heap_up(i);
+  heap_down((size_t)last->hidx);
+}
+
+static void on_timer(uv_timer_t *h) {
+  double t = now() + 0.0005;   /* uv timers have ms resolution */
+  (void)h;
+  S.armed = -1;
+  while (S.hcount > 0 && S.heap[0]->deadline <= t)
+    wl_wake(S.heap[0]->parked, UV_ETIMEDOUT);
+}
+
+/* Once per loop iteration rather than on every park. */
+static void arm_timer(void) {
+  if (S.hcount == 0) {
+    if (S.armed >= 0) uv_timer_stop(&S.timer);
+    S.armed = -1;
+  } else if (S.armed != S.heap[0]->deadline) {
+    double ms = ceil((S.heap[0]->deadline - now()) * 1000);
+    S.armed = S.heap[0]->deadline;
+    uv_timer_start(&S.timer, on_timer, ms > 0 ? (uint64_t)ms : 0, 0);
+  }
+}
+
+/* ---- waiters ---------------------------------------------------------- */
+
+void wl_waiter_init(wl_waiter_t *w) { w->task = NULL; w->prev = w->next = w; }
+void wl_list_init(wl_waiter_t *head) { wl_waiter_init(head); }
+
+void wl_list_add(wl_waiter_t *head, wl_waiter_t *w) {
+  w->prev = head->prev;
+  w->next = head;
+  head->prev->next = w;
+  head->prev = w;
+}
+
+int wl_list_wake_one(wl_waiter_t *head, int status) {
+  while (head->next != head)
+    if (wl_wake(head->next, status)) return 1;
+  return 0;
+}
+
+int wl_list_wake_all(wl_waiter_t *head, int status) {
+  int n = 0;
+  while (head->next != head) n += wl_wake(head->next, status);
+  return n;
+}
+
+int wl_wake(wl_waiter_t *w, int status) {
+  wl_task_t *t = w->task;
+  w->prev->next = w->next;   /* unlink: harmless when self-linked */
+  w->next->prev = w->prev;
+  w->prev = w->next = w;
+  if (t == NULL) return 0;
+  assert(t->state == T_PARKED && t->parked == w);
+  w->task = NULL;
+  t->parked = NULL;
+  if (t->hidx >= 0) heap_remove(t);
+  t->status = status;
+  t->state = T_READY;
+  ready_push(t);
+  return 1;
+}
+
+wl_waiter_t *wl_self_waiter(lua_State *L) {
+  wl_task_t *t = task_of(L);
+  return t ? &t->self : NULL;
+}
+
+int wl_can_park(lua_State *L) { return task_of(L) != NULL && lua_isyieldable(L); }
+
+int wl_check_park(lua_State *L) {
+  if (task_of(L) == NULL)
+    return luaL_error(L, "blocking call outside a wirelab task "
+                      "(run it in wirelab.spawn, not in a plain coroutine)");
+  if (!lua_isyieldable(L))
+    return luaL_error(L, "blocking call where the task cannot yield "
+                      "(inside a metamethod, iterator or C callback)");
+  return 0;
+}
+
+int wl_park(lua_State *L, wl_waiter_t *w, double timeout, lua_KFunction k,
+            lua_KContext ctx) {
+  wl_task_t *t;
+  wl_check_park(L);
+  t = task_of(L);
+  if (t->cancelled) {        /* cancelled while running: raise at once */
+    lua_pushinteger(L, UV_ECANCELED);
+    return k(L, LUA_YIELD, ctx);
+  }
+  assert(w->task == NULL);
+  w->task = t;
+  t->parked = w;
+  t->state = T_PARKED;
+  if (timeout >= 0 && heap_insert(t, now() + timeout) < 0) {
+    wl_wake(w, UV_ENOMEM);
+  }
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+/* Park on the task's own waiter and queue it at once: a plain yield that
+** lets every other ready task and the loop run first. */
+static int yield_now(lua_State *L, lua_KFunction k) {
+  wl_task_t *t;
+  wl_check_park(L);
+  t = task_of(L);
+  t->self.task = t;
+  t->parked = &t->self;
+  t->state = T_PARKED;
+  wl_wake(&t->self, 0);
+  return lua_yieldk(L, 0, 0, k);
+}
+
+/* ---- tasks ------------------------------------------------------------ */
+
+static wl_task_t *check_task(lua_State *L, int i) {
+  return (wl_task_t *)luaL_checkudata(L, i, TASK_MT);
+}
+
+/* Push the udata of live or finished task t (it is in TASKS while live). */
+static void push_task(lua_State *L, wl_task_t *t) {
+  lua_getfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
+  lua_rawgetp(L, -1, t);
+  lua_remove(L, -2);
+}
+
+/* spawn(fn, ...): the function and its arguments move to the new thread. */
+static int new_task(lua_State *L, int first) {
+  int n = lua_gettop(L) - first + 1;
+  wl_task_t *t = lua_newuserdatauv(L, sizeof *t, 2);
+  memset(t, 0, sizeof *t);
+  t->hidx = -1;
+  wl_waiter_init(&t->self);
+  wl_waiter_init(&t->joiners);
+  luaL_setmetatable(L, TASK_MT);
+  t->co = lua_newthread(L);
+  *(wl_task_t **)lua_getextraspace(t->co) = t;
+  lua_setiuservalue(L, -2, 1);               /* the thread stays alive */
+  lua_getfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
+  lua_pushvalue(L, -2);
+  lua_rawsetp(L, -2, t);
+  lua_pop(L, 1);
+  lua_rotate(L, first, 1);                   /* task below fn and args */
+  lua_xmove(L, t->co, n);
+  t->state = T_READY;
+  ready_push(t);
+  return 1;
+}
+
+static int wl_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  return new_task(L, 1);
+}
+
+static int safe_tostring(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* The task ended: keep its results (or error) in user value 2, release
+** the thread and wake the joiners. */
+static void finish(wl_task_t *t, int ok, int nres) {
+  lua_State *L = S.L, *co = t->co;
+  int i;
+  push_task(L, t);
+  if (ok) {
+    lua_createtable(L, nres, 1);
+    lua_xmove(co, L, nres);
+    for (i = nres; i >= 1; i--) lua_rawseti(L, -1 - i, i);
+    lua_pushinteger(L, nres);
+    lua_setfield(L, -2, "n");
+    t->state = T_DONE;
+  } else {
+    int quiet = 0;
+    lua_xmove(co, L, 1);       /* a dead thread cannot run __tostring */
+    if (lua_istable(L, -1) && t->cancelled) {
+      lua_pushliteral(L, "code");
+      lua_rawget(L, -2);
+      quiet = lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "ECANCELED") == 0;
+      lua_pop(L, 1);
+    }
+    if (!quiet && t->joiners.next == &t->joiners) {
+      /* protected: __tostring may itself raise (RELIABILITY item 37) */
+      lua_pushcfunction(L, safe_tostring);
+      lua_pushvalue(L, -2);
+      if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "(error object cannot be printed)");
+      }
+      luaL_traceback(L, co, lua_tostring(L, -1), 0);
+      lua_writestringerror("wirelab: %s\n", lua_tostring(L, -1));
+      if (!t->is_main)
+        lua_writestringerror("%s\n", "(in a background task; the process goes on)");
+      lua_pop(L, 2);
+    }
+    t->state = T_FAILED;
+  }
+  lua_setiuservalue(L, -2, 2);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, 1);               /* the thread may go */
+  lua_pop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, t);
+  lua_pop(L, 1);
+  wl_list_wake_all(&t->joiners, 0);
+  t->co = NULL;
+}
+
+static void run_task(wl_task_t *t) {
+  lua_State *co = t->co;
+  int nargs, nres, rc;
+  if (!t->started) {
+    t->started = 1;
+    if (t->cancelled) {                      /* never ran: a clean cancel */
+      lua_settop(co, 0);
+      wl_push_error(co, "task", UV_ECANCELED, NULL);
+      finish(t, 0, 1);
+      return;
+    }
+    nargs = lua_gettop(co) - 1;
+  } else {
+    lua_pushinteger(co, t->cancelled ? UV_ECANCELED : t->status);
+    nargs = 1;
+  }
+  t->state = T_RUNNING;
+  S.current = t;
+  rc = lua_resume(co, S.L, nargs, &nres);
+  S.current = NULL;
+  if (rc == LUA_YIELD) {
+    lua_pop(co, nres);
+    if (t->state == T_RUNNING) {             /* a bare coroutine.yield() */
+      t->self.task = t;
+      t->parked = &t->self;
+      t->state = T_PARKED;
+      wl_wake(&t->self, 0);
+    }
+  } else {
+    finish(t, rc == LUA_OK, rc == LUA_OK ? nres : 1);
+  }
+}
+
+static void run_ready(void) {
+  int n = 0;
+  while (S.rcount > 0 && n++ < MAX_BURST && !S.signo)
+    run_task(ready_pop());
+}
+
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  wl_task_t *t = check_task(L, 1);
+  int rc = (int)lua_tointeger(L, -1), i, n;
+  (void)status; (void)ctx;
+  lua_pop(L, 1);
+  if (t->state != T_DONE && t->state != T_FAILED)
+    return wl_raise(L, "join", rc < 0 ? rc : UV_EINVAL, NULL);
+  t->joined = 1;
+  lua_getiuservalue(L, 1, 2);
+  if (t->state == T_FAILED)
+    return lua_error(L);
+  n = (int)(lua_getfield(L, -1, "n"), lua_tointeger(L, -1));
+  lua_pop(L, 1);
+  luaL_checkstack(L, n, "too many results");
+  for (i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+  return n;
+}
+
+static int task_join(lua_State *L) {
+  wl_task_t *t = check_task(L, 1);
+  double timeout = luaL_optnumber(L, 2, -1);
+  wl_waiter_t *w;
+  lua_settop(L, 1);
+  if (t->state == T_DONE || t->state == T_FAILED) {
+    lua_pushinteger(L, 0);
+    return join_k(L, LUA_OK, 0);
+  }
+  if (task_of(L) == t)
+    return luaL_error(L, "a task cannot join itself");
+  wl_check_park(L);
+  w = &task_of(L)->self;
+  wl_list_add(&t->joiners, w);
+  return wl_park(L, w, timeout, join_k, 0);
+}
+
+static int task_cancel(lua_State *L) {
+  wl_task_t *t = check_task(L, 1);
+  if (t->state == T_DONE || t->state == T_FAILED || t->cancelled) return 0;
+  t->cancelled = 1;
+  if (t->state == T_PARKED) wl_wake(t->parked, UV_ECANCELED);
+  return 0;
+}
+
+static int task_done(lua_State *L) {
+  wl_task_t *t = check_task(L, 1);
+  lua_pushboolean(L, t->state == T_DONE || t->state == T_FAILED);
+  return 1;
+}
+
+static int task_tostring(lua_State *L) {
+  static const char *names[] = {"ready", "running", "waiting", "done", "failed"};
+  wl_task_t *t = check_task(L, 1);
+  lua_pushfstring(L, "task (%s): %p", names[t->state], (void *)t);
+  return 1;
+}
+
+/* ---- sleeping and time ------------------------------------------------ */
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  int rc = (int)lua_tointeger(L, -1);
+  (void)status; (void)ctx;
+  if (rc < 0 && rc != UV_ETIMEDOUT) return wl_raise(L, "sleep", rc, NULL);
+  return 0;
+}
+
+static int wl_sleep(lua_State *L) {
+  double s = luaL_optnumber(L, 1, 0);
+  luaL_argcheck(L, s >= 0 && s == s, 1, "must be a non-negative number");
+  if (s == 0) return yield_now(L, sleep_k);
+  wl_check_park(L);
+  return wl_park(L, &task_of(L)->self, s, sleep_k, 0);
+}
+
+static int wl_now(lua_State *L) { lua_pushnumber(L, now()); return 1; }
+
+static int wl_time(lua_State *L) {
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  lua_pushnumber(L, (double)tv.tv_sec + tv.tv_usec / 1e6);
+  return 1;
+}
+
+static int wl_handles(lua_State *L) { lua_pushinteger(L, S.handles); return 1; }
+
+static int wl_current(lua_State *L) {
+  wl_task_t *t = task_of(L);
+  if (t == NULL) return 0;
+  push_task(L, t);
+  return 1;
+}
+
+/* ---- wait queues: the primitive under events and queues --------------- */
+
+static wl_waiter_t *check_waitq(lua_State *L) {
+  return (wl_waiter_t *)luaL_checkudata(L, 1, WAITQ_MT);
+}
+
+static int waitq_new(lua_State *L) {
+  wl_waiter_t *q = lua_newuserdatauv(L, sizeof *q, 0);
+  wl_list_init(q);
+  luaL_setmetatable(L, WAITQ_MT);
+  return 1;
+}
+
+static int waitq_k(lua_State *L, int status, lua_KContext ctx) {
+  int rc = (int)lua_tointeger(L, -1);
+  (void)status; (void)ctx;
+  if (rc == UV_ETIMEDOUT) { lua_pushboolean(L, 0); return 1; }
+  if (rc < 0) return wl_raise(L, "wait", rc, NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* q:wait([timeout]) -> true when notified, false on timeout */
+static int waitq_wait(lua_State *L) {
+  wl_waiter_t *q = check_waitq(L), *w;
+  double timeout = luaL_optnumber(L, 2, -1);
+  wl_check_park(L);
+  w = &task_of(L)->self;
+  wl_list_add(q, w);
+  return wl_park(L, w, timeout, waitq_k, 0);
+}
+
+/* q:notify([n]) wakes up to n waiters (default 1); returns how many */
+static int waitq_notify(lua_State *L) {
+  wl_waiter_t *q = check_waitq(L);
+  lua_Integer n = luaL_optinteger(L, 2, 1), i = 0;
+  while (i < n && wl_list_wake_one(q, 0)) i++;
+  lua_pushinteger(L, i);
+  return 1;
+}
+
+static int waitq_notify_all(lua_State *L) {
+  lua_pushinteger(L, wl_list_wake_all(check_waitq(L), 0));
+  return 1;
+}
+
+static int waitq_gc(lua_State *L) {
+  /* only reachable once no task waits (a waiter holds it on its stack) */
+  (void)check_waitq(L);
+  return 0;
+}
+
+/* ---- the main loop ---------------------------------------------------- */
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted");
+}
+
+static void on_signal(int signo) {
+  wl_task_t *t = S.current;
+  S.signo = signo;
+  if (t != NULL)   /* a task spinning in Lua never returns to the loop */
+    lua_sethook(t->co, interrupt_hook,
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  uv_async_send(&S.wakeup);    /* async-signal-safe */
+}
+
+static void on_wakeup(uv_async_t *h) { (void)h; }
+
+/* Runs the function on the stack (below nargs arguments) as the main task
+** until it ends; returns the process exit status. */
+int wl_sched_run(lua_State *L, int nargs) {
+  wl_task_t *main;
+  int code;
+  new_task(L, lua_gettop(L) - nargs);
+  main = (wl_task_t *)lua_touserdata(L, -1);
+  main->is_main = 1;
+  for (;;) {
+    run_ready();
+    if (main->state == T_DONE || main->state == T_FAILED || S.signo) break;
+    arm_timer();
+    if (S.rcount > 0) {
+      uv_run(&S.loop, UV_RUN_NOWAIT);
+    } else if (!uv_loop_alive(&S.loop)) {
+      lua_writestringerror("%s\n", "wirelab: deadlock: the main task waits "
+                           "for something no task, timer or socket can do");
+      lua_pop(L, 1);
+      return 1;
+    } else {
+      uv_run(&S.loop, UV_RUN_ONCE);
+    }
+  }
+  if (S.signo) {
+    code = 128 + S.signo;
+  } else if (main->state == T_FAILED) {
+    code = 1;
+  } else {                   /* wirelab.main returns the exit status */
+    lua_getiuservalue(L, -1, 2);
+    lua_rawgeti(L, -1, 1);
+    code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  return code;
+}
+
+static const luaL_Reg funcs[] = {
+  {"spawn", wl_spawn}, {"sleep", wl_sleep}, {"now", wl_now},
+  {"time", wl_time}, {"handles", wl_handles}, {"current", wl_current},
+  {"waitq", waitq_new}, {NULL, NULL}
+};
+static const luaL_Reg task_methods[] = {
+  {"join", task_join}, {"cancel", task_cancel}, {"done", task_done},
+  {NULL, NULL}
+};
+static const luaL_Reg waitq_methods[] = {
+  {"wait", waitq_wait}, {"notify", waitq_notify},
+  {"notify_all", waitq_notify_all}, {NULL, NULL}
+};
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction tostring, lua_CFunction gc) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  if (tostring) { lua_pushcfunction(L, tostring); lua_setfield(L, -2, "__tostring"); }
+  if (gc) { lua_pushcfunction(L, gc); lua_setfield(L, -2, "__gc"); }
+  lua_pop(L, 1);
+}
+
+static void sched_init(lua_State *L) {
+  struct sigaction sa;
+  S.L = L;
+  S.armed = -1;
+  uv_loop_init(&S.loop);
+  uv_timer_init(&S.loop, &S.timer);   /* active only while tasks sleep */
+  uv_async_init(&S.loop, &S.wakeup, on_wakeup);
+  uv_unref((uv_handle_t *)&S.wakeup);
+  signal(SIGPIPE, SIG_IGN);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+int luaopen_wirelab_core(lua_State *L) {
+  if (S.L == NULL) {
+    sched_init(L);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
+    new_class(L, TASK_MT, task_methods, task_tostring, NULL);
+    new_class(L, WAITQ_MT, waitq_methods, NULL, waitq_gc);
+  }
+  luaL_newlib(L, funcs);
+  lua_pushliteral(L, WL_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}
+
+/* At exit: nothing will be resumed again; forget every wait so that the
+** timer never touches a task lua_close is about to free. */
+void wl_sched_close(void) {
+  S.hcount = 0;
+  S.rcount = 0;
+  uv_timer_stop(&S.timer);
+}
+
+static void close_any(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* After lua_close: run close callbacks of everything still open. */
+void wl_loop_close(void) {
+  uv_walk(&S.loop, close_any, NULL);
+  uv_run(&S.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&S.loop) != 0) assert(!"handles left open at exit");
+  free(S.ready);
+  free(S.heap);
+  S.ready = NULL;
+  S.heap = NULL;
+}

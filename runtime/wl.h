@@ -1,0 +1,91 @@
+/*
+** wl.h: the runtime's table of contents -- everything bindings may use
+** across files: the loop, parking a task and waking it, errors, addresses.
+*/
+#ifndef WL_H
+#define WL_H
+
+#include <sys/socket.h>
+#include <lua.h>
+#include <uv.h>
+
+#define WL_VERSION "wirelab 0.1.0"
+
+/* ---- scheduler (sched.c) -------------------------------------------- */
+
+typedef struct wl_task_t wl_task_t;
+
+/*
+** A place where one task waits. A waiter is either empty (task == NULL) or
+** holds exactly one parked task. It may also sit in a wait list (prev/next)
+** so that many tasks can wait on one thing (join, events); waking unlinks
+** it, so a late notification can never reach a later wait.
+*/
+typedef struct wl_waiter_t {
+  wl_task_t *task;
+  struct wl_waiter_t *prev, *next;
+} wl_waiter_t;
+
+uv_loop_t *wl_loop(void);
+
+void wl_waiter_init(wl_waiter_t *w);
+/* Park the running task on w; resumes in k with the wake status on top of
+** the stack. timeout < 0 waits forever. Always used as a tail call. */
+int wl_park(lua_State *L, wl_waiter_t *w, double timeout, lua_KFunction k,
+            lua_KContext ctx);
+/* Queue w's task to resume with status (0 or a negative libuv error);
+** a no-op on an empty waiter. Returns 1 when a task was woken. */
+int wl_wake(wl_waiter_t *w, int status);
+/* The running task's own waiter, for waits that have no request of their
+** own (sleep, join, events, queues). NULL outside a task. */
+wl_waiter_t *wl_self_waiter(lua_State *L);
+/* Nonzero when L can park (it is a task and may yield). */
+int wl_can_park(lua_State *L);
+/* Raises a clear error unless L can park. */
+int wl_check_park(lua_State *L);
+
+/* Wait lists: a waiter used as the list head, never parked itself. */
+void wl_list_init(wl_waiter_t *head);
+void wl_list_add(wl_waiter_t *head, wl_waiter_t *w);
+int wl_list_wake_one(wl_waiter_t *head, int status);
+int wl_list_wake_all(wl_waiter_t *head, int status);
+
+/* Handles counted for wirelab.handles(): sockets, servers, processes. */
+void wl_handle_count(int delta);
+
+int wl_sched_run(lua_State *L, int nargs);      /* runs the main task */
+int luaopen_wirelab_core(lua_State *L);
+
+/* ---- errors (error.c) ------------------------------------------------ */
+
+/* Raise the error object of API.md section 2. addr may be NULL. */
+int wl_raise(lua_State *L, const char *op, int code, const char *addr);
+/* Same, with the address "host:port" taken from stack slots hi, hi+1. */
+int wl_raise_addr(lua_State *L, const char *op, int code, int hi);
+void wl_push_error(lua_State *L, const char *op, int code, const char *addr);
+int luaopen_wirelab_error(lua_State *L);
+
+/* ---- addresses (addr.c) ---------------------------------------------- */
+
+/* Numeric host (or "" / "<broadcast>") + port into sa; 0 or a libuv
+** error (UV_EAI_NONAME when host is a name that needs resolving). */
+int wl_parse_addr(const char *host, int port, int family,
+                  struct sockaddr_storage *sa, socklen_t *len);
+/* Pushes host, port of sa; returns 2. */
+int wl_push_addr(lua_State *L, const struct sockaddr *sa);
+/* "host:port" or "[v6]:port" into buf. */
+void wl_format_addr(const struct sockaddr *sa, char *buf, size_t size);
+
+/* ---- embedding (embed.c) --------------------------------------------- */
+
+typedef struct wl_script_t {
+  const char *name, *chunkname, *src;
+  size_t len;
+} wl_script_t;
+extern const wl_script_t wl_scripts[];     /* build/scripts.c */
+
+void wl_open_modules(lua_State *L);
+void wl_sched_close(void);
+void wl_loop_close(void);
+
+#endif

@@ -1,0 +1,277 @@
+-- socket: Python's socket module (API.md section 3). The C half
+-- (socket.core) is the socket object and its system calls; this half adds
+-- name resolution, connect_ex, makefile and the module-level helpers.
+local core = require "socket.core"
+local errors = require "wirelab.error"
+
+local type, error, pcall, setmetatable = type, error, pcall, setmetatable
+local concat = table.concat
+local AF_INET, AF_INET6, AF_UNSPEC = core.AF_INET, core.AF_INET6, core.AF_UNSPEC
+local SOCK_STREAM = core.SOCK_STREAM
+
+local M = {}
+for k, v in pairs(core) do
+  if k ~= "methods" then M[k] = v end
+end
+local Socket = core.methods
+M.Socket = Socket
+
+local default_timeout = nil
+
+function M.getdefaulttimeout() return default_timeout end
+function M.setdefaulttimeout(t)
+  if t ~= nil and (type(t) ~= "number" or t < 0) then
+    error("bad argument #1 to 'setdefaulttimeout' (non-negative number or nil expected)", 2)
+  end
+  default_timeout = t
+end
+
+function M.socket(family, kind)
+  local s = core.socket(family, kind)
+  if default_timeout then s:settimeout(default_timeout) end
+  return s
+end
+
+-- getaddrinfo(host, port[, family[, type]]) -> {{family=, type=, host=, port=}...}
+function M.getaddrinfo(host, port, family, kind)
+  if type(host) ~= "string" then
+    error("bad argument #1 to 'getaddrinfo' (string expected, got " .. type(host) .. ")", 2)
+  end
+  if port ~= nil and math.type(port) ~= "integer" then
+    error("bad argument #2 to 'getaddrinfo' (integer expected, got " .. type(port) .. ")", 2)
+  end
+  return core.getaddrinfo(host, port or 0, family or AF_UNSPEC, kind or SOCK_STREAM)
+end
+
+local function is_numeric(host)
+  return host == "" or host == "<broadcast>" or host:find("^[%d.]+$") ~= nil
+      or (host:find(":", 1, true) ~= nil and host:find("[^%x:.%%]") == nil)
+end
+
+-- A name becomes the first address of the socket's family, found without
+-- blocking the loop.
+local function resolve(sock, host, op)
+  if type(host) ~= "string" or is_numeric(host) then return host end
+  local ok, list = pcall(core.getaddrinfo, host, 0, sock.family, sock.type)
+  if not ok then
+    if type(list) == "table" then errors.raise(op, list.code, host) end
+    error(list, 0)
+  end
+  if not list[1] then errors.raise(op, "EAI_NONAME", host) end
+  return list[1].host
+end
+
+local c_bind, c_connect, c_sendto = Socket.bind, Socket.connect, Socket.sendto
+
+function Socket:bind(host, port)
+  return c_bind(self, resolve(self, host, "bind"), port)
+end
+
+function Socket:connect(host, port)
+  return c_connect(self, resolve(self, host, "connect"), port)
+end
+
+function Socket:sendto(data, host, port)
+  return c_sendto(self, data, resolve(self, host, "sendto"), port)
+end
+
+-- connect_ex(host, port) -> 0 or the errno name; argument errors still raise
+function Socket:connect_ex(host, port)
+  local ok, err = pcall(c_connect, self, resolve(self, host, "connect"), port)
+  if ok then return 0 end
+  if errors.is(err) then return err.code end
+  error(err, 0)
+end
+
+Socket.__close = Socket.close
+
+-- ---- makefile: a buffered file over the socket ----------------------------
+
+local File = {}
+File.__index = File
+M.SocketFile = File
+
+local READ_SIZE = 65536
+
+-- makefile([mode[, {buffering=}]]); buffering 0 sends each write at once
+function Socket:makefile(mode, opts)
+  mode = mode or "r"
+  if type(mode) ~= "string" or not mode:find("^[rwb]+$") then
+    error("bad argument #1 to 'makefile' (mode of 'r', 'w', 'rw' or 'b' expected)", 2)
+  end
+  local buffering = opts and opts.buffering
+  return setmetatable({sock = self, buf = "", pos = 1, out = {}, nout = 0, bytes = 0,
+                       unbuffered = buffering == 0, closed = false, mode = mode}, File)
+end
+
+local function check_file(f, op)
+  if f.closed then errors.raise(op, "EBADF") end
+end
+
+-- Fill until at least `need` bytes are buffered or EOF; false at EOF.
+local function fill(f, need)
+  while #f.buf - f.pos + 1 < need do
+    local data = f.sock:recv(READ_SIZE)
+    if data == "" then return false end
+    if f.pos > 1 then f.buf, f.pos = f.buf:sub(f.pos), 1 end
+    f.buf = f.buf .. data
+  end
+  return true
+end
+
+local function take(f, n)
+  local s = f.buf:sub(f.pos, f.pos + n - 1)
+  f.pos = f.pos + #s
+  if f.pos > #f.buf then f.buf, f.pos = "", 1 end
+  return s
+end
+
+local function read_line(f, keep)
+  while true do
+    local i = f.buf:find("\n", f.pos, true)
+    if i then
+      local line = f.buf:sub(f.pos, keep and i or i - 1)
+      f.pos = i + 1
+      if f.pos > #f.buf then f.buf, f.pos = "", 1 end
+      return line
+    end
+    if not fill(f, #f.buf - f.pos + 2) then
+      if f.pos > #f.buf then return nil end
+      return take(f, #f.buf - f.pos + 1)
+    end
+  end
+end
+
+-- read(n | "a" | "l" | "L"): Python's semantics for n (n bytes unless EOF),
+-- Lua's for the formats; nil at EOF except for "a".
+function File:read(fmt)
+  check_file(self, "read")
+  fmt = fmt or "l"
+  if math.type(fmt) == "integer" then
+    if fmt < 0 then fmt = "a" else
+      fill(self, fmt)
+      if fmt > 0 and self.pos > #self.buf then return nil end
+      return take(self, fmt)
+    end
+  end
+  if type(fmt) ~= "string" then
+    error("bad argument #1 to 'read' (invalid format)", 2)
+  end
+  fmt = fmt:gsub("^%*", "")
+  local c = fmt:sub(1, 1)
+  if c == "a" then
+    while fill(self, #self.buf - self.pos + 2) do end
+    return take(self, #self.buf - self.pos + 1)
+  elseif c == "l" then
+    return read_line(self, false)
+  elseif c == "L" then
+    return read_line(self, true)
+  end
+  error("bad argument #1 to 'read' (invalid format '" .. fmt .. "')", 2)
+end
+
+-- readline(): the next line with its "\n" (Python), "" at EOF
+function File:readline()
+  check_file(self, "readline")
+  return read_line(self, true) or ""
+end
+
+function File:lines(fmt)
+  return function() return self:read(fmt or "l") end
+end
+
+function File:write(...)
+  check_file(self, "write")
+  for i = 1, select("#", ...) do
+    local s = select(i, ...)
+    if type(s) == "number" then s = tostring(s)
+    elseif type(s) ~= "string" then
+      error("bad argument #" .. i .. " to 'write' (string expected, got " .. type(s) .. ")", 2)
+    end
+    self.nout = self.nout + 1
+    self.out[self.nout] = s
+    self.bytes = self.bytes + #s
+  end
+  if self.unbuffered or self.bytes >= READ_SIZE then self:flush() end
+  return self
+end
+
+function File:flush()
+  check_file(self, "flush")
+  if self.nout == 0 then return self end
+  local data = self.nout == 1 and self.out[1] or concat(self.out, "", 1, self.nout)
+  for i = 1, self.nout do self.out[i] = nil end
+  self.nout, self.bytes = 0, 0
+  self.sock:sendall(data)
+  return self
+end
+
+-- Data not yet read from the buffer (what recv would have returned).
+function File:buffered()
+  return #self.buf - self.pos + 1
+end
+
+function File:close()
+  if self.closed then return end
+  local ok, err = true, nil
+  if self.nout > 0 then ok, err = pcall(self.flush, self) end
+  self.closed = true
+  if not ok then error(err, 0) end
+end
+File.__close = File.close
+
+-- ---- module helpers -------------------------------------------------------
+
+-- create_connection(host, port[, timeout[, source_host, source_port]]) -> s
+function M.create_connection(host, port, timeout, source_host, source_port)
+  local list = M.getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM)
+  local last
+  for _, ai in ipairs(list) do
+    local s = core.socket(ai.family, SOCK_STREAM)
+    if timeout ~= nil then s:settimeout(timeout)
+    elseif default_timeout then s:settimeout(default_timeout) end
+    local ok, err = pcall(function()
+      if source_host then c_bind(s, source_host, source_port or 0) end
+      c_connect(s, ai.host, ai.port)
+    end)
+    if ok then return s end
+    s:close()
+    last = err
+  end
+  if last then error(last, 2) end
+  errors.raise("connect", "EAI_NONAME", host, port)
+end
+
+-- create_server(host, port[, {family=, backlog=, reuse_port=, dualstack=}]) -> s
+function M.create_server(host, port, opts)
+  opts = opts or {}
+  host = host or ""
+  local family = opts.family or ((host:find(":", 1, true) or opts.dualstack) and AF_INET6 or AF_INET)
+  local s = core.socket(family, SOCK_STREAM)
+  local ok, err = pcall(function()
+    s:setsockopt(core.SOL_SOCKET, core.SO_REUSEADDR, 1)
+    if opts.reuse_port then s:setsockopt(core.SOL_SOCKET, core.SO_REUSEPORT, 1) end
+    if family == AF_INET6 then
+      s:setsockopt(core.IPPROTO_IPV6, core.IPV6_V6ONLY, opts.dualstack and 0 or 1)
+    end
+    s:bind(host, port or 0)
+    s:listen(opts.backlog)
+  end)
+  if not ok then
+    s:close()
+    error(err, 2)
+  end
+  return s
+end
+
+function M.has_dualstack_ipv6() return true end
+
+-- gethostbyname(name) -> the first IPv4 address
+function M.gethostbyname(name)
+  if is_numeric(name) and not name:find(":", 1, true) and name ~= "" then return name end
+  local list = M.getaddrinfo(name, 0, AF_INET)
+  if not list[1] then errors.raise("gethostbyname", "EAI_NONAME", name) end
+  return list[1].host
+end
+
+return M

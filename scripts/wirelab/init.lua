@@ -1,0 +1,127 @@
+-- wirelab: tasks, time, events and queues (API.md section 1). The C core
+-- gives tasks, sleep and wait queues; events, queues and timeout are built
+-- here on the wait queue, the one primitive for "wait until notified".
+local core = require "wirelab.core"
+local errors = require "wirelab.error"
+
+local waitq, spawn, now = core.waitq, core.spawn, core.now
+local setmetatable, type, error = setmetatable, type, error
+local table_pack, table_unpack = table.pack, table.unpack
+
+local M = {
+  spawn = spawn, sleep = core.sleep, now = now, time = core.time,
+  handles = core.handles, current = core.current, version = core.version,
+}
+
+local function check_timeout(t, level)
+  if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
+    error("bad timeout (a non-negative number of seconds or nil expected)", level + 1)
+  end
+end
+
+-- timeout(seconds, fn, ...): fn's results, or ETIMEDOUT with fn cancelled.
+function M.timeout(seconds, fn, ...)
+  check_timeout(seconds, 2)
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'timeout' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local task = spawn(fn, ...)
+  local res = table_pack(pcall(task.join, task, seconds))
+  if res[1] then return table_unpack(res, 2, res.n) end
+  local err = res[2]
+  if errors.is(err, "ETIMEDOUT") and not task:done() then
+    task:cancel()
+    errors.raise("timeout", "ETIMEDOUT")
+  end
+  error(err, 0)
+end
+
+-- Event: Python's threading.Event.
+local Event = {}
+Event.__index = Event
+
+function M.event()
+  return setmetatable({_flag = false, _q = waitq()}, Event)
+end
+
+function Event:set()
+  self._flag = true
+  self._q:notify_all()
+end
+
+function Event:clear() self._flag = false end
+function Event:is_set() return self._flag end
+
+-- wait([timeout]) -> true once set, false on timeout
+function Event:wait(timeout)
+  check_timeout(timeout, 2)
+  if self._flag then return true end
+  local deadline = timeout and now() + timeout
+  while not self._flag do
+    local left = deadline and deadline - now()
+    if left and left <= 0 then return false end
+    self._q:wait(left)
+  end
+  return true
+end
+
+-- Queue: Python's queue.Queue; maxsize 0 or nil means unbounded.
+local Queue = {}
+Queue.__index = Queue
+
+function M.queue(maxsize)
+  if maxsize ~= nil and (math.type(maxsize) ~= "integer" or maxsize < 0) then
+    error("bad argument #1 to 'queue' (non-negative integer expected)", 2)
+  end
+  return setmetatable({_items = {}, _head = 1, _tail = 0, _max = maxsize or 0,
+                       _getters = waitq(), _putters = waitq()}, Queue)
+end
+
+function Queue:size() return self._tail - self._head + 1 end
+function Queue:empty() return self._tail < self._head end
+function Queue:full() return self._max > 0 and self:size() >= self._max end
+
+-- One wait for a slot or an item; the caller's loop re-checks, and a
+-- wait past the deadline raises.
+local function wait_on(q, deadline, op)
+  local left = deadline and deadline - now()
+  if left and left <= 0 then errors.raise(op, "ETIMEDOUT") end
+  q:wait(left)
+end
+
+-- put(v[, timeout]): waits while the queue is full
+function Queue:put(v, timeout)
+  check_timeout(timeout, 2)
+  local deadline = timeout and now() + timeout
+  while self:full() do wait_on(self._putters, deadline, "put") end
+  self._tail = self._tail + 1
+  self._items[self._tail] = v
+  self._getters:notify()
+end
+
+-- get([timeout]) -> v; raises ETIMEDOUT when nothing came in time
+function Queue:get(timeout)
+  check_timeout(timeout, 2)
+  local deadline = timeout and now() + timeout
+  while self._tail < self._head do wait_on(self._getters, deadline, "get") end
+  local h = self._head
+  local v = self._items[h]
+  self._items[h] = nil
+  self._head = h + 1
+  if self._head > self._tail then self._head, self._tail = 1, 0 end
+  self._putters:notify()
+  return v
+end
+
+-- All of a task group: wait for every task, re-raising the first error.
+function M.join_all(tasks, timeout)
+  local deadline = timeout and now() + timeout
+  local out = {}
+  for i = 1, #tasks do
+    local left = deadline and math.max(0, deadline - now())
+    out[i] = table_pack(tasks[i]:join(left))
+  end
+  return out
+end
+
+return M
