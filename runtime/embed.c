@@ -8,12 +8,14 @@
 #include "wl.h"
 
 int luaopen_socket_core(lua_State *L);
+int luaopen_process_core(lua_State *L);
 int luaopen_http_core(lua_State *L) __attribute__((weak));
 
 static const luaL_Reg cmodules[] = {
   {"wirelab.core", luaopen_wirelab_core},
   {"wirelab.error", luaopen_wirelab_error},
   {"socket.core", luaopen_socket_core},
+  {"process.core", luaopen_process_core},
   {"http.core", luaopen_http_core},
   {NULL, NULL}
 };
