@@ -116,7 +116,8 @@ static void check_wake(lua_State *L, const char *op) {
   lua_pop(L, 1);
   if (rc < 0) {
     wl_sock_t *s = *to_box(L, 1);
-    if (s == NULL) wl_raise(L, op, UV_EBADF, NULL);
+    if (s == NULL || rc == UV_ECANCELED)     /* cancel wins over a close */
+      wl_raise(L, op, s == NULL && rc != UV_ECANCELED ? UV_EBADF : rc, NULL);
     wl_sock_raise(L, s, op, rc);
   }
 }

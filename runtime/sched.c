@@ -323,6 +323,9 @@ static void finish(wl_task_t *t, int ok, int nres) {
         lua_writestringerror("%s\n", "(in a background task; the process goes on)");
       lua_pop(L, 2);
     }
+    /* a failed coroutine is not unwound: close its <close> variables (a
+    ** cancelled task's sockets) now, not whenever the collector runs */
+    lua_resetthread(co);
     t->state = T_FAILED;
   }
   lua_setiuservalue(L, -2, 2);
@@ -602,6 +605,8 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 
 static void sched_init(lua_State *L) {
   struct sigaction sa;
+  /* copied into every new coroutine: plain coroutines are not tasks */
+  *(wl_task_t **)lua_getextraspace(L) = NULL;
   S.L = L;
   S.armed = -1;
   uv_loop_init(&S.loop);

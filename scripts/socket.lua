@@ -63,20 +63,42 @@ end
 
 local c_bind, c_connect, c_sendto = Socket.bind, Socket.connect, Socket.sendto
 
+-- The C methods see only checked arguments, so errors name the Lua call
+-- ("bad argument #1 to 'bind'") and never the wrapper.
+local function check_hostport(op, host, port, first)
+  if type(host) ~= "string" then
+    error(("bad argument #%d to '%s' (string expected, got %s)"):format(first, op, type(host)), 3)
+  end
+  if math.type(port) ~= "integer" then
+    error(("bad argument #%d to '%s' (integer expected, got %s)"):format(first + 1, op,
+      math.type(port) or type(port)), 3)
+  end
+  if port < 0 or port > 65535 then
+    error(("bad argument #%d to '%s' (port out of range 0-65535)"):format(first + 1, op), 3)
+  end
+end
+
 function Socket:bind(host, port)
+  check_hostport("bind", host, port, 1)
   return c_bind(self, resolve(self, host, "bind"), port)
 end
 
 function Socket:connect(host, port)
+  check_hostport("connect", host, port, 1)
   return c_connect(self, resolve(self, host, "connect"), port)
 end
 
 function Socket:sendto(data, host, port)
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'sendto' (string expected, got " .. type(data) .. ")", 2)
+  end
+  check_hostport("sendto", host, port, 2)
   return c_sendto(self, data, resolve(self, host, "sendto"), port)
 end
 
 -- connect_ex(host, port) -> 0 or the errno name; argument errors still raise
 function Socket:connect_ex(host, port)
+  check_hostport("connect_ex", host, port, 1)
   local ok, err = pcall(c_connect, self, resolve(self, host, "connect"), port)
   if ok then return 0 end
   if errors.is(err) then return err.code end
@@ -224,7 +246,12 @@ File.__close = File.close
 
 -- create_connection(host, port[, timeout[, source_host, source_port]]) -> s
 function M.create_connection(host, port, timeout, source_host, source_port)
-  local list = M.getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM)
+  local list
+  if type(host) == "string" and host ~= "" and is_numeric(host) then
+    list = {{family = host:find(":", 1, true) and AF_INET6 or AF_INET, host = host, port = port}}
+  else
+    list = M.getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM)
+  end
   local last
   for _, ai in ipairs(list) do
     local s = core.socket(ai.family, SOCK_STREAM)

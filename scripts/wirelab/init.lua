@@ -28,12 +28,12 @@ function M.timeout(seconds, fn, ...)
   local task = spawn(fn, ...)
   local res = table_pack(pcall(task.join, task, seconds))
   if res[1] then return table_unpack(res, 2, res.n) end
-  local err = res[2]
-  if errors.is(err, "ETIMEDOUT") and not task:done() then
+  -- late, or the caller itself was cancelled: fn must not outlive the call
+  if not task:done() then
     task:cancel()
-    errors.raise("timeout", "ETIMEDOUT")
+    if errors.is(res[2], "ETIMEDOUT") then errors.raise("timeout", "ETIMEDOUT") end
   end
-  error(err, 0)
+  error(res[2], 0)
 end
 
 -- Event: Python's threading.Event.
@@ -41,23 +41,26 @@ local Event = {}
 Event.__index = Event
 
 function M.event()
-  return setmetatable({_flag = false, _q = waitq()}, Event)
+  return setmetatable({_flag = false, _gen = 0, _q = waitq()}, Event)
 end
 
 function Event:set()
   self._flag = true
+  self._gen = self._gen + 1
   self._q:notify_all()
 end
 
 function Event:clear() self._flag = false end
 function Event:is_set() return self._flag end
 
--- wait([timeout]) -> true once set, false on timeout
+-- wait([timeout]) -> true once set, false on timeout. A waiter released by
+-- set() returns true even if clear() came before it ran, as in Python.
 function Event:wait(timeout)
   check_timeout(timeout, 2)
   if self._flag then return true end
+  local gen = self._gen
   local deadline = timeout and now() + timeout
-  while not self._flag do
+  while self._gen == gen do
     local left = deadline and deadline - now()
     if left and left <= 0 then return false end
     self._q:wait(left)
@@ -86,7 +89,11 @@ function Queue:full() return self._max > 0 and self:size() >= self._max end
 local function wait_on(q, deadline, op)
   local left = deadline and deadline - now()
   if left and left <= 0 then errors.raise(op, "ETIMEDOUT") end
-  q:wait(left)
+  local ok, err = pcall(q.wait, q, left)
+  if not ok then
+    q:notify()      -- a wakeup meant for us goes to the next waiter
+    error(err, 0)
+  end
 end
 
 -- put(v[, timeout]): waits while the queue is full

@@ -1,0 +1,642 @@
+-- wirelab_spec: the execution model of API.md sections 1 and 2 -- tasks,
+-- join and cancel, sleep and time, timeout, events, queues, and the error
+-- object. Runs in the main task, so blocking calls are made directly.
+local wirelab = require "wirelab"
+local errors = require "wirelab.error"
+
+-- Every body runs under a 5 s bound (a hang fails fast) and must leave the
+-- count of open handles where it found it.
+local function bounded(fn, seconds)
+  return function()
+    local before = wirelab.handles()
+    wirelab.timeout(seconds or 5, fn)
+    assert.are.equal(before, wirelab.handles())
+  end
+end
+
+-- A to-be-closed value that records that it was closed.
+local function closer(log, name)
+  return setmetatable({}, {__close = function() log[#log + 1] = name end})
+end
+
+describe("wirelab tasks", function()
+  it("spawn passes arguments and join returns every result", bounded(function()
+    local t = wirelab.spawn(function(a, b, c)
+      wirelab.sleep(0.01)
+      return a + b, c, nil, "last"
+    end, 1, 2, "x")
+    local n = select("#", t:join())
+    local sum, c, none, last = t:join()
+    assert.are.equal(4, n)
+    assert.are.equal(3, sum)
+    assert.are.equal("x", c)
+    assert.is_nil(none)
+    assert.are.equal("last", last)
+  end))
+
+  it("join of a task that returns nothing returns nothing", bounded(function()
+    local t = wirelab.spawn(function() end)
+    assert.are.equal(0, select("#", t:join()))
+  end))
+
+  it("join of a finished task returns the results again", bounded(function()
+    local t = wirelab.spawn(function() return 1, 2 end)
+    assert.are.same({1, 2}, {t:join()})
+    assert.is_true(t:done())
+    assert.are.same({1, 2}, {t:join()})
+  end))
+
+  it("many tasks join one task", bounded(function()
+    local ev = wirelab.event()
+    local target = wirelab.spawn(function() ev:wait(); return "r" end)
+    local joiners = {}
+    for i = 1, 5 do joiners[i] = wirelab.spawn(function() return target:join() end) end
+    ev:set()
+    for i = 1, 5 do assert.are.equal("r", joiners[i]:join()) end
+  end))
+
+  it("join re-raises the task's error object itself", bounded(function()
+    local obj = errors.new("recv", "ECONNRESET", "127.0.0.1", 80)
+    local t = wirelab.spawn(function() wirelab.sleep(0); error(obj) end)
+    local ok, err = pcall(t.join, t)
+    assert.is_false(ok)
+    assert.are.equal(obj, err)           -- the same table, not a copy
+    assert.are.equal("ECONNRESET", err.code)
+    assert.is_true(t:done())
+    -- and again on a second join
+    local ok2, err2 = pcall(t.join, t)
+    assert.is_false(ok2)
+    assert.are.equal(obj, err2)
+  end))
+
+  it("join re-raises a plain table and a string error", bounded(function()
+    local tbl = {code = "EMINE"}
+    local t = wirelab.spawn(function() error(tbl) end)
+    local ok, err = pcall(t.join, t)
+    assert.is_false(ok)
+    assert.are.equal(tbl, err)
+    local s = wirelab.spawn(function() error("plain failure") end)
+    local ok2, err2 = pcall(s.join, s)
+    assert.is_false(ok2)
+    assert.matches("plain failure", err2)
+  end))
+
+  it("join with a timeout raises ETIMEDOUT and leaves the task running", bounded(function()
+    local ev = wirelab.event()
+    local t = wirelab.spawn(function() ev:wait(); return "late" end)
+    local t0 = wirelab.now()
+    local ok, err = pcall(t.join, t, 0.05)
+    local took = wirelab.now() - t0
+    assert.is_false(ok)
+    assert.is_true(errors.is(err, "ETIMEDOUT"))
+    assert.are.equal("ETIMEDOUT", err.code)
+    assert.is_true(took >= 0.04 and took < 1, "join(0.05) took " .. took)
+    assert.is_false(t:done())
+    ev:set()
+    assert.are.equal("late", t:join())
+  end))
+
+  it("join with a timeout returns the results when the task ends in time", bounded(function()
+    local t = wirelab.spawn(function() wirelab.sleep(0.01); return "on time" end)
+    assert.are.equal("on time", t:join(2))
+  end))
+
+  it("join checks its timeout argument", bounded(function()
+    local t = wirelab.spawn(function() end)
+    local ok, err = pcall(function() t:join("soon") end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'join'", err, 1, true)
+    t:join()
+  end))
+
+  it("cancel wakes a sleeping task: join raises ECANCELED and cleanup runs", bounded(function()
+    local log = {}
+    local started = wirelab.event()
+    local t = wirelab.spawn(function()
+      local ok, err = pcall(function()
+        local c <close> = closer(log, "inner close")
+        started:set()
+        wirelab.sleep(100)
+      end)
+      log[#log + 1] = ok and "no error" or err.code
+      error(err, 0)
+    end)
+    started:wait()
+    assert.is_false(t:done())
+    t:cancel()
+    local ok, err = pcall(t.join, t)
+    assert.is_false(ok)
+    assert.are.equal("ECANCELED", err.code)
+    assert.are.same({"inner close", "ECANCELED"}, log)
+    assert.is_true(t:done())
+  end))
+
+  it("cancel closes the task's own <close> variables", bounded(function()
+    -- no pcall in the task: the error ends the task, and Lua only closes
+    -- pending to-be-closed variables if the scheduler closes the thread
+    local log = {}
+    local started = wirelab.event()
+    local t = wirelab.spawn(function()
+      local c <close> = closer(log, "closed")
+      started:set()
+      wirelab.sleep(100)
+    end)
+    started:wait()
+    t:cancel()
+    local ok, err = pcall(t.join, t)
+    assert.is_false(ok)
+    assert.are.equal("ECANCELED", err.code)
+    assert.are.same({"closed"}, log)
+  end))
+
+  it("a task that fails closes its <close> variables", bounded(function()
+    local log = {}
+    local t = wirelab.spawn(function()
+      local c <close> = closer(log, "closed")
+      error("boom")
+    end)
+    assert.is_false(pcall(t.join, t))
+    assert.are.same({"closed"}, log)
+  end))
+
+  it("a task that returns closes its <close> variables", bounded(function()
+    local log = {}
+    local t = wirelab.spawn(function()
+      local c <close> = closer(log, "closed")
+      wirelab.sleep(0)
+      return 1
+    end)
+    assert.are.equal(1, t:join())
+    assert.are.same({"closed"}, log)
+  end))
+
+  it("cancel of a task that has not started: it never runs", bounded(function()
+    local ran = false
+    local t = wirelab.spawn(function() ran = true end)
+    t:cancel()
+    local ok, err = pcall(t.join, t)
+    assert.is_false(ok)
+    assert.are.equal("ECANCELED", err.code)
+    assert.is_false(ran)
+    assert.is_true(t:done())
+  end))
+
+  it("cancel of a finished task is a no-op", bounded(function()
+    local t = wirelab.spawn(function() return "fine" end)
+    assert.are.equal("fine", t:join())
+    t:cancel()
+    assert.are.equal("fine", t:join())
+  end))
+
+  it("cancel twice is harmless", bounded(function()
+    local t = wirelab.spawn(function() wirelab.sleep(100) end)
+    wirelab.sleep(0)
+    t:cancel()
+    t:cancel()
+    local ok, err = pcall(t.join, t)
+    assert.is_false(ok)
+    assert.are.equal("ECANCELED", err.code)
+  end))
+
+  it("done() is false while running and true after the end", bounded(function()
+    local ev = wirelab.event()
+    local t = wirelab.spawn(function() ev:wait() end)
+    assert.is_false(t:done())
+    wirelab.sleep(0)
+    assert.is_false(t:done())
+    ev:set()
+    t:join()
+    assert.is_true(t:done())
+    local f = wirelab.spawn(function() error("x") end)
+    pcall(f.join, f)
+    assert.is_true(f:done())
+  end))
+
+  it("a task cannot join itself", bounded(function()
+    local t = wirelab.spawn(function()
+      local me = wirelab.current()
+      local ok, err = pcall(me.join, me)
+      return ok, err
+    end)
+    local ok, err = t:join()
+    assert.is_false(ok)
+    assert.matches("cannot join itself", err, 1, true)
+  end))
+
+  it("sleep(0) lets other ready tasks run", bounded(function()
+    local ran = false
+    local t = wirelab.spawn(function() ran = true end)
+    wirelab.sleep(0)
+    assert.is_true(ran)
+    t:join()
+  end))
+
+  it("sleep(0) round-robins between tasks", bounded(function()
+    local log = {}
+    local function worker(name)
+      for i = 1, 3 do
+        log[#log + 1] = name .. i
+        wirelab.sleep(0)
+      end
+    end
+    local a, b = wirelab.spawn(worker, "a"), wirelab.spawn(worker, "b")
+    a:join(); b:join()
+    assert.are.same({"a1", "b1", "a2", "b2", "a3", "b3"}, log)
+  end))
+
+  it("a bare coroutine.yield() in a task behaves like sleep(0)", bounded(function()
+    local log = {}
+    local function worker(name)
+      log[#log + 1] = name .. "1"
+      coroutine.yield()
+      log[#log + 1] = name .. "2"
+      return name
+    end
+    local a, b = wirelab.spawn(worker, "a"), wirelab.spawn(worker, "b")
+    assert.are.equal("a", a:join())
+    assert.are.equal("b", b:join())
+    assert.are.same({"a1", "b1", "a2", "b2"}, log)
+  end))
+
+  it("a blocking call inside a plain coroutine raises a clear error", bounded(function()
+    local co = coroutine.wrap(function() wirelab.sleep(0.01) end)
+    local ok, err = pcall(co)
+    assert.is_false(ok)
+    assert.matches("wirelab task", err, 1, true)
+    -- the enclosing task is unharmed
+    wirelab.sleep(0)
+    local q = wirelab.queue()
+    local co2 = coroutine.wrap(function() return q:get() end)
+    local ok2, err2 = pcall(co2)
+    assert.is_false(ok2)
+    assert.matches("wirelab task", tostring(err2), 1, true)
+  end))
+
+  it("10,000 tasks spawn and join quickly", bounded(function()
+    local t0 = wirelab.now()
+    local tasks = {}
+    for i = 1, 10000 do
+      tasks[i] = wirelab.spawn(function(x) wirelab.sleep(0); return x * 2 end, i)
+    end
+    local sum = 0
+    for i = 1, 10000 do sum = sum + tasks[i]:join() end
+    assert.are.equal(10000 * 10001, sum)
+    local took = wirelab.now() - t0
+    assert.is_true(took < 3, "10,000 tasks took " .. took .. " s")
+  end, 10))
+
+  it("tostring of a task names its state", bounded(function()
+    local t = wirelab.spawn(function() end)
+    assert.matches("^task", tostring(t))
+    t:join()
+    assert.matches("done", tostring(t))
+  end))
+end)
+
+describe("wirelab time", function()
+  it("sleep(0.1) takes about 0.1 s", bounded(function()
+    local t0 = wirelab.now()
+    wirelab.sleep(0.1)
+    local took = wirelab.now() - t0
+    assert.is_true(took >= 0.09 and took < 0.5, "sleep(0.1) took " .. took)
+  end))
+
+  it("tasks sleeping 0.03, 0.01 and 0.02 wake in order of their deadlines", bounded(function()
+    local order = {}
+    local tasks = {}
+    for _, d in ipairs({0.03, 0.01, 0.02}) do
+      tasks[#tasks + 1] = wirelab.spawn(function()
+        wirelab.sleep(d)
+        order[#order + 1] = d
+      end)
+    end
+    for _, t in ipairs(tasks) do t:join() end
+    assert.are.same({0.01, 0.02, 0.03}, order)
+  end))
+
+  it("sleepers do not hold each other up", bounded(function()
+    local t0 = wirelab.now()
+    local tasks = {}
+    for i = 1, 50 do tasks[i] = wirelab.spawn(wirelab.sleep, 0.1) end
+    for i = 1, 50 do tasks[i]:join() end
+    local took = wirelab.now() - t0
+    assert.is_true(took >= 0.09 and took < 0.5, "50 parallel sleep(0.1) took " .. took)
+  end))
+
+  it("sleep rejects a wrong argument with Lua's usual message", bounded(function()
+    local ok, err = pcall(function() wirelab.sleep("soon") end)
+    assert.is_false(ok)
+    assert.is_string(err)
+    assert.matches("bad argument #1 to 'sleep'", err, 1, true)
+    ok, err = pcall(function() wirelab.sleep(-1) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'sleep'", err, 1, true)
+    ok, err = pcall(function() wirelab.sleep(0 / 0) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'sleep'", err, 1, true)
+  end))
+
+  it("now() is monotonic and advances", bounded(function()
+    local prev = wirelab.now()
+    assert.are.equal("float", math.type(prev))
+    for _ = 1, 10000 do
+      local n = wirelab.now()
+      assert(n >= prev, "now() went backwards")
+      prev = n
+    end
+    local a = wirelab.now()
+    wirelab.sleep(0.02)
+    assert.is_true(wirelab.now() > a)
+  end))
+
+  it("time() is the wall clock, near os.time()", bounded(function()
+    local t = wirelab.time()
+    assert.is_number(t)
+    assert.is_true(math.abs(t - os.time()) < 2, "time() " .. t .. " vs os.time() " .. os.time())
+  end))
+end)
+
+describe("wirelab.timeout", function()
+  it("returns fn's results and passes its arguments", bounded(function()
+    local a, b, c = wirelab.timeout(1, function(x, y)
+      wirelab.sleep(0.01)
+      return x + y, "two", nil
+    end, 20, 22)
+    assert.are.equal(42, a)
+    assert.are.equal("two", b)
+    assert.is_nil(c)
+  end))
+
+  it("raises ETIMEDOUT when fn is late and cancels fn", bounded(function()
+    local cancelled = wirelab.event()
+    local seen
+    local t0 = wirelab.now()
+    local ok, err = pcall(wirelab.timeout, 0.05, function()
+      local ok2, e = pcall(wirelab.sleep, 10)
+      seen = not ok2 and e.code
+      cancelled:set()
+      error(e, 0)
+    end)
+    local took = wirelab.now() - t0
+    assert.is_false(ok)
+    assert.is_true(errors.is(err, "ETIMEDOUT"))
+    assert.are.equal("ETIMEDOUT", err.code)
+    assert.is_true(took >= 0.04 and took < 1, "timeout(0.05) took " .. took)
+    assert.is_true(cancelled:wait(2), "fn was not cancelled")
+    assert.are.equal("ECANCELED", seen)
+  end))
+
+  it("cancelling the task that called timeout() cancels fn too", bounded(function()
+    local started, finished = wirelab.event(), wirelab.event()
+    local seen
+    local outer = wirelab.spawn(function()
+      wirelab.timeout(10, function()
+        started:set()
+        local ok, e = pcall(wirelab.sleep, 1)
+        seen = ok and "fn slept on after its caller was cancelled" or e.code
+        finished:set()
+      end)
+    end)
+    started:wait()
+    outer:cancel()
+    local ok, err = pcall(outer.join, outer)
+    assert.is_false(ok)
+    assert.are.equal("ECANCELED", err.code)
+    assert.is_true(finished:wait(2))
+    assert.are.equal("ECANCELED", seen)
+  end))
+
+  it("re-raises fn's own error unchanged", bounded(function()
+    local obj = {code = "EMINE"}
+    local ok, err = pcall(wirelab.timeout, 1, function() error(obj) end)
+    assert.is_false(ok)
+    assert.are.equal(obj, err)
+  end))
+
+  it("checks its arguments", bounded(function()
+    assert.is_false(pcall(wirelab.timeout, -1, function() end))
+    local ok, err = pcall(wirelab.timeout, 1, "not a function")
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'timeout'", err, 1, true)
+  end))
+end)
+
+describe("wirelab.event", function()
+  it("set, clear and is_set", bounded(function()
+    local ev = wirelab.event()
+    assert.is_false(ev:is_set())
+    ev:set()
+    assert.is_true(ev:is_set())
+    assert.is_true(ev:wait())           -- already set: at once
+    assert.is_true(ev:wait(0))
+    ev:clear()
+    assert.is_false(ev:is_set())
+  end))
+
+  it("wait(timeout) returns false when nobody sets it", bounded(function()
+    local ev = wirelab.event()
+    local t0 = wirelab.now()
+    assert.is_false(ev:wait(0.05))
+    local took = wirelab.now() - t0
+    assert.is_true(took >= 0.04 and took < 1, "wait(0.05) took " .. took)
+    assert.is_false(ev:wait(0))
+  end))
+
+  it("wait returns true when another task sets it", bounded(function()
+    local ev = wirelab.event()
+    local setter = wirelab.spawn(function() ev:set() end)
+    assert.is_true(ev:wait())
+    setter:join()
+    local ev2 = wirelab.event()
+    local setter2 = wirelab.spawn(function() wirelab.sleep(0.01); ev2:set() end)
+    assert.is_true(ev2:wait(2))
+    setter2:join()
+  end))
+
+  it("one set wakes every waiter", bounded(function()
+    local ev = wirelab.event()
+    local waiters = {}
+    for i = 1, 100 do
+      waiters[i] = wirelab.spawn(function() return ev:wait(3) end)
+    end
+    wirelab.sleep(0)                     -- all of them now wait
+    for i = 1, 100 do assert.is_false(waiters[i]:done()) end
+    ev:set()
+    for i = 1, 100 do assert.is_true(waiters[i]:join()) end
+  end))
+
+  it("a waiter woken by set returns true even if clear comes first", bounded(function()
+    -- Python's threading.Event and asyncio.Event: a set()/clear() pulse
+    -- still releases the tasks that were waiting
+    local ev = wirelab.event()
+    local waiters = {}
+    for i = 1, 3 do waiters[i] = wirelab.spawn(function() return ev:wait() end) end
+    wirelab.sleep(0)
+    ev:set()
+    ev:clear()
+    for i = 1, 3 do
+      local ok, res = pcall(waiters[i].join, waiters[i], 1)
+      assert.is_true(ok, "a waiter missed the set/clear pulse")
+      assert.is_true(res)
+    end
+  end))
+
+  it("wait rejects a bad timeout", bounded(function()
+    local ev = wirelab.event()
+    assert.is_false(pcall(ev.wait, ev, "x"))
+    assert.is_false(pcall(ev.wait, ev, -1))
+  end))
+end)
+
+describe("wirelab.queue", function()
+  it("is FIFO", bounded(function()
+    local q = wirelab.queue()
+    for i = 1, 5 do q:put(i) end
+    assert.are.equal(5, q:size())
+    local got = {}
+    for i = 1, 5 do got[i] = q:get() end
+    assert.are.same({1, 2, 3, 4, 5}, got)
+    assert.are.equal(0, q:size())
+  end))
+
+  it("carries items between tasks in order", bounded(function()
+    local q = wirelab.queue()
+    local producer = wirelab.spawn(function()
+      for i = 1, 100 do
+        q:put(i)
+        if i % 7 == 0 then wirelab.sleep(0) end
+      end
+      q:put("end")
+    end)
+    local got = {}
+    while true do
+      local v = q:get()
+      if v == "end" then break end
+      got[#got + 1] = v
+    end
+    producer:join()
+    assert.are.equal(100, #got)
+    for i = 1, 100 do assert.are.equal(i, got[i]) end
+  end))
+
+  it("get waits for a put from another task", bounded(function()
+    local q = wirelab.queue()
+    local t = wirelab.spawn(function() q:put("hello") end)
+    assert.are.equal("hello", q:get(2))
+    t:join()
+  end))
+
+  it("get with a timeout raises ETIMEDOUT on an empty queue", bounded(function()
+    local q = wirelab.queue()
+    local t0 = wirelab.now()
+    local ok, err = pcall(q.get, q, 0.05)
+    local took = wirelab.now() - t0
+    assert.is_false(ok)
+    assert.is_true(errors.is(err, "ETIMEDOUT"))
+    assert.are.equal("ETIMEDOUT", err.code)
+    assert.is_true(took >= 0.04 and took < 1, "get(0.05) took " .. took)
+    -- still usable afterwards
+    q:put(1)
+    assert.are.equal(1, q:get(0))
+  end))
+
+  it("a bounded queue's put blocks until a get makes room", bounded(function()
+    local q = wirelab.queue(1)
+    q:put("first")
+    local putter = wirelab.spawn(function() q:put("second"); return "put done" end)
+    for _ = 1, 3 do wirelab.sleep(0) end
+    assert.is_false(putter:done(), "put on a full queue returned")
+    assert.are.equal(1, q:size())
+    assert.are.equal("first", q:get())
+    assert.are.equal("put done", putter:join())
+    assert.are.equal("second", q:get())
+  end))
+
+  it("a getter cancelled after a put woke it passes the item on", bounded(function()
+    local q = wirelab.queue()
+    local a = wirelab.spawn(function() return q:get() end)
+    local b = wirelab.spawn(function() return q:get() end)
+    wirelab.sleep(0)                     -- both wait, a first
+    q:put("item")                        -- wakes a
+    a:cancel()                           -- before a ran
+    local ok, err = pcall(a.join, a)
+    assert.is_false(ok)
+    assert.are.equal("ECANCELED", err.code)
+    local ok2, v = pcall(b.join, b, 1)
+    assert.is_true(ok2, "the other getter was never woken: " .. tostring(v))
+    assert.are.equal("item", v)
+  end))
+
+  it("a putter cancelled after a get woke it passes the slot on", bounded(function()
+    local q = wirelab.queue(1)
+    q:put("first")
+    local a = wirelab.spawn(function() q:put("from a") end)
+    local b = wirelab.spawn(function() q:put("from b") end)
+    wirelab.sleep(0)                     -- both wait for room, a first
+    assert.are.equal("first", q:get())   -- wakes a
+    a:cancel()                           -- before a ran
+    assert.is_false(pcall(a.join, a))
+    local ok = pcall(b.join, b, 1)
+    assert.is_true(ok, "the other putter was never woken")
+    assert.are.equal("from b", q:get(0))
+  end))
+
+  it("rejects a bad maxsize", bounded(function()
+    assert.is_false(pcall(wirelab.queue, -1))
+    assert.is_false(pcall(wirelab.queue, 1.5))
+  end))
+end)
+
+describe("wirelab.error", function()
+  it("new builds the object of API section 2", bounded(function()
+    local e = errors.new("connect", "ECONNREFUSED", "127.0.0.1", 9)
+    assert.are.equal("ECONNREFUSED", e.code)
+    assert.are.equal("connect", e.op)
+    assert.is_string(e.message)
+    assert.matches("connect 127.0.0.1:9", e.message, 1, true)
+    assert.are.equal("connect 127.0.0.1:9: connection refused (ECONNREFUSED)", tostring(e))
+  end))
+
+  it("formats IPv6 addresses in brackets and timeouts as 'timed out'", bounded(function()
+    assert.are.equal("connect [::1]:80: connection refused (ECONNREFUSED)",
+      tostring(errors.new("connect", "ECONNREFUSED", "::1", 80)))
+    assert.are.equal("recv: timed out (ETIMEDOUT)", tostring(errors.new("recv", "ETIMEDOUT")))
+  end))
+
+  it("raise raises the object", bounded(function()
+    local ok, err = pcall(errors.raise, "bind", "EADDRINUSE", "0.0.0.0", 8080)
+    assert.is_false(ok)
+    assert.are.equal("table", type(err))
+    assert.are.equal("EADDRINUSE", err.code)
+    assert.are.equal("bind", err.op)
+    assert.matches("^bind 0%.0%.0%.0:8080: .+ %(EADDRINUSE%)$", tostring(err))
+  end))
+
+  it("is tells wirelab errors and their codes apart", bounded(function()
+    local e = errors.new("recv", "ECONNRESET")
+    assert.is_true(errors.is(e))
+    assert.is_true(errors.is(e, "ECONNRESET"))
+    assert.is_false(errors.is(e, "EPIPE"))
+    assert.is_false(errors.is({code = "ECONNRESET"}, "ECONNRESET"))
+    assert.is_false(errors.is("ECONNRESET"))
+    assert.is_false(errors.is(nil))
+  end))
+
+  it("rejects an unknown code", bounded(function()
+    local ok, err = pcall(errors.new, "x", "ENOSUCHTHING")
+    assert.is_false(ok)
+    assert.matches("ENOSUCHTHING", err, 1, true)
+  end))
+
+  it("timeouts and cancels raise the same kind of object", bounded(function()
+    local t = wirelab.spawn(function() wirelab.sleep(100) end)
+    local ok, err = pcall(t.join, t, 0.01)
+    assert.is_false(ok)
+    assert.is_true(errors.is(err, "ETIMEDOUT"))
+    assert.matches("timed out (ETIMEDOUT)", tostring(err), 1, true)
+    t:cancel()
+    ok, err = pcall(t.join, t)
+    assert.is_false(ok)
+    assert.is_true(errors.is(err, "ECANCELED"))
+  end))
+end)
