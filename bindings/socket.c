@@ -355,6 +355,29 @@ static int sock_recvfrom(lua_State *L) {
   return recv_do(L, deadline_of(s), 1);
 }
 
+/* wait_readable([timeout]) -> true when a recv or accept would not block,
+** false on timeout or task:interrupt() -- a select() on one socket. */
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  int rc = (int)lua_tointeger(L, -1);
+  (void)status; (void)ctx;
+  if (rc == UV_ETIMEDOUT || rc == UV_EINTR) { lua_pushboolean(L, 0); return 1; }
+  check_wake(L, "wait_readable");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int sock_wait_readable(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "wait_readable");
+  double timeout = luaL_optnumber(L, 2, -1);
+  wl_waiter_t *w;
+  lua_settop(L, 1);
+  wl_check_park(L);
+  w = wl_self_waiter(L);
+  wl_list_add(&s->rdq, w);
+  watch(s, s->events | UV_READABLE);
+  return wl_park(L, w, timeout, wait_k, 0);
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
 /* One send(2); returns bytes sent, or a negative libuv error. */
@@ -673,7 +696,7 @@ static const luaL_Reg methods[] = {
   {"shutdown", sock_shutdown}, {"close", sock_close}, {"detach", sock_detach},
   {"fileno", sock_fileno}, {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout}, {"setblocking", sock_setblocking},
-  {NULL, NULL}
+  {"wait_readable", sock_wait_readable}, {NULL, NULL}
 };
 
 int luaopen_socket_core(lua_State *L) {

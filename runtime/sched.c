@@ -8,8 +8,12 @@
 ** and a finished task has nothing to close.
 */
 #include <assert.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -45,6 +49,7 @@ static struct {
   wl_task_t **heap;
   size_t hcount, hcap;
   wl_task_t *current;
+  wl_task_t *only;           /* in a forked child: the one task that runs */
   int handles;
   volatile sig_atomic_t signo;
 } S;
@@ -132,12 +137,24 @@ static void heap_remove(wl_task_t *t) {
   heap_down((size_t)last->hidx);
 }
 
+static void on_timer(uv_timer_t *h);
+
+static void start_timer(void) {
+  double ms = ceil((S.heap[0]->deadline - now()) * 1000);
+  S.armed = S.heap[0]->deadline;
+  /* libuv counts from the loop's cached clock, stale by however long the
+  ** tasks just ran: refresh it, or the timer fires early */
+  uv_update_time(&S.loop);
+  uv_timer_start(&S.timer, on_timer, ms > 0 ? (uint64_t)ms : 0, 0);
+}
+
 static void on_timer(uv_timer_t *h) {
   double t = now() + 0.0005;   /* uv timers have ms resolution */
   (void)h;
   S.armed = -1;
   while (S.hcount > 0 && S.heap[0]->deadline <= t)
     wl_wake(S.heap[0]->parked, UV_ETIMEDOUT);
+  if (S.hcount > 0) start_timer();   /* early, or more deadlines to come */
 }
 
 /* Once per loop iteration rather than on every park. */
@@ -146,9 +163,7 @@ static void arm_timer(void) {
     if (S.armed >= 0) uv_timer_stop(&S.timer);
     S.armed = -1;
   } else if (S.armed != S.heap[0]->deadline) {
-    double ms = ceil((S.heap[0]->deadline - now()) * 1000);
-    S.armed = S.heap[0]->deadline;
-    uv_timer_start(&S.timer, on_timer, ms > 0 ? (uint64_t)ms : 0, 0);
+    start_timer();
   }
 }
 
@@ -375,8 +390,10 @@ static void run_task(wl_task_t *t) {
 
 static void run_ready(void) {
   int n = 0;
-  while (S.rcount > 0 && n++ < MAX_BURST && !S.signo)
-    run_task(ready_pop());
+  while (S.rcount > 0 && n++ < MAX_BURST && !S.signo) {
+    wl_task_t *t = ready_pop();
+    if (S.only == NULL || t == S.only) run_task(t);
+  }
 }
 
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
@@ -422,6 +439,14 @@ static int task_cancel(lua_State *L) {
   return 0;
 }
 
+/* interrupt(): wake a parked task with EINTR, without the stickiness of
+** cancel -- for a server's shutdown() to end its wait for a client. */
+static int task_interrupt(lua_State *L) {
+  wl_task_t *t = check_task(L, 1);
+  lua_pushboolean(L, t->state == T_PARKED && wl_wake(t->parked, UV_EINTR));
+  return 1;
+}
+
 static int task_done(lua_State *L) {
   wl_task_t *t = check_task(L, 1);
   lua_pushboolean(L, t->state == T_DONE || t->state == T_FAILED);
@@ -459,6 +484,50 @@ static int wl_time(lua_State *L) {
   uv_gettimeofday(&tv);
   lua_pushnumber(L, (double)tv.tv_sec + tv.tv_usec / 1e6);
   return 1;
+}
+
+/* fork() -> pid in the parent, 0 in the child, where only the calling
+** task goes on running: the parent's other tasks (its accept loop) must
+** not run twice. Python's ForkingMixIn, over a loop that survives fork. */
+static int wl_fork(lua_State *L) {
+  pid_t pid;
+  wl_task_t *t = task_of(L);
+  if (t == NULL) return luaL_error(L, "fork outside a wirelab task");
+  fflush(NULL);                /* or buffered output is written twice */
+  pid = fork();
+  if (pid < 0) return wl_raise(L, "fork", -errno, NULL);
+  if (pid == 0) {
+    int rc = uv_loop_fork(&S.loop);
+    if (rc < 0) return wl_raise(L, "fork", rc, NULL);
+    S.only = t;
+  }
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
+/* waitpid(pid[, nohang]) -> code, signal | nil when still running */
+static int wl_waitpid(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  int st = 0, flags = lua_toboolean(L, 2) ? WNOHANG : 0;
+  pid_t r;
+  do r = waitpid(pid, &st, flags); while (r < 0 && errno == EINTR);
+  if (r < 0) return wl_raise(L, "waitpid", -errno, NULL);
+  if (r == 0) return 0;
+  if (WIFSIGNALED(st)) {
+    lua_pushnil(L);
+    lua_pushinteger(L, WTERMSIG(st));
+  } else {
+    lua_pushinteger(L, WEXITSTATUS(st));
+    lua_pushnil(L);
+  }
+  return 2;
+}
+
+/* _exit(code): leave a forked child without the parent's atexit work */
+static int wl_exit(lua_State *L) {
+  fflush(NULL);
+  _exit((int)luaL_optinteger(L, 1, 0));
+  return 0;
 }
 
 static int wl_handles(lua_State *L) { lua_pushinteger(L, S.handles); return 1; }
@@ -581,11 +650,12 @@ int wl_sched_run(lua_State *L, int nargs) {
 static const luaL_Reg funcs[] = {
   {"spawn", wl_spawn}, {"sleep", wl_sleep}, {"now", wl_now},
   {"time", wl_time}, {"handles", wl_handles}, {"current", wl_current},
-  {"waitq", waitq_new}, {NULL, NULL}
+  {"waitq", waitq_new}, {"fork", wl_fork}, {"waitpid", wl_waitpid},
+  {"_exit", wl_exit}, {NULL, NULL}
 };
 static const luaL_Reg task_methods[] = {
   {"join", task_join}, {"cancel", task_cancel}, {"done", task_done},
-  {NULL, NULL}
+  {"interrupt", task_interrupt}, {NULL, NULL}
 };
 static const luaL_Reg waitq_methods[] = {
   {"wait", waitq_wait}, {"notify", waitq_notify},

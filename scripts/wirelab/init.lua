@@ -11,6 +11,7 @@ local table_pack, table_unpack = table.pack, table.unpack
 local M = {
   spawn = spawn, sleep = core.sleep, now = now, time = core.time,
   handles = core.handles, current = core.current, version = core.version,
+  fork = core.fork, waitpid = core.waitpid, _exit = core._exit,
 }
 
 local function check_timeout(t, level)

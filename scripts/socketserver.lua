@@ -1,0 +1,393 @@
+-- socketserver: Python's socketserver over wirelab tasks (API.md section 4).
+-- The concurrency semantics are Python's, because the difference is the
+-- lesson: TCPServer and UDPServer handle one request at a time inside
+-- serve_forever; the Threading servers give each request a task; the
+-- Forking servers a child process.
+local wirelab = require "wirelab"
+local socket = require "socket"
+local class = require "wirelab.class"
+local errors = require "wirelab.error"
+
+local type, pcall, xpcall, tostring = type, pcall, xpcall, tostring
+
+local M = {}
+
+-- ---- servers ------------------------------------------------------------
+
+local BaseServer = class.Object:extend()
+M.BaseServer = BaseServer
+BaseServer.timeout = nil
+
+-- A plain function handler(request, client_address, server) is accepted too.
+local function wrap_handler(handler)
+  if type(handler) == "function" then
+    return function(request, client_address, server)
+      handler(request, client_address, server)
+    end
+  end
+  if type(handler) ~= "table" then
+    error("bad argument #2 to 'server' (handler class or function expected, got " .. type(handler) .. ")", 3)
+  end
+  return handler
+end
+
+function BaseServer:init(server_address, handler)
+  self.server_address = server_address
+  self.RequestHandlerClass = wrap_handler(handler)
+  self._is_shut_down = wirelab.event()
+  self._is_shut_down:set()
+  self._shutdown_request = false
+end
+
+function BaseServer:server_activate() end
+function BaseServer:service_actions() end
+function BaseServer:handle_timeout() end
+function BaseServer:verify_request(request, client_address) return true end
+
+-- serve_forever([poll_interval]): until shutdown(); waits for a client with
+-- the socket's readiness, so one slow client never holds up the check.
+function BaseServer:serve_forever(poll_interval)
+  poll_interval = poll_interval or 0.5
+  self._is_shut_down:clear()
+  self._serve_task = wirelab.current()
+  local ok, err = pcall(function()
+    while not self._shutdown_request do
+      self._in_select = true
+      local ready = self.socket:wait_readable(poll_interval)
+      self._in_select = false
+      if self._shutdown_request then break end
+      if ready then self:_handle_request_noblock() end
+      self:service_actions()
+    end
+  end)
+  self._in_select = false
+  self._shutdown_request = false
+  self._serve_task = nil
+  self._is_shut_down:set()
+  if not ok then error(err, 0) end
+end
+
+-- start(): serve_forever in a background task; returns the task.
+function BaseServer:start(poll_interval)
+  self._is_shut_down:clear()      -- shutdown() right after start() waits for it
+  self._bg = wirelab.spawn(self.serve_forever, self, poll_interval)
+  return self._bg
+end
+
+-- shutdown(): stop serve_forever (from another task) and wait until it has.
+function BaseServer:shutdown()
+  self._shutdown_request = true
+  if self._serve_task and self._in_select then self._serve_task:interrupt() end
+  if self._serve_task == wirelab.current() then return end
+  self._is_shut_down:wait()
+end
+
+-- handle_request(): one request, waiting at most self.timeout (or the
+-- socket's timeout), else handle_timeout().
+function BaseServer:handle_request()
+  local timeout = self.socket:gettimeout()
+  if timeout == nil then timeout = self.timeout
+  elseif self.timeout ~= nil then timeout = math.min(timeout, self.timeout) end
+  local deadline = timeout and wirelab.now() + timeout
+  while true do
+    local left = deadline and math.max(0, deadline - wirelab.now())
+    if self.socket:wait_readable(left) then
+      return self:_handle_request_noblock()
+    end
+    if deadline and wirelab.now() >= deadline then
+      return self:handle_timeout()
+    end
+  end
+end
+
+function BaseServer:_handle_request_noblock()
+  local ok, request, client_address = pcall(self.get_request, self)
+  if not ok then
+    if errors.is(request, "EAGAIN") or errors.is(request, "ETIMEDOUT") then return end
+    -- e.g. EMFILE: the client has been shed; report and go on serving
+    io.stderr:write("socketserver: get_request: ", tostring(request), "\n")
+    return
+  end
+  if self:verify_request(request, client_address) then
+    local pok, err = xpcall(self.process_request, debug.traceback, self, request, client_address)
+    if not pok then
+      self:handle_error(request, client_address, err)
+      self:shutdown_request(request)
+    end
+  else
+    self:shutdown_request(request)
+  end
+end
+
+function BaseServer:process_request(request, client_address)
+  self:finish_request(request, client_address)
+  self:shutdown_request(request)
+end
+
+function BaseServer:finish_request(request, client_address)
+  local cls = self.RequestHandlerClass
+  if type(cls) == "function" then return cls(request, client_address, self) end
+  return cls(request, client_address, self)
+end
+
+-- handle_error: print the traceback (Python's format) and keep serving.
+function BaseServer:handle_error(request, client_address, err)
+  local addr = type(client_address) == "table"
+    and ("('%s', %s)"):format(tostring(client_address[1]), tostring(client_address[2])) or tostring(client_address)
+  io.stderr:write(("----------------------------------------\n" ..
+    "Exception occurred during processing of request from %s\n%s\n" ..
+    "----------------------------------------\n"):format(addr, tostring(err)))
+end
+
+function BaseServer:server_close() end
+function BaseServer:close_request(request) end
+function BaseServer:shutdown_request(request) self:close_request(request) end
+BaseServer.__close = function(self) self:server_close() end
+
+-- TCPServer: one request at a time, in the task running serve_forever.
+local TCPServer = BaseServer:extend()
+M.TCPServer = TCPServer
+TCPServer.address_family = socket.AF_INET
+TCPServer.socket_type = socket.SOCK_STREAM
+TCPServer.request_queue_size = 5
+TCPServer.allow_reuse_address = false
+TCPServer.allow_reuse_port = false
+
+function TCPServer:init(server_address, handler, bind_and_activate)
+  BaseServer.init(self, server_address, handler)
+  if type(server_address) ~= "table" then
+    error("bad argument #1 to 'server' ({host, port} expected)", 3)
+  end
+  local host = server_address[1] or ""
+  local family = self.address_family
+  if family == socket.AF_INET and host:find(":", 1, true) then family = socket.AF_INET6 end
+  self.address_family = family
+  self.socket = socket.socket(family, self.socket_type)
+  if bind_and_activate ~= false then
+    local ok, err = pcall(function()
+      self:server_bind()
+      self:server_activate()
+    end)
+    if not ok then
+      self:server_close()
+      error(err, 3)
+    end
+  end
+end
+
+function TCPServer:server_bind()
+  if self.allow_reuse_address then
+    self.socket:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+  end
+  if self.allow_reuse_port then
+    self.socket:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+  end
+  self.socket:bind(self.server_address[1] or "", self.server_address[2] or 0)
+  local host, port = self.socket:getsockname()
+  self.server_address = {host, port}
+end
+
+function TCPServer:server_activate() self.socket:listen(self.request_queue_size) end
+function TCPServer:server_close() self.socket:close() end
+function TCPServer:fileno() return self.socket:fileno() end
+
+function TCPServer:get_request()
+  local conn, host, port = self.socket:accept()
+  return conn, {host, port}
+end
+
+function TCPServer:shutdown_request(request)
+  pcall(request.shutdown, request, socket.SHUT_WR)
+  self:close_request(request)
+end
+
+function TCPServer:close_request(request) request:close() end
+
+-- UDPServer: each datagram is a request {data, socket}.
+local UDPServer = TCPServer:extend()
+M.UDPServer = UDPServer
+UDPServer.socket_type = socket.SOCK_DGRAM
+UDPServer.max_packet_size = 8192
+
+function UDPServer:server_activate() end
+
+function UDPServer:get_request()
+  local data, host, port = self.socket:recvfrom(self.max_packet_size)
+  return {data, self.socket}, {host, port}
+end
+
+function UDPServer:shutdown_request(request) self:close_request(request) end
+function UDPServer:close_request(request) end
+
+-- ---- mixins ---------------------------------------------------------------
+
+-- ThreadingMixIn: every request in its own task (the counterpart of a
+-- thread); server_close waits for them, as Python's block_on_close does.
+local ThreadingMixIn = {daemon_threads = false, block_on_close = true}
+M.ThreadingMixIn = ThreadingMixIn
+
+function ThreadingMixIn:process_request_thread(request, client_address)
+  local ok, err = xpcall(self.finish_request, debug.traceback, self, request, client_address)
+  if not ok then self:handle_error(request, client_address, err) end
+  self:shutdown_request(request)
+end
+
+function ThreadingMixIn:process_request(request, client_address)
+  self._threads = self._threads or {}
+  local t = wirelab.spawn(self.process_request_thread, self, request, client_address)
+  self._threads[t] = true
+  -- forget finished tasks, so a long-running server does not grow
+  local n = 0
+  for task in pairs(self._threads) do
+    if task:done() then self._threads[task] = nil else n = n + 1 end
+    if n > 64 then break end
+  end
+end
+
+function ThreadingMixIn:server_close()
+  self.socket:close()
+  if self.block_on_close and not self.daemon_threads and self._threads then
+    for task in pairs(self._threads) do pcall(task.join, task) end
+  end
+  self._threads = nil
+end
+
+-- ForkingMixIn: every request in a child process, which serves it and
+-- exits; the parent reaps children in service_actions and on close.
+local ForkingMixIn = {max_children = 40, block_on_close = true}
+M.ForkingMixIn = ForkingMixIn
+
+function ForkingMixIn:collect_children(blocking)
+  if not self.active_children then return end
+  for pid in pairs(self.active_children) do
+    local code, sig = wirelab.waitpid(pid, not blocking)
+    if code or sig then self.active_children[pid] = nil end
+  end
+end
+
+function ForkingMixIn:service_actions() self:collect_children(false) end
+
+function ForkingMixIn:process_request(request, client_address)
+  self.active_children = self.active_children or {}
+  local n = 0
+  for _ in pairs(self.active_children) do n = n + 1 end
+  while n >= self.max_children do           -- Python blocks on the oldest too
+    wirelab.sleep(0.01)
+    self:collect_children(false)
+    n = 0
+    for _ in pairs(self.active_children) do n = n + 1 end
+  end
+  local pid = wirelab.fork()
+  if pid ~= 0 then
+    self.active_children[pid] = true
+    self:close_request(request)
+    return
+  end
+  -- the child: serve this request and exit, never returning to the loop
+  local status = 0
+  if self.socket_type == socket.SOCK_STREAM then self.socket:close() end
+  local ok, err = xpcall(self.finish_request, debug.traceback, self, request, client_address)
+  if not ok then
+    self:handle_error(request, client_address, err)
+    status = 1
+  end
+  pcall(self.shutdown_request, self, request)
+  wirelab._exit(status)
+end
+
+function ForkingMixIn:server_close()
+  self.socket:close()
+  if self.block_on_close then self:collect_children(true) end
+end
+
+M.ThreadingTCPServer = TCPServer:extend():include(ThreadingMixIn)
+M.ThreadingUDPServer = UDPServer:extend():include(ThreadingMixIn)
+M.ForkingTCPServer = TCPServer:extend():include(ForkingMixIn)
+M.ForkingUDPServer = UDPServer:extend():include(ForkingMixIn)
+
+-- ---- handlers -------------------------------------------------------------
+
+local BaseRequestHandler = class.Object:extend()
+M.BaseRequestHandler = BaseRequestHandler
+
+function BaseRequestHandler:init(request, client_address, server)
+  self.request = request
+  self.client_address = client_address
+  self.server = server
+  self:setup()
+  local ok, err = xpcall(self.handle, debug.traceback, self)
+  self:finish()
+  if not ok then error(err, 0) end
+end
+
+function BaseRequestHandler:setup() end
+function BaseRequestHandler:handle() end
+function BaseRequestHandler:finish() end
+
+-- StreamRequestHandler: rfile and wfile over the connection; wfile is
+-- unbuffered, as Python's (wbufsize = 0).
+local StreamRequestHandler = BaseRequestHandler:extend()
+M.StreamRequestHandler = StreamRequestHandler
+StreamRequestHandler.timeout = nil
+StreamRequestHandler.disable_nagle_algorithm = false
+
+function StreamRequestHandler:setup()
+  self.connection = self.request
+  if self.timeout ~= nil then self.connection:settimeout(self.timeout) end
+  if self.disable_nagle_algorithm then
+    self.connection:setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+  end
+  self.rfile = self.connection:makefile("rb")
+  self.wfile = self.connection:makefile("wb", {buffering = 0})
+end
+
+function StreamRequestHandler:finish()
+  if not self.connection.closed then pcall(self.wfile.flush, self.wfile) end
+  self.wfile:close()
+  self.rfile:close()
+end
+
+-- DatagramRequestHandler: rfile holds the datagram, wfile goes back.
+local DatagramRequestHandler = BaseRequestHandler:extend()
+M.DatagramRequestHandler = DatagramRequestHandler
+
+local Buffer = {}
+Buffer.__index = Buffer
+function Buffer:write(...)
+  for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
+  return self
+end
+function Buffer:getvalue() return table.concat(self.parts) end
+function Buffer:flush() return self end
+function Buffer:close() end
+
+local Reader = {}
+Reader.__index = Reader
+function Reader:read(n)
+  local d = self.data
+  if n == nil or n == "a" then self.data = ""; return d end
+  if n == "l" or n == "L" then
+    local i = d:find("\n", 1, true)
+    if not i then self.data = ""; return d ~= "" and d or nil end
+    self.data = d:sub(i + 1)
+    return n == "L" and d:sub(1, i) or d:sub(1, i - 1)
+  end
+  self.data = d:sub(n + 1)
+  return d:sub(1, n)
+end
+function Reader:readline() return self:read("L") or "" end
+function Reader:lines(fmt) return function() return self:read(fmt or "l") end end
+function Reader:close() end
+
+function DatagramRequestHandler:setup()
+  self.packet, self.socket = self.request[1], self.request[2]
+  self.rfile = setmetatable({data = self.packet}, Reader)
+  self.wfile = setmetatable({parts = {}}, Buffer)
+end
+
+function DatagramRequestHandler:finish()
+  local out = self.wfile:getvalue()
+  if out ~= "" then self.socket:sendto(out, self.client_address[1], self.client_address[2]) end
+end
+
+return M

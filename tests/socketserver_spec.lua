@@ -1,0 +1,293 @@
+-- socketserver_spec: Python's socketserver semantics on real sockets.
+local socketserver = require "socketserver"
+local socket = require "socket"
+local wirelab = require "wirelab"
+local process = require "process"
+
+local function bounded(seconds, fn)
+  return function() wirelab.timeout(seconds, fn) end
+end
+
+local Echo = socketserver.StreamRequestHandler:extend()
+function Echo:handle()
+  for line in self.rfile:lines("L") do self.wfile:write(line) end
+end
+
+-- A handler that holds each client until it sends "go\n".
+local Hold = socketserver.StreamRequestHandler:extend()
+function Hold:handle()
+  local line = self.rfile:readline()
+  self.wfile:write("done " .. line)
+end
+
+local function talk(port, line)
+  local c <close> = socket.create_connection("127.0.0.1", port, 5)
+  c:sendall(line)
+  local f = c:makefile("r")
+  return f:readline()
+end
+
+describe("socketserver", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function()
+    collectgarbage()
+    assert.are.equal(base, wirelab.handles())
+  end)
+
+  it("echoes lines with a StreamRequestHandler and reports the bound port", bounded(10, function()
+    local server = socketserver.TCPServer({"127.0.0.1", 0}, Echo)
+    local port = server.server_address[2]
+    assert.is_true(port > 0)
+    server:start()
+    assert.are.equal("hello\n", talk(port, "hello\n"))
+    assert.are.equal("second\n", talk(port, "second\n"))
+    server:shutdown()
+    server:server_close()
+  end))
+
+  it("TCPServer serves one client at a time; ThreadingTCPServer does not", bounded(15, function()
+    local function second_waits(cls)
+      local server = cls({"127.0.0.1", 0}, Hold)
+      local port = server.server_address[2]
+      server:start()
+      local first = socket.create_connection("127.0.0.1", port, 5)
+      first:sendall("")                        -- connected, handler waits for its line
+      wirelab.sleep(0.05)
+      -- the second client's whole exchange, bounded to 0.5 s
+      local second = socket.create_connection("127.0.0.1", port, 5)
+      second:settimeout(0.5)
+      second:sendall("two\n")
+      local ok, reply = pcall(second.recv, second, 100)
+      first:sendall("one\n")
+      assert.are.equal("done one\n", first:recv(100))
+      if not ok then                            -- it waited: now it is served
+        second:settimeout(5)
+        reply = second:recv(100)
+      end
+      assert.are.equal("done two\n", reply)
+      first:close()
+      second:close()
+      server:shutdown()
+      server:server_close()
+      return not ok
+    end
+    assert.is_true(second_waits(socketserver.TCPServer), "TCPServer served two clients at once")
+    assert.is_false(second_waits(socketserver.ThreadingTCPServer), "ThreadingTCPServer made a client wait")
+  end))
+
+  it("handle_error prints the traceback and the server keeps serving", bounded(10, function()
+    local Boom = socketserver.StreamRequestHandler:extend()
+    function Boom:handle()
+      local line = self.rfile:readline()
+      if line == "boom\n" then error("handler exploded") end
+      self.wfile:write("ok " .. line)
+    end
+    local server = socketserver.ThreadingTCPServer({"127.0.0.1", 0}, Boom)
+    local seen = {}
+    function server:handle_error(request, client_address, err)
+      seen[#seen + 1] = tostring(err)
+    end
+    server:start()
+    local port = server.server_address[2]
+    assert.are.equal("", talk(port, "boom\n"))     -- the connection just closes
+    assert.are.equal("ok fine\n", talk(port, "fine\n"))
+    assert.are.equal(1, #seen)
+    assert.is_truthy(seen[1]:find("handler exploded", 1, true))
+    assert.is_truthy(seen[1]:find("stack traceback", 1, true))
+    server:shutdown()
+    server:server_close()
+  end))
+
+  it("the default handle_error writes Python's banner to stderr", bounded(15, function()
+    local r = process.run{arg and arg[-1] or "./wirelab", "-e", [[
+      local ss = require "socketserver"
+      local socket = require "socket"
+      local S = ss.TCPServer({"127.0.0.1", 0}, function() error("bad handler") end)
+      S:start()
+      local c = socket.create_connection("127.0.0.1", S.server_address[2])
+      c:recv(1)
+      S:shutdown()
+      print("served on")
+    ]], timeout = 10}
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("served on\n", r.stdout)
+    assert.is_truthy(r.stderr:find("Exception occurred during processing of request from ('127.0.0.1'", 1, true), r.stderr)
+    assert.is_truthy(r.stderr:find("bad handler", 1, true))
+  end))
+
+  it("shutdown() from another task stops serve_forever promptly and waits for it", bounded(10, function()
+    local server = socketserver.TCPServer({"127.0.0.1", 0}, Echo)
+    local returned = false
+    local runner = wirelab.spawn(function()
+      server:serve_forever(10)                  -- a long poll interval: shutdown must not wait for it
+      returned = true
+    end)
+    wirelab.sleep(0.02)
+    local t0 = wirelab.now()
+    server:shutdown()
+    assert.is_true(returned)
+    assert.is_true(wirelab.now() - t0 < 0.5)
+    runner:join()
+    server:server_close()
+  end))
+
+  it("starts and shuts down 20 servers from other tasks without leaks", bounded(20, function()
+    local servers = {}
+    for i = 1, 20 do
+      servers[i] = socketserver.ThreadingTCPServer({"127.0.0.1", 0}, Echo)
+      servers[i]:start()
+    end
+    local stoppers = {}
+    for i = 1, 20 do
+      stoppers[i] = wirelab.spawn(function() servers[i]:shutdown(); servers[i]:server_close() end)
+    end
+    for i = 1, 20 do
+      stoppers[i]:join()
+      assert.are.equal(-1, servers[i].socket:fileno())
+    end
+  end))
+
+  it("handle_request honours timeout", bounded(10, function()
+    local server = socketserver.TCPServer({"127.0.0.1", 0}, Echo)
+    server.timeout = 0.2
+    local timed_out = false
+    function server:handle_timeout() timed_out = true end
+    local t0 = wirelab.now()
+    server:handle_request()
+    local took = wirelab.now() - t0
+    assert.is_true(timed_out)
+    assert.is_true(took >= 0.18 and took < 2, "took " .. took)
+    -- and it serves one request when one comes
+    local port = server.server_address[2]
+    local client = wirelab.spawn(talk, port, "once\n")
+    server:handle_request()
+    assert.are.equal("once\n", client:join())
+    server:server_close()
+  end))
+
+  it("server_close releases the port so a new server binds it at once", bounded(10, function()
+    local a = socketserver.TCPServer({"127.0.0.1", 0}, Echo)
+    local port = a.server_address[2]
+    a:start()
+    assert.are.equal("x\n", talk(port, "x\n"))
+    a:shutdown()
+    a:server_close()
+    local cls = socketserver.TCPServer:extend({allow_reuse_address = true})
+    local b = cls({"127.0.0.1", port}, Echo)
+    assert.are.equal(port, b.server_address[2])
+    b:server_close()
+  end))
+
+  it("a bind failure raises EADDRINUSE and leaks nothing", bounded(5, function()
+    local a = socketserver.TCPServer({"127.0.0.1", 0}, Echo)
+    local ok, err = pcall(socketserver.TCPServer, {"127.0.0.1", a.server_address[2]}, Echo)
+    assert.is_false(ok)
+    assert.are.equal("EADDRINUSE", err.code)
+    a:server_close()
+  end))
+
+  it("UDPServer with a DatagramRequestHandler answers each datagram", bounded(10, function()
+    local Upper = socketserver.DatagramRequestHandler:extend()
+    function Upper:handle() self.wfile:write(self.rfile:read("a"):upper()) end
+    local server = socketserver.UDPServer({"127.0.0.1", 0}, Upper)
+    server:start()
+    local c <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c:settimeout(2)
+    for _, word in ipairs({"one", "two", "three"}) do
+      c:sendto(word, "127.0.0.1", server.server_address[2])
+      assert.are.equal(word:upper(), c:recv(100))
+    end
+    server:shutdown()
+    server:server_close()
+  end))
+
+  it("a plain function handler gets request, client_address and server", bounded(10, function()
+    local got
+    local server = socketserver.ThreadingUDPServer({"127.0.0.1", 0}, function(request, addr, srv)
+      got = {request[1], addr[1], srv}
+      request[2]:sendto("ack", addr[1], addr[2])
+    end)
+    server:start()
+    local c <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c:settimeout(2)
+    c:sendto("ping", "127.0.0.1", server.server_address[2])
+    assert.are.equal("ack", c:recv(10))
+    assert.are.equal("ping", got[1])
+    assert.are.equal("127.0.0.1", got[2])
+    assert.are.equal(server, got[3])
+    server:shutdown()
+    server:server_close()
+  end))
+
+  it("ForkingTCPServer handles each request in a child process that is reaped", bounded(20, function()
+    local Pid = socketserver.StreamRequestHandler:extend()
+    function Pid:handle()
+      self.rfile:readline()
+      local f <close> = io.open("/proc/self/stat")
+      self.wfile:write(tostring(f:read("n")) .. "\n")
+    end
+    local server = socketserver.ForkingTCPServer({"127.0.0.1", 0}, Pid)
+    server:start(0.05)
+    local port = server.server_address[2]
+    local me <close> = io.open("/proc/self/stat")
+    local mypid = me:read("n")
+    local pids = {}
+    for i = 1, 3 do
+      local line = talk(port, "who\n")
+      pids[i] = tonumber(line)
+      assert.is_truthy(pids[i])
+      assert.are_not.equal(mypid, pids[i])
+    end
+    assert.are_not.equal(pids[1], pids[2])
+    server:shutdown()
+    server:server_close()                      -- waits for the children
+    for _, pid in ipairs(pids) do
+      local f = io.open("/proc/" .. pid .. "/stat")
+      if f then
+        local state = f:read("a"):match("%) (%a)")
+        f:close()
+        assert.are_not.equal("Z", state, "child " .. pid .. " is a zombie")
+      end
+    end
+  end))
+
+  it("serves 100 concurrent clients with handler errors thrown in", bounded(30, function()
+    local Flaky = socketserver.StreamRequestHandler:extend()
+    function Flaky:handle()
+      for line in self.rfile:lines("L") do
+        if line:find("^fail") then error("planned failure") end
+        self.wfile:write(line)
+      end
+    end
+    -- Python's default backlog of 5 overflows with 100 simultaneous
+    -- connects and the kernel then drops handshakes for seconds (Python's
+    -- socketserver does exactly the same): size it for the load.
+    local Server = socketserver.ThreadingTCPServer:extend({request_queue_size = 128})
+    local server = Server({"127.0.0.1", 0}, Flaky)
+    local errors_seen = 0
+    function server:handle_error() errors_seen = errors_seen + 1 end
+    server:start()
+    local port = server.server_address[2]
+    local tasks = {}
+    for i = 1, 100 do
+      tasks[i] = wirelab.spawn(function()
+        local c <close> = socket.create_connection("127.0.0.1", port, 10)
+        local f = c:makefile("rw")
+        if i % 10 == 0 then
+          f:write("fail now\n"):flush()
+          return f:readline() == ""             -- closed by the server
+        end
+        for k = 1, 5 do
+          f:write(("client %d line %d\n"):format(i, k)):flush()
+          if f:readline() ~= ("client %d line %d\n"):format(i, k) then return false end
+        end
+        return true
+      end)
+    end
+    for i = 1, 100 do assert.is_true(tasks[i]:join(), "client " .. i) end
+    assert.are.equal(10, errors_seen)
+    server:shutdown()
+    server:server_close()
+  end))
+end)
