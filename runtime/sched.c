@@ -622,6 +622,10 @@ int wl_sched_run(lua_State *L, int nargs) {
     run_ready();
     if (main->state == T_DONE || main->state == T_FAILED || S.signo) break;
     arm_timer();
+    /* stderr is block-buffered (see sched_init): what the tasks wrote goes
+    ** out once per loop iteration, not one write(2) per log line */
+    fflush(stderr);
+    fflush(stdout);
     if (S.rcount > 0) {
       uv_run(&S.loop, UV_RUN_NOWAIT);
     } else if (!uv_loop_alive(&S.loop)) {
@@ -683,6 +687,9 @@ static void sched_init(lua_State *L) {
   uv_timer_init(&S.loop, &S.timer);   /* active only while tasks sleep */
   uv_async_init(&S.loop, &S.wakeup, on_wakeup);
   uv_unref((uv_handle_t *)&S.wakeup);
+  /* a server's access log is a line per request: batch it (flushed each
+  ** loop iteration and at exit) instead of a write(2) per line */
+  setvbuf(stderr, NULL, _IOFBF, 1 << 16);
   signal(SIGPIPE, SIG_IGN);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

@@ -36,22 +36,32 @@ M.html_escape = html_escape
 -- ---- headers: case-insensitive, in arrival order --------------------------
 
 local Headers = {}
-Headers.__index = function(t, k)
-  local m = Headers[k]
-  if m then return m end
-  if type(k) == "string" then return t._map[lower(k)] end
-end
 M.Headers = Headers
 
-local function new_headers(list)
+-- The lowercase map is built on first use: a handler that never looks at
+-- the headers pays nothing for them.
+local function header_map(t)
   local map = {}
+  local list = t._list
   for i = 1, #list do
     local kv = list[i]
     local k = lower(kv[1])
     local old = map[k]
     map[k] = old and (old .. ", " .. kv[2]) or kv[2]
   end
-  return setmetatable({_list = list, _map = map}, Headers)
+  rawset(t, "_map", map)
+  return map
+end
+
+Headers.__index = function(t, k)
+  local m = Headers[k]
+  if m then return m end
+  if k == "_map" then return header_map(t) end
+  if type(k) == "string" then return t._map[lower(k)] end
+end
+
+local function new_headers(list)
+  return setmetatable({_list = list}, Headers)
 end
 M.new_headers = new_headers
 
@@ -210,8 +220,10 @@ end
 function Writer:flush()
   local h = self.h
   if #h._out > 0 then
-    local data = concat(h._out)
-    h._out, h._outlen = {}, 0
+    local out = h._out
+    local data = #out == 1 and out[1] or concat(out)
+    for i = #out, 1, -1 do out[i] = nil end
+    h._outlen = 0
     h.connection:sendall(data)
   end
   return self
@@ -235,6 +247,7 @@ function Base:setup()
   -- the head and body leave together, but never wait on Nagle either
   pcall(self.connection.setsockopt, self.connection, socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
   self.wfile = setmetatable({h = self}, Writer)
+  self._out, self._outlen = {}, 0
   self._buf, self._pos = "", 1
   local srv = self.server
   self._parser = core.parser("request", {
@@ -294,7 +307,7 @@ function Base:handle()
 end
 
 function Base:_reset_request()
-  self._out, self._outlen, self._sent_bytes = {}, 0, 0
+  self._outlen, self._sent_bytes = 0, 0
   self._headers_sent, self._head_buffer = false, nil
   self._chunked, self._no_body, self._has_length = false, false, false
   self._status = nil
@@ -342,8 +355,13 @@ function Base:handle_one_request()
   self.raw_requestline = self.requestline .. "\r\n"
   self.headers = new_headers(head.headers)
   self._head = head
-  self.rfile = setmetatable({h = self, pending = "", received = 0, done = false}, Body)
-  self._body = self.rfile
+  local body = self._body
+  if body == nil then
+    body = setmetatable({h = self}, Body)
+    self._body = body
+  end
+  body.pending, body.received, body.done, body.failed, body.trailers = "", 0, false, false, nil
+  self.rfile = body
   if not head.chunked and not head.content_length then self._body.done = true end
   -- the parser drives keep-alive (version and Connection header)
   self.close_connection = not head.keep_alive or self.protocol_version == "HTTP/1.0"
@@ -372,7 +390,8 @@ function Base:handle_one_request()
   if not ok then
     -- Python closes the socket; a 500 first tells the client why
     if not self._headers_sent and not self.connection.closed then
-      self._out, self._outlen = {}, 0
+      for i = #self._out, 1, -1 do self._out[i] = nil end
+      self._outlen = 0
       pcall(self.send_error, self, 500, "Internal Server Error")
       pcall(self.wfile.flush, self.wfile)
     end
@@ -416,8 +435,10 @@ end
 function Base:send_response(code, message)
   self:log_request(code)
   self:send_response_only(code, message)
-  self:send_header("Server", self:version_string())
-  self:send_header("Date", self:date_time_string())
+  local hb = self._head_buffer
+  if hb then    -- our own headers: nothing to validate
+    hb[#hb + 1] = "Server: " .. self:version_string() .. "\r\nDate: " .. self:date_time_string() .. "\r\n"
+  end
 end
 
 function Base:send_response_only(code, message)
@@ -455,6 +476,8 @@ function Base:send_header(keyword, value)
     local hb = self._head_buffer
     hb[#hb + 1] = keyword .. ": " .. value .. "\r\n"
   end
+  local c = keyword:byte(1)
+  if c ~= 67 and c ~= 99 and c ~= 84 and c ~= 116 then return end   -- C, c, T, t
   local k = lower(keyword)
   if k == "connection" then
     local v = lower(value)
@@ -533,8 +556,26 @@ end
 
 function Base:address_string() return tostring(self.client_address[1]) end
 function Base:version_string() return self.server_version .. " " .. self.sys_version end
-function Base:date_time_string(t) return core.httpdate(t) end
-function Base:log_date_time_string() return os.date("%d/%b/%Y %H:%M:%S") end
+
+-- Both clocks change once a second: format them once a second.
+local now_s, http_date, log_date = -1, nil, nil
+local function refresh_dates()
+  local t = math.floor(wirelab.time())
+  if t ~= now_s then
+    now_s, http_date, log_date = t, core.httpdate(t), os.date("%d/%b/%Y %H:%M:%S", t)
+  end
+end
+
+function Base:date_time_string(t)
+  if t then return core.httpdate(t) end
+  refresh_dates()
+  return http_date
+end
+
+function Base:log_date_time_string()
+  refresh_dates()
+  return log_date
+end
 
 -- SimpleHTTPRequestHandler lives in http.static, loaded on first use
 setmetatable(M, {__index = function(t, k)
