@@ -88,11 +88,24 @@ function Socket:connect(host, port)
   return c_connect(self, resolve(self, host, "connect"), port)
 end
 
+-- Hosts already seen to be numeric: a UDP server answers the same few
+-- peers over and over, and the checks below are its hot path.
+local numeric_hosts, n_numeric = {}, 0
+
 function Socket:sendto(data, host, port)
+  if numeric_hosts[host] and type(data) == "string" and math.type(port) == "integer"
+     and port >= 0 and port <= 65535 then
+    return c_sendto(self, data, host, port)
+  end
   if type(data) ~= "string" then
     error("bad argument #1 to 'sendto' (string expected, got " .. type(data) .. ")", 2)
   end
   check_hostport("sendto", host, port, 2)
+  if is_numeric(host) then
+    if n_numeric >= 4096 then numeric_hosts, n_numeric = {}, 0 end
+    numeric_hosts[host], n_numeric = true, n_numeric + 1
+    return c_sendto(self, data, host, port)
+  end
   return c_sendto(self, data, resolve(self, host, "sendto"), port)
 end
 
