@@ -290,7 +290,11 @@ function Base:_fail(status, reason)
   self.close_connection = true
   if self._headers_sent then return end
   if not self.requestline then
-    self.requestline = self._parser:request_line(self._buf) or ""
+    -- the whole first line as received (the parser stops at the bad byte);
+    -- log_message escapes its control bytes
+    local parsed = self._parser:request_line(self._buf) or ""
+    local raw = self._buf:match("^([^\r\n]*)") or ""
+    self.requestline = (#raw > #parsed and raw or parsed):sub(1, 8192)
     self.command, self.request_version = nil, nil
   end
   pcall(self.send_error, self, status, reason)
@@ -350,6 +354,8 @@ function Base:handle_one_request()
 
   self.command = head.method
   self.path = head.target
+  -- Python 3.11+: "//host/x" must never turn into a Location to another host
+  if self.path:sub(1, 2) == "//" then self.path = "/" .. self.path:gsub("^/+", "") end
   self.request_version = head.version
   self.requestline = head.method .. " " .. head.target .. " " .. head.version
   self.raw_requestline = self.requestline .. "\r\n"
@@ -528,7 +534,7 @@ function Base:send_error(code, message, explain)
   message = message or reason
   explain = explain or reason
   self:log_error("code %d, message %s", code, message)
-  self:send_response(code, message:gsub("[\r\n%z]", " "))
+  self:send_response(code, (message:gsub("[\r\n%z]", " ")))
   self:send_header("Connection", "close")
   local body
   if code >= 200 and code ~= 204 and code ~= 205 and code ~= 304 then
@@ -593,12 +599,22 @@ function M.main(args)
   local i = 1
   while i <= #args do
     local a = args[i]
+    if (a == "-b" or a == "--bind" or a == "-d" or a == "--directory") and args[i + 1] == nil then
+      io.stderr:write("wirelab -m http.server: argument ", a, ": expected one argument\n")
+      return 2
+    end
     if a == "-b" or a == "--bind" then bind, i = args[i + 1], i + 2
     elseif a == "-d" or a == "--directory" then dir, i = args[i + 1], i + 2
     elseif a == "-h" or a == "--help" then
       print("usage: wirelab -m http.server [-h] [-b ADDRESS] [-d DIRECTORY] [port]")
       return 0
-    elseif tonumber(a) then port, i = math.tointeger(tonumber(a)), i + 1
+    elseif a:match("^%d+$") then
+      -- a decimal port, as Python's argparse type=int: not "1.5" nor "0x10"
+      port, i = math.tointeger(tonumber(a)), i + 1
+      if not port or port > 65535 then
+        io.stderr:write("wirelab -m http.server: port out of range 0-65535: '", a, "'\n")
+        return 2
+      end
     else
       io.stderr:write("wirelab -m http.server: unknown argument '", a, "'\n")
       return 2
@@ -611,7 +627,7 @@ function M.main(args)
   if host:find(":", 1, true) then cls = cls:extend({address_family = socket.AF_INET6}) end
   local server = cls({host, port}, Handler)
   local h, p = server.server_address[1], server.server_address[2]
-  local shown = (h == "0.0.0.0" or h == "::") and h or h
+  local shown = h
   local url_host = h:find(":", 1, true) and ("[" .. h .. "]") or h
   print(format("Serving HTTP on %s port %d (http://%s:%d/) ...", shown, p, url_host, p))
   io.stdout:flush()
