@@ -368,6 +368,10 @@ static int scan(parser_t *P, const char *p, const char *end,
         s += n - 1;
         break;
       }
+      /* a request line that ends inside its method ("HELLO\r\n") is
+         decided now, or the verdict would wait for bytes never coming */
+      if (req && (c == '\r' || c == '\n') && P->method_st == M_IN)
+        P->method_st = M_BAD;
       if (c == '\r') { P->st = S_LINE_CR; break; }
       if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; break; }
       if (is_ctl(c) || (req && c == '\t'))  /* llhttp takes HTAB in URLs */

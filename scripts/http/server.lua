@@ -116,6 +116,10 @@ M.ThreadingHTTPServer = HTTPServer:extend({daemon_threads = true}):include(socke
 
 -- ---- the request body, read through the parser ------------------------------
 
+-- Raised through the handler when the client failed mid-body (its 4xx is
+-- already sent): the request ends quietly, not as a handler error.
+local ABORT = setmetatable({}, {__tostring = function() return "request aborted by the client" end})
+
 local Body = {}
 Body.__index = Body
 
@@ -137,14 +141,15 @@ local function body_chunk(h)
     elseif ev == "more" then
       h._pos = a
       if not h:_fill(h.server.body_timeout, "body") then
-        b.done = true
-        b.failed = true
-        return ""
+        -- a timeout has had its 408; a body cut short by EOF gets a 400
+        if h._eof then h:_fail(400, "Bad Request: incomplete body") end
+        b.done, b.failed = true, true
+        error(ABORT, 0)
       end
     else                                      -- "error": 413 or 400 mid-body
       b.done, b.failed = true, true
       h:_fail(a, c)
-      return ""
+      error(ABORT, 0)
     end
   end
 end
@@ -392,12 +397,20 @@ function Base:handle_one_request()
     self.close_connection = true
     return
   end
-  local ok, err = xpcall(method, debug.traceback, self)
+  local ok, err = xpcall(method, function(e)
+    if e == ABORT then return e end
+    return debug.traceback(e, 2)
+  end, self)
+  if not ok and err == ABORT then
+    self.close_connection = true
+    return
+  end
   if not ok then
     -- Python closes the socket; a 500 first tells the client why
     if not self._headers_sent and not self.connection.closed then
       for i = #self._out, 1, -1 do self._out[i] = nil end
       self._outlen = 0
+      self._head_buffer, self._chunked, self._no_body = nil, false, false
       pcall(self.send_error, self, 500, "Internal Server Error")
       pcall(self.wfile.flush, self.wfile)
     end
@@ -420,8 +433,10 @@ function Base:_end_response()
     -- the handler left some body unread: read past it, or give up on the
     -- connection if it is large
     local limit = 1024 * 1024
-    while not b.done and b.received < limit do body_chunk(self) end
-    if not b.done or b.failed then self.close_connection = true end
+    local ok = pcall(function()
+      while not b.done and b.received < limit do body_chunk(self) end
+    end)
+    if not ok or not b.done or b.failed then self.close_connection = true end
   end
 end
 
