@@ -147,7 +147,7 @@ static int process_spawn(lua_State *L) {
     st->p = p;
     wl_waiter_init(&st->readers);
     lua_getfield(L, 2, names[i]);
-    if (lua_toboolean(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING && lua_toboolean(L, -1)) {
       uv_pipe_init(wl_loop(), &st->pipe, 0);
       st->open = 1;
       p->refs++;
@@ -156,6 +156,7 @@ static int process_spawn(lua_State *L) {
     } else if (i > 0 && lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "inherit") == 0) {
       stdio[i].flags = UV_INHERIT_FD;
       stdio[i].data.fd = i;
+      st->eof = 1;                           /* nothing to read on our side */
     } else {
       stdio[i].flags = UV_IGNORE;
       st->eof = 1;

@@ -74,8 +74,12 @@ static void watch(wl_sock_t *s, int events) {
 ** armed, so the loop costs no epoll_ctl per message. */
 static void on_poll(uv_poll_t *h, int status, int events) {
   wl_sock_t *s = (wl_sock_t *)h;
-  int keep = s->events;
-  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  int keep;
+  if (status < 0) {          /* POLLERR: libuv has stopped the handle itself */
+    events = UV_READABLE | UV_WRITABLE;
+    s->events = 0;           /* so that watch() starts it again */
+  }
+  keep = s->events;
   if (events & UV_READABLE) {
     s->maybe_readable = 1;
     if (!wl_list_wake_one(&s->rdq, 0)) keep &= ~UV_READABLE;
@@ -257,7 +261,7 @@ static int accept_do(lua_State *L, lua_KContext dl) {
   socklen_t len = sizeof sa;
   wl_sock_t **box;
   int fd, rc;
-  if (!s->maybe_readable)
+  if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
     return wait_io(L, s, "accept", UV_READABLE, dl, accept_k);
   fd = accept4(s->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) {
@@ -305,7 +309,7 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   char *buf;
   ssize_t r;
   luaL_argcheck(L, n >= 0, 2, "negative buffer size");
-  if (!s->maybe_readable)
+  if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
     return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
   buf = n <= RECV_STATIC ? scratch : luaL_buffinitsize(L, &b, (size_t)n);
   sa.ss_family = AF_UNSPEC;
