@@ -9,6 +9,7 @@ local wirelab = require "wirelab"
 local class = require "wirelab.class"
 local errors = require "wirelab.error"
 local core = require "http.core"
+local headers_mod = require "http.headers"
 
 local type, tostring, pcall, error, setmetatable = type, tostring, pcall, error, setmetatable
 local ipairs, pairs, select, math_type = ipairs, pairs, select, math.type
@@ -57,54 +58,10 @@ local function argerror(n, fname, msg, level)
   error(format("bad argument #%d to '%s' (%s)", n, fname, msg), level + 1)
 end
 
--- ---- headers: case-insensitive, in arrival order ---------------------------
-
-local Headers = {}
-Headers.__index = function(t, k)
-  local m = Headers[k]
-  if m ~= nil then return m end
-  if type(k) == "string" then return t._map[lower(k)] end
-end
--- pairs(headers): every (name, value) as received, repeats included
-Headers.__pairs = function(t)
-  local i = 0
-  return function()
-    i = i + 1
-    local kv = t._list[i]
-    if kv then return kv[1], kv[2] end
-  end, t, nil
-end
-M.Headers = Headers
-
-local function new_headers(list)
-  local map = {}
-  for i = 1, #list do
-    local kv = list[i]
-    local k = lower(kv[1])
-    local old = map[k]
-    map[k] = old and (old .. ", " .. kv[2]) or kv[2]
-  end
-  return setmetatable({_list = list, _map = map}, Headers)
-end
+-- headers: case-insensitive, in arrival order (http.headers)
+local new_headers = headers_mod.new
+M.Headers = headers_mod.Headers
 M.new_headers = new_headers
-
--- get(name[, default]): the value, repeated fields joined with ", "
-function Headers:get(name, default)
-  local v = self._map[lower(name)]
-  if v == nil then return default end
-  return v
-end
-
--- get_all(name): every value of a field that may repeat (Set-Cookie)
-function Headers:get_all(name)
-  local out, k = {}, lower(name)
-  for _, kv in ipairs(self._list) do
-    if lower(kv[1]) == k then out[#out + 1] = kv[2] end
-  end
-  return out
-end
-
-function Headers:items() return Headers.__pairs(self) end
 
 -- ---- request validation -------------------------------------------------
 

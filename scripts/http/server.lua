@@ -6,6 +6,7 @@ local socketserver = require "socketserver"
 local socket = require "socket"
 local wirelab = require "wirelab"
 local core = require "http.core"
+local headers_mod = require "http.headers"
 local errors = require "wirelab.error"
 
 local type, tostring, pcall, error, select = type, tostring, pcall, error, select
@@ -33,61 +34,10 @@ local function html_escape(s)
 end
 M.html_escape = html_escape
 
--- ---- headers: case-insensitive, in arrival order --------------------------
-
-local Headers = {}
-M.Headers = Headers
-
--- The lowercase map is built on first use: a handler that never looks at
--- the headers pays nothing for them.
-local function header_map(t)
-  local map = {}
-  local list = t._list
-  for i = 1, #list do
-    local kv = list[i]
-    local k = lower(kv[1])
-    local old = map[k]
-    map[k] = old and (old .. ", " .. kv[2]) or kv[2]
-  end
-  rawset(t, "_map", map)
-  return map
-end
-
-Headers.__index = function(t, k)
-  local m = Headers[k]
-  if m then return m end
-  if k == "_map" then return header_map(t) end
-  if type(k) == "string" then return t._map[lower(k)] end
-end
-
-local function new_headers(list)
-  return setmetatable({_list = list}, Headers)
-end
+-- headers: case-insensitive, in arrival order (http.headers)
+local new_headers = headers_mod.new
+M.Headers = headers_mod.Headers
 M.new_headers = new_headers
-
-function Headers:get(name, default)
-  local v = self._map[lower(name)]
-  if v == nil then return default end
-  return v
-end
-
--- every value of a header that may repeat
-function Headers:get_all(name)
-  local out, k = {}, lower(name)
-  for _, kv in ipairs(self._list) do
-    if lower(kv[1]) == k then out[#out + 1] = kv[2] end
-  end
-  return out
-end
-
-function Headers:items()
-  local i = 0
-  return function()
-    i = i + 1
-    local kv = self._list[i]
-    if kv then return kv[1], kv[2] end
-  end
-end
 
 -- ---- servers ----------------------------------------------------------------
 
