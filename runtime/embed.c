@@ -9,6 +9,7 @@
 
 int luaopen_socket_core(lua_State *L);
 int luaopen_process_core(lua_State *L);
+int luaopen_wirelab_fs(lua_State *L);
 int luaopen_http_core(lua_State *L) __attribute__((weak));
 
 static const luaL_Reg cmodules[] = {
@@ -16,6 +17,7 @@ static const luaL_Reg cmodules[] = {
   {"wirelab.error", luaopen_wirelab_error},
   {"socket.core", luaopen_socket_core},
   {"process.core", luaopen_process_core},
+  {"wirelab.fs", luaopen_wirelab_fs},
   {"http.core", luaopen_http_core},
   {NULL, NULL}
 };

@@ -4,65 +4,44 @@
 -- a `..` segment, NUL or backslash is refused outright, and the real path of
 -- what remains (symlinks resolved) must lie under the real path of the root.
 --
--- Lua's standard library cannot stat, resolve symlinks or list a directory,
--- and wirelab has no file-system binding yet, so probe(), list() and
--- getcwd() in the "file system" section run coreutils/findutils through
--- process.run: a request path reaches them only as an argv entry (the one
--- `sh -c` script is a constant that quotes "$1" and "$2"), and the loop
--- keeps running while they do. Reading the file itself (io.open, 64 KiB
--- reads) does block the loop, briefly, per chunk.
--- TODO: replace the three with a C binding (realpath, stat, opendir).
+-- File metadata comes from wirelab.fs (realpath, stat, listdir: one system
+-- call each). Reading the file itself (io.open, 64 KiB reads) blocks the
+-- loop, briefly, per chunk.
 local server = require "http.server"
 local core = require "http.core"
-local process = require "process"
+local fs = require "wirelab.fs"
 
 local tonumber, tostring, ipairs, pcall, error = tonumber, tostring, ipairs, pcall, error
 local concat, sort, lower, format, char = table.concat, table.sort, string.lower, string.format, string.char
 
 local M = {}
 
--- ---- file system (each call below spawns a program; see the header) -------
-
--- realpath of the root and of the target, then the target's stat (following
--- symlinks), NUL-separated: no request byte can be mistaken for a separator
-local PROBE = 'realpath -ez -- "$1" "$2" && exec stat -L --printf "%f\\0%s\\0%Y\\0" -- "$2"'
+-- ---- file system -----------------------------------------------------------
 
 -- probe(root, path) -> {root=, real=, kind=, size=, mtime=} or nil when
--- either does not exist. kind: "file", "directory" or "other".
+-- either does not exist. kind: "file", "directory" or "other"; size and
+-- mtime follow symlinks, and real is the path with every link resolved.
 local function probe(root, path)
-  local r = process.run{"sh", "-c", PROBE, "sh", root, path, timeout = 10}
-  if r.code ~= 0 then return nil end
-  local f = {}
-  for field in r.stdout:gmatch("([^\0]*)\0") do f[#f + 1] = field end
-  if #f ~= 5 then return nil end
-  local mode = tonumber(f[3], 16)
-  if not mode then return nil end
-  local ifmt = mode & 0xF000
-  return {root = f[1], real = f[2],
-          kind = ifmt == 0x8000 and "file" or ifmt == 0x4000 and "directory" or "other",
-          size = tonumber(f[4]), mtime = tonumber(f[5])}
+  local rroot, real = fs.realpath(root), fs.realpath(path)
+  if not rroot or not real then return nil end
+  local st = fs.stat(real)
+  if not st then return nil end
+  return {root = rroot, real = real,
+          kind = (st.kind == "file" or st.kind == "directory") and st.kind or "other",
+          size = st.size, mtime = st.mtime}
 end
 
 -- list(dir) -> {{name=, isdir=, islink=}...} or nil; dir is absolute
 local function list(dir)
-  local r = process.run{"find", dir, "-mindepth", "1", "-maxdepth", "1",
-                        "-printf", "%y%Y%P\\0", timeout = 10}
-  if r.code ~= 0 then return nil end
-  local out = {}
-  for y, Y, name in r.stdout:gmatch("(.)(.)([^\0]*)\0") do
-    out[#out + 1] = {name = name, islink = y == "l", isdir = Y == "d"}
-  end
-  return out
+  return (fs.listdir(dir))
 end
 
 -- The process's working directory: wirelab has no chdir, so it is read once.
 local cwd_cache
 local function getcwd()
   if not cwd_cache then
-    local r = process.run{"pwd", "-P", timeout = 10}
-    local d = r.code == 0 and r.stdout:gsub("\n$", "") or ""
-    if d == "" then error("http.static: cannot read the current directory", 2) end
-    cwd_cache = d
+    cwd_cache = fs.getcwd()
+    if not cwd_cache then error("http.static: cannot read the current directory", 2) end
   end
   return cwd_cache
 end
