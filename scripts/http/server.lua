@@ -85,6 +85,7 @@ local function body_chunk(h)
       return c
     elseif ev == "end" then
       h._pos = a
+      h._idle = true
       b.done = true
       b.trailers = c
       return ""
@@ -147,7 +148,23 @@ function Body:close() end
 local Writer = {}
 Writer.__index = Writer
 
-function Writer:write(...)
+function Writer:write(s1, ...)
+  local h = self.h
+  -- the common case: one string, a plain (not chunked) body
+  if type(s1) == "string" and select("#", ...) == 0 and not h._chunked then
+    if not h._no_body then
+      local out = h._out
+      out[#out + 1] = s1
+      h._outlen = h._outlen + #s1
+      h._sent_bytes = h._sent_bytes + #s1
+      if h._outlen >= 65536 then self:flush() end
+    end
+    return self
+  end
+  return self:_write_many(s1, ...)
+end
+
+function Writer:_write_many(...)
   local h = self.h
   for i = 1, select("#", ...) do
     local s = select(i, ...)
@@ -171,13 +188,19 @@ function Writer:write(...)
   return self
 end
 
--- sends what is buffered (the head goes with the first body bytes)
+-- sends what is buffered: the head, if not yet sent, goes in the same
+-- write as the first body bytes
 function Writer:flush()
   local h = self.h
-  if #h._out > 0 then
-    local out = h._out
-    local data = #out == 1 and out[1] or concat(out)
-    for i = #out, 1, -1 do out[i] = nil end
+  local out, data = h._out, h._head_out
+  local n = #out
+  if n > 0 then
+    local body = n == 1 and out[1] or concat(out)
+    for i = n, 1, -1 do out[i] = nil end
+    data = data and data .. body or body
+  end
+  if data then
+    h._head_out = nil
     h._outlen = 0
     h.connection:sendall(data)
   end
@@ -202,8 +225,8 @@ function Base:setup()
   -- the head and body leave together, but never wait on Nagle either
   pcall(self.connection.setsockopt, self.connection, socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
   self.wfile = setmetatable({h = self}, Writer)
-  self._out, self._outlen = {}, 0
-  self._buf, self._pos = "", 1
+  self._out, self._outlen, self._hb = {}, 0, {}
+  self._buf, self._pos, self._idle = "", 1, true
   local srv = self.server
   self._parser = core.parser("request", {
     max_line = srv.max_line or 8192, max_header_bytes = srv.max_header_bytes or 65536,
@@ -220,7 +243,10 @@ end
 function Base:_fill(timeout, phase, deadline)
   local conn = self.connection
   if deadline then timeout = math.max(0.001, deadline - wirelab.now()) end
-  conn:settimeout(timeout)
+  if timeout ~= self._timeout then
+    conn:settimeout(timeout)
+    self._timeout = timeout
+  end
   local ok, data = pcall(conn.recv, conn, 65536)
   if not ok then
     if errors.is(data, "ETIMEDOUT") and phase ~= "idle" then
@@ -267,10 +293,23 @@ end
 
 function Base:_reset_request()
   self._outlen, self._sent_bytes = 0, 0
-  self._headers_sent, self._head_buffer = false, nil
+  self._headers_sent, self._head_buffer, self._head_out = false, nil, nil
   self._chunked, self._no_body, self._has_length = false, false, false
   self._status = nil
   self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
+end
+
+-- "GET" -> "do_GET", made once per method name
+local do_names = setmetatable({}, {__index = function(t, m)
+  local v = "do_" .. m
+  t[m] = v
+  return v
+end})
+
+-- the message handler of a request: a traceback, except for ABORT
+local function handler_traceback(e)
+  if e == ABORT then return e end
+  return debug.traceback(e, 2)
 end
 
 function Base:handle_one_request()
@@ -282,10 +321,17 @@ function Base:handle_one_request()
   -- the head has come, the whole head must arrive by the header deadline
   local head
   local deadline = self._pos <= #self._buf and wirelab.now() + srv.header_timeout or nil
+  local parser = self._parser
   while true do
-    local ev, a, b = self._parser:feed(self._buf, self._pos)
+    local ev, a, b
+    if self._idle and self._pos > #self._buf then
+      ev, a = "more", self._pos       -- between messages with nothing left: no call
+    else
+      ev, a, b = parser:feed(self._buf, self._pos)
+    end
     if ev == "head" then
       self._pos = a
+      self._idle = false
       head = b
       break
     elseif ev == "more" then
@@ -300,6 +346,7 @@ function Base:handle_one_request()
       end
     elseif ev == "end" then                  -- the end of a bodiless request
       self._pos = a
+      self._idle = true
     else                                      -- "error"
       self:_fail(a or 400, b or "Bad Request")
       return
@@ -340,17 +387,14 @@ function Base:handle_one_request()
     if not self:handle_expect_100() then self.wfile:flush(); return end
   end
 
-  local method = self["do_" .. self.command]
+  local method = self[do_names[self.command]]
   if not method then
     self:send_error(501, ("Unsupported method ('%s')"):format(self.command))
     self.wfile:flush()
     self.close_connection = true
     return
   end
-  local ok, err = xpcall(method, function(e)
-    if e == ABORT then return e end
-    return debug.traceback(e, 2)
-  end, self)
+  local ok, err = xpcall(method, handler_traceback, self)
   if not ok and err == ABORT then
     self.close_connection = true
     return
@@ -360,7 +404,9 @@ function Base:handle_one_request()
     if not self._headers_sent and not self.connection.closed then
       for i = #self._out, 1, -1 do self._out[i] = nil end
       self._outlen = 0
-      self._head_buffer, self._chunked, self._no_body = nil, false, false
+      self._head_buffer, self._head_out, self._chunked, self._no_body = nil, nil, false, false
+      local hb = self._hb
+      for i = #hb, 1, -1 do hb[i] = nil end
       pcall(self.send_error, self, 500, "Internal Server Error")
       pcall(self.wfile.flush, self.wfile)
     end
@@ -403,28 +449,62 @@ end
 
 -- ---- building the response ------------------------------------------------
 
+-- Both clocks change once a second: format them once a second.
+local now_s, http_date, log_date = -1, nil, nil
+local function refresh_dates()
+  local t = wirelab.time() // 1
+  if t ~= now_s then
+    now_s, http_date, log_date = t, core.httpdate(t), os.date("%d/%b/%Y %H:%M:%S", t)
+  end
+end
+
+-- "Server: ...\r\nDate: ...\r\n", made once a second per version string
+local server_date = {}
+local server_date_at = -1
+
 function Base:send_response(code, message)
   self:log_request(code)
   self:send_response_only(code, message)
   local hb = self._head_buffer
   if hb then    -- our own headers: nothing to validate
-    hb[#hb + 1] = "Server: " .. self:version_string() .. "\r\nDate: " .. self:date_time_string() .. "\r\n"
+    local version = self:version_string()
+    refresh_dates()
+    if server_date_at ~= now_s then server_date, server_date_at = {}, now_s end
+    local line = server_date[version]
+    if not line then
+      line = "Server: " .. version .. "\r\nDate: " .. self:date_time_string() .. "\r\n"
+      server_date[version] = line
+    end
+    hb[#hb + 1] = line
   end
 end
+
+-- "HTTP/1.1 200 OK\r\n" for each protocol and code, with the default reason
+local status_lines = setmetatable({}, {__index = function(t, proto)
+  local lines = setmetatable({}, {__index = function(l, code)
+    local v = proto .. " " .. code .. " " .. (core.status_reason(code) or "") .. "\r\n"
+    l[code] = v
+    return v
+  end})
+  t[proto] = lines
+  return lines
+end})
 
 function Base:send_response_only(code, message)
   if math.type(code) ~= "integer" or code < 100 or code > 999 then
     error("bad argument #1 to 'send_response' (status code 100-999 expected)", 2)
   end
-  message = message or core.status_reason(code) or ""
-  if not core.valid_header_value(message) then
+  local line
+  if message == nil then
+    line = status_lines[self.protocol_version][code]
+  elseif not core.valid_header_value(message) then
     error("bad argument #2 to 'send_response' (CR, LF or NUL in the reason phrase)", 2)
   end
   self._status = code
   if self.request_version ~= "HTTP/0.9" then
-    self._head_buffer = self._head_buffer or {}
-    local hb = self._head_buffer
-    hb[#hb + 1] = self.protocol_version .. " " .. code .. " " .. message .. "\r\n"
+    local hb = self._hb
+    self._head_buffer = hb
+    hb[#hb + 1] = line or (self.protocol_version .. " " .. code .. " " .. message .. "\r\n")
   end
   local no_body = code < 200 or code == 204 or code == 304 or self.command == "HEAD"
   self._no_body_status = no_body
@@ -432,26 +512,45 @@ function Base:send_response_only(code, message)
   if code >= 200 then self._has_length = false end
 end
 
+-- Header names already checked, each with what it means for framing
+-- (false, or its lowercase name when it is one the server must track).
+-- Names come from handler code, so the cache stays small; it is bounded
+-- anyway.
+local known_names, n_known = {}, 0
+local TRACKED = {connection = true, ["content-length"] = true, ["transfer-encoding"] = true}
+
+local function header_kind(keyword)
+  local kind = known_names[keyword]
+  if kind ~= nil then return kind end
+  if type(keyword) ~= "string" or not core.valid_header_name(keyword) then return nil end
+  local k = lower(keyword)
+  kind = TRACKED[k] and k or false
+  if n_known >= 1024 then known_names, n_known = {}, 0 end
+  known_names[keyword], n_known = kind, n_known + 1
+  return kind
+end
+
 -- send_header(name, value): raises (sending nothing) on CR/LF in the value
 -- or a malformed name -- header injection (RELIABILITY.md item 11)
 function Base:send_header(keyword, value)
-  if type(keyword) ~= "string" or not core.valid_header_name(keyword) then
+  local k = header_kind(keyword)
+  if k == nil then
     error("bad argument #1 to 'send_header' (invalid header name " .. format("%q", tostring(keyword)) .. ")", 2)
   end
-  value = tostring(value)
-  if not core.valid_header_value(value) then
-    error("bad argument #2 to 'send_header' (header value contains CR, LF or NUL)", 2)
+  if type(value) ~= "number" then      -- a number cannot carry CR or LF
+    value = tostring(value)
+    if not core.valid_header_value(value) then
+      error("bad argument #2 to 'send_header' (header value contains CR, LF or NUL)", 2)
+    end
   end
   if self.request_version ~= "HTTP/0.9" then
-    self._head_buffer = self._head_buffer or {}
-    local hb = self._head_buffer
+    local hb = self._hb
+    self._head_buffer = hb
     hb[#hb + 1] = keyword .. ": " .. value .. "\r\n"
   end
-  local c = keyword:byte(1)
-  if c ~= 67 and c ~= 99 and c ~= 84 and c ~= 116 then return end   -- C, c, T, t
-  local k = lower(keyword)
+  if not k then return end
   if k == "connection" then
-    local v = lower(value)
+    local v = lower(tostring(value))
     if v == "close" then self.close_connection = true
     elseif v == "keep-alive" then self.close_connection = false end
     self._conn_header = true
@@ -481,10 +580,9 @@ function Base:end_headers()
     self._no_body = self._no_body_status
   end
   hb[#hb + 1] = "\r\n"
-  -- the head goes first in the output buffer
-  local out = self._out
-  table.insert(out, 1, concat(hb))
-  self._outlen = self._outlen + #out[1]
+  local head = concat(hb)
+  for i = #hb, 1, -1 do hb[i] = nil end
+  self._head_out = self._head_out and self._head_out .. head or head
   self._head_buffer = nil
   self._conn_header = nil
   if status >= 200 then self._headers_sent = true end
@@ -514,7 +612,7 @@ end
 -- ---- logging, as Python's ----------------------------------------------------
 
 function Base:log_request(code, size)
-  self:log_message('"%s" %s %s', self.requestline or "", tostring(code or "-"), tostring(size or "-"))
+  self:log_message('"%s" %s %s', self.requestline or "", code or "-", size or "-")
 end
 
 function Base:log_error(fmt, ...) self:log_message(fmt, ...) end
@@ -527,15 +625,6 @@ end
 
 function Base:address_string() return tostring(self.client_address[1]) end
 function Base:version_string() return self.server_version .. " " .. self.sys_version end
-
--- Both clocks change once a second: format them once a second.
-local now_s, http_date, log_date = -1, nil, nil
-local function refresh_dates()
-  local t = math.floor(wirelab.time())
-  if t ~= now_s then
-    now_s, http_date, log_date = t, core.httpdate(t), os.date("%d/%b/%Y %H:%M:%S", t)
-  end
-end
 
 function Base:date_time_string(t)
   if t then return core.httpdate(t) end
