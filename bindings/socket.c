@@ -176,21 +176,98 @@ static int socket_socket(lua_State *L) {
   return 1;
 }
 
-static void check_addr(lua_State *L, wl_sock_t *s, int hi, const char *op,
-                       struct sockaddr_storage *sa, socklen_t *len) {
+/* ---- name resolution, on libuv's thread pool ---------------------------- */
+
+typedef struct {
+  uv_getaddrinfo_t uv;
+  wl_waiter_t w;
+  struct addrinfo *res;
+} gai_req;
+
+static void on_resolved(uv_getaddrinfo_t *uv, int status, struct addrinfo *res) {
+  gai_req *req = (gai_req *)uv;
+  req->res = res;
+  if (!wl_wake(&req->w, status)) {    /* the task gave up: nobody reads it */
+    uv_freeaddrinfo(res);
+    free(req);
+  }
+}
+
+/* A host name in bind, connect or sendto: resolved on the thread pool for
+** the socket's family, then k puts the first address in the name's place
+** (take_resolved) and starts the call again. */
+static int resolve_host(lua_State *L, wl_sock_t *s, int hi, const char *op,
+                        lua_KFunction k) {
+  struct addrinfo hints;
+  gai_req *req;
+  int rc;
+  wl_check_park(L);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = s->family;
+  hints.ai_socktype = s->type;
+  if ((req = malloc(sizeof *req)) == NULL) return luaL_error(L, "not enough memory");
+  wl_waiter_init(&req->w);
+  req->res = NULL;
+  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved, lua_tostring(L, hi), NULL, &hints);
+  if (rc < 0) {
+    free(req);
+    return wl_raise_addr(L, op, rc, hi);
+  }
+  return wl_park(L, &req->w, s->timeout, k, (lua_KContext)req);
+}
+
+/* In k: the wake status is on top. A timeout or cancel woke the task before
+** the callback ran, and the callback still owns the request then. */
+static void take_resolved(lua_State *L, lua_KContext ctx, const char *op, int hi) {
+  gai_req *req = (gai_req *)ctx;
+  int rc = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED) {
+    wl_raise_addr(L, op, rc, hi);
+    return;                                  /* not reached: raise longjmps */
+  }
+  if (rc == 0 && req->res == NULL) rc = UV_EAI_NONAME;
+  if (rc < 0) {
+    uv_freeaddrinfo(req->res);
+    free(req);
+    wl_raise_addr(L, op, rc, hi);
+    return;
+  }
+  wl_push_addr(L, req->res->ai_addr);
+  lua_pop(L, 1);                             /* the port: the call has its own */
+  uv_freeaddrinfo(req->res);
+  free(req);
+  lua_replace(L, hi);
+}
+
+/* Fills sa from (host, port) at hi, hi + 1: 0, or UV_EAI_NONAME when the
+** host is a name to resolve first; other errors raise. */
+static int check_addr(lua_State *L, wl_sock_t *s, int hi, const char *op,
+                      struct sockaddr_storage *sa, socklen_t *len) {
   const char *host = luaL_checkstring(L, hi);
   lua_Integer port = luaL_checkinteger(L, hi + 1);
   int rc;
   luaL_argcheck(L, port >= 0 && port <= 65535, hi + 1, "port out of range 0-65535");
-  if ((rc = wl_parse_addr(host, (int)port, s->family, sa, len)) < 0)
-    wl_raise_addr(L, op, rc, hi);
+  rc = wl_parse_addr(host, (int)port, s->family, sa, len);
+  if (rc < 0 && rc != UV_EAI_NONAME) wl_raise_addr(L, op, rc, hi);
+  return rc;
+}
+
+static int sock_bind(lua_State *L);
+
+static int bind_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  take_resolved(L, ctx, "bind", 2);
+  return sock_bind(L);
 }
 
 static int sock_bind(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "bind");
   struct sockaddr_storage sa;
   socklen_t len;
-  check_addr(L, s, 2, "bind", &sa, &len);
+  lua_settop(L, 3);
+  if (check_addr(L, s, 2, "bind", &sa, &len) == UV_EAI_NONAME)
+    return resolve_host(L, s, 2, "bind", bind_k);
   if (bind(s->fd, (struct sockaddr *)&sa, len) < 0)
     return wl_raise_addr(L, "bind", -errno, 2);
   return 0;
@@ -228,12 +305,21 @@ static int connect_k(lua_State *L, int status, lua_KContext dl) {
   return 0;
 }
 
+static int sock_connect(lua_State *L);
+
+static int connect_resolved_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  take_resolved(L, ctx, "connect", 2);
+  return sock_connect(L);
+}
+
 static int sock_connect(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "connect");
   struct sockaddr_storage sa;
   socklen_t len;
   lua_settop(L, 3);
-  check_addr(L, s, 2, "connect", &sa, &len);
+  if (check_addr(L, s, 2, "connect", &sa, &len) == UV_EAI_NONAME)
+    return resolve_host(L, s, 2, "connect", connect_resolved_k);
   if (connect(s->fd, (struct sockaddr *)&sa, len) == 0) return 0;
   if (errno != EINPROGRESS || s->type != SOCK_STREAM)
     return wl_raise_addr(L, "connect", -errno, 2);
@@ -456,6 +542,7 @@ static int sock_sendall(lua_State *L) {
 }
 
 static int sendto_k(lua_State *L, int status, lua_KContext dl);
+static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx);
 
 static int sendto_do(lua_State *L, lua_KContext dl) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendto");
@@ -464,7 +551,8 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
   struct sockaddr_storage sa;
   socklen_t len;
   ssize_t r;
-  check_addr(L, s, 3, "sendto", &sa, &len);
+  if (check_addr(L, s, 3, "sendto", &sa, &len) == UV_EAI_NONAME)
+    return resolve_host(L, s, 3, "sendto", sendto_resolved_k);
   r = send_once(s, p, n, &sa, len);
   if (r == UV_EAGAIN) return wait_io(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
   if (r < 0) return wl_raise_addr(L, "sendto", (int)r, 3);
@@ -476,6 +564,13 @@ static int sendto_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
   check_wake(L, "sendto");
   return sendto_do(L, dl);
+}
+
+/* after a name: the deadline starts again with the resolved address */
+static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  take_resolved(L, ctx, "sendto", 3);
+  return sendto_do(L, deadline_of(wl_check_sock(L, 1, "sendto")));
 }
 
 static int sock_sendto(lua_State *L) {
@@ -587,23 +682,6 @@ static int sock_tostring(lua_State *L) {
                   s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM", laddr,
                   raddr[0] ? " raddr=" : "", raddr);
   return 1;
-}
-
-/* ---- name resolution, on libuv's thread pool ---------------------------- */
-
-typedef struct {
-  uv_getaddrinfo_t uv;
-  wl_waiter_t w;
-  struct addrinfo *res;
-} gai_req;
-
-static void on_resolved(uv_getaddrinfo_t *uv, int status, struct addrinfo *res) {
-  gai_req *req = (gai_req *)uv;
-  req->res = res;
-  if (!wl_wake(&req->w, status)) {    /* the task gave up: nobody reads it */
-    uv_freeaddrinfo(res);
-    free(req);
-  }
 }
 
 /* ctx is the request. A timeout or cancel woke the task before the

@@ -48,23 +48,9 @@ local function is_numeric(host)
       or (host:find(":", 1, true) ~= nil and host:find("[^%x:.%%]") == nil)
 end
 
--- A name becomes the first address of the socket's family, found without
--- blocking the loop.
-local function resolve(sock, host, op)
-  if type(host) ~= "string" or is_numeric(host) then return host end
-  local ok, list = pcall(core.getaddrinfo, host, 0, sock.family, sock.type)
-  if not ok then
-    if type(list) == "table" then errors.raise(op, list.code, host) end
-    error(list, 0)
-  end
-  if not list[1] then errors.raise(op, "EAI_NONAME", host) end
-  return list[1].host
-end
+-- bind, connect and sendto are C methods, which resolve names themselves.
+local c_bind, c_connect = Socket.bind, Socket.connect
 
-local c_bind, c_connect, c_sendto = Socket.bind, Socket.connect, Socket.sendto
-
--- The C methods see only checked arguments, so errors name the Lua call
--- ("bad argument #1 to 'bind'") and never the wrapper.
 local function check_hostport(op, host, port, first)
   if type(host) ~= "string" then
     error(("bad argument #%d to '%s' (string expected, got %s)"):format(first, op, type(host)), 3)
@@ -78,41 +64,10 @@ local function check_hostport(op, host, port, first)
   end
 end
 
-function Socket:bind(host, port)
-  check_hostport("bind", host, port, 1)
-  return c_bind(self, resolve(self, host, "bind"), port)
-end
-
-function Socket:connect(host, port)
-  check_hostport("connect", host, port, 1)
-  return c_connect(self, resolve(self, host, "connect"), port)
-end
-
--- Hosts already seen to be numeric: a UDP server answers the same few
--- peers over and over, and the checks below are its hot path.
-local numeric_hosts, n_numeric = {}, 0
-
-function Socket:sendto(data, host, port)
-  if numeric_hosts[host] and type(data) == "string" and math.type(port) == "integer"
-     and port >= 0 and port <= 65535 then
-    return c_sendto(self, data, host, port)
-  end
-  if type(data) ~= "string" then
-    error("bad argument #1 to 'sendto' (string expected, got " .. type(data) .. ")", 2)
-  end
-  check_hostport("sendto", host, port, 2)
-  if is_numeric(host) then
-    if n_numeric >= 4096 then numeric_hosts, n_numeric = {}, 0 end
-    numeric_hosts[host], n_numeric = true, n_numeric + 1
-    return c_sendto(self, data, host, port)
-  end
-  return c_sendto(self, data, resolve(self, host, "sendto"), port)
-end
-
 -- connect_ex(host, port) -> 0 or the errno name; argument errors still raise
 function Socket:connect_ex(host, port)
   check_hostport("connect_ex", host, port, 1)
-  local ok, err = pcall(c_connect, self, resolve(self, host, "connect"), port)
+  local ok, err = pcall(c_connect, self, host, port)
   if ok then return 0 end
   if errors.is(err) then return err.code end
   error(err, 0)
