@@ -3,6 +3,8 @@
 # busted specs run inside wirelab -- ending with one line that counts
 # everything: "N passed, N failed, N skipped". Exit status 1 on any failure.
 WL=${1:-./wirelab}
+# specs that run wirelab as a subprocess run this same binary
+WIRELAB=$(readlink -f "$WL"); export WIRELAB
 passed=0 failed=0 skipped=0
 out=$(mktemp) || exit 2
 trap 'rm -f "$out"' EXIT

@@ -100,7 +100,7 @@ describe("socketserver", function()
   end))
 
   it("the default handle_error writes Python's banner to stderr", bounded(15, function()
-    local r = process.run{arg and arg[-1] or "./wirelab", "-e", [[
+    local r = process.run{os.getenv("WIRELAB") or arg[-1] or "./wirelab", "-e", [[
       local ss = require "socketserver"
       local socket = require "socket"
       local S = ss.TCPServer({"127.0.0.1", 0}, function() error("bad handler") end)

@@ -61,7 +61,7 @@ return function(argv)
       io.stdout:write(USAGE)
       return 0
     elseif a == "test" and not ran then
-      return require("wirelab.test").run(table.move(argv, i + 1, n, 1, {}))
+      return require("wirelab.test").run(table.move(argv, i + 1, n, 1, {}), argv[0])
     elseif a == "--" then
       i = i + 1
       break

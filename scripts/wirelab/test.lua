@@ -2,7 +2,9 @@
 -- runtime, in the main task, so specs call blocking functions directly.
 local M = {}
 
-function M.run(args)
+-- run(args, interpreter): interpreter is this binary's argv[0], given to
+-- specs as arg[-1] (as lua does) so they can run it as a subprocess
+function M.run(args, interpreter)
   local argv = {"-o", "wirelab.busted_output", "--pattern=_spec"}
   local paths = 0
   for _, a in ipairs(args) do
@@ -12,6 +14,7 @@ function M.run(args)
   if paths == 0 then argv[#argv + 1] = "tests" end
   _G.arg = argv
   argv[0] = "wirelab test"
+  argv[-1] = interpreter
   local ok, runner = pcall(require, "busted.runner")
   if not ok then
     io.stderr:write("wirelab test: busted is not installed (apt-get install lua-busted)\n", runner, "\n")
