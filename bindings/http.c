@@ -19,10 +19,7 @@
 
 #define PARSER_MT "wirelab.http_parser"
 
-/* Defined in http_check.c; declared here until wl.h, which bindings share,
-   can carry them. */
-extern const luaL_Reg wl_http_helpers[];
-extern const unsigned char wl_http_tchar[256];
+#include "http.h"
 
 /* What one llhttp run produced, and what run() returns. */
 enum { EV_MORE, EV_HEAD, EV_BODY, EV_END, EV_ERROR };
@@ -699,6 +696,9 @@ static int run(parser_t *P, const char *p, const char *end,
 
 /* ---- Lua side ---- */
 
+/* Slots of the upvalue table beside the method names at [method + 1]. */
+enum { UV_HTTP10 = -10, UV_HTTP11 = -11, UV_HEADERS_MT = -20 };
+
 static parser_t *check_parser(lua_State *L) {
   return (parser_t *)luaL_checkudata(L, 1, PARSER_MT);
 }
@@ -734,7 +734,7 @@ static void push_head(lua_State *L, parser_t *P) {
     lua_setfield(L, -2, "reason");
   }
   if (h->http_major == 1 && h->http_minor <= 1)
-    lua_rawgeti(L, lua_upvalueindex(1), -10 - h->http_minor);
+    lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 - h->http_minor);
   else
     lua_pushfstring(L, "HTTP/%d.%d", h->http_major, h->http_minor);
   lua_setfield(L, -2, "version");
@@ -811,6 +811,112 @@ static int parser_feed(lua_State *L) {
                 "position out of range");
   ev = run(P, buf + pos - 1, buf + len, &next);
   return push_event(L, P, ev, buf, len, next);
+}
+
+/* Fills in the request fields of handler h (stack index 2) from the head
+   just parsed, as BaseHTTPRequestHandler.parse_request does in Python. */
+static void fill_handler(lua_State *L, parser_t *P) {
+  llhttp_t *hp = &P->h;
+  const char *target = P->arena ? P->arena + P->url : "";
+  size_t tlen = P->url_len, vlen;
+  const char *version;
+  int protocol10;
+  luaL_Buffer b;
+  lua_rawgeti(L, lua_upvalueindex(1), hp->method + 1);
+  lua_setfield(L, 2, "command");
+  if (tlen >= 2 && target[0] == '/' && target[1] == '/') {
+    /* Python 3.11+: "//host/x" must never become a Location to a host */
+    size_t i = 0;
+    while (i < tlen && target[i] == '/')
+      i++;
+    lua_pushliteral(L, "/");
+    lua_pushlstring(L, target + i, tlen - i);
+    lua_concat(L, 2);
+  } else {
+    lua_pushlstring(L, target, tlen);
+  }
+  lua_setfield(L, 2, "path");
+  if (hp->http_major == 1 && hp->http_minor <= 1)
+    lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 - hp->http_minor);
+  else
+    lua_pushfstring(L, "HTTP/%d.%d", hp->http_major, hp->http_minor);
+  version = lua_tolstring(L, -1, &vlen);
+  luaL_buffinit(L, &b);        /* requestline: method SP target SP version */
+  luaL_addstring(&b, llhttp_method_name((llhttp_method_t)hp->method));
+  luaL_addchar(&b, ' ');
+  luaL_addlstring(&b, target, tlen);
+  luaL_addchar(&b, ' ');
+  luaL_addlstring(&b, version, vlen);
+  luaL_pushresult(&b);         /* version requestline */
+  lua_pushvalue(L, -1);
+  lua_pushliteral(L, "\r\n");
+  lua_concat(L, 2);
+  lua_setfield(L, 2, "raw_requestline");
+  lua_setfield(L, 2, "requestline");
+  lua_setfield(L, 2, "request_version");
+  lua_createtable(L, 0, 1);    /* headers: an http.headers object */
+  push_fields(L, P, 0, P->ntrail);
+  lua_setfield(L, -2, "_list");
+  lua_rawgeti(L, lua_upvalueindex(1), UV_HEADERS_MT);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, 2, "headers");
+  /* the parser drives keep-alive (version and Connection header) */
+  lua_getfield(L, 2, "protocol_version");
+  protocol10 = lua_type(L, -1) == LUA_TSTRING &&
+               strcmp(lua_tostring(L, -1), "HTTP/1.0") == 0;
+  lua_pop(L, 1);
+  lua_pushboolean(L, !P->keep_alive || protocol10);
+  lua_setfield(L, 2, "close_connection");
+}
+
+/* p:take_head(handler, buf, pos) -> "head", nextpos, has_body, expect, clen
+                                  | "more", nextpos | "error", status, reason
+   The request side of BaseHTTPRequestHandler in one call: skips the end
+   of the bodiless message before, and on a head fills in the handler's
+   command, path, request_version, requestline, raw_requestline, headers
+   and close_connection. */
+static int parser_take_head(lua_State *L) {
+  parser_t *P = check_parser(L);
+  size_t len;
+  const char *buf, *next;
+  lua_Integer pos;
+  int ev;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  buf = luaL_checklstring(L, 3, &len);
+  pos = luaL_checkinteger(L, 4);
+  luaL_argcheck(L, pos >= 1 && (lua_Unsigned)pos <= len + 1, 4,
+                "position out of range");
+  luaL_argcheck(L, P->h.type == HTTP_REQUEST, 1, "not a request parser");
+  do {                         /* past an end, or a body nobody read */
+    ev = run(P, buf + pos - 1, buf + len, &next);
+    pos = (lua_Integer)(next - buf) + 1;
+  } while (ev == EV_END || ev == EV_BODY);
+  if (ev == EV_HEAD) {
+    fill_handler(L, P);
+    lua_pushliteral(L, "head");
+    lua_pushinteger(L, pos);
+    lua_pushboolean(L, (P->h.flags & (F_CHUNKED | F_CONTENT_LENGTH)) != 0);
+    lua_pushboolean(L, P->expect);
+    if (P->h.flags & F_CONTENT_LENGTH)
+      lua_pushinteger(L, (lua_Integer)P->clen);
+    else
+      lua_pushnil(L);
+    return 5;
+  }
+  if (ev == EV_MORE) {
+    lua_pushliteral(L, "more");
+    lua_pushinteger(L, pos);
+    return 2;
+  }
+  return push_event(L, P, ev, buf, len, next);
+}
+
+/* core.set_headers_class(mt): the metatable take_head gives headers */
+static int http_set_headers_class(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(1), UV_HEADERS_MT);
+  return 0;
 }
 
 /* At EOF: ends a close-delimited body, refuses a message cut short. */
@@ -941,13 +1047,13 @@ static int http_parser(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-  {"parser", http_parser},
+  {"parser", http_parser}, {"set_headers_class", http_set_headers_class},
   {NULL, NULL}
 };
 static const luaL_Reg methods[] = {
   {"feed", parser_feed}, {"finish", parser_finish}, {"reset", parser_reset},
   {"set_head_response", parser_set_head_response},
-  {"request_line", parser_request_line},
+  {"request_line", parser_request_line}, {"take_head", parser_take_head},
   {NULL, NULL}
 };
 static const luaL_Reg metamethods[] = {
@@ -964,9 +1070,9 @@ int luaopen_http_core(lua_State *L) {
     lua_rawseti(L, -2, m + 1);
   }
   lua_pushliteral(L, "HTTP/1.0");
-  lua_rawseti(L, -2, -10);
+  lua_rawseti(L, -2, UV_HTTP10);
   lua_pushliteral(L, "HTTP/1.1");
-  lua_rawseti(L, -2, -11);
+  lua_rawseti(L, -2, UV_HTTP11);
   luaL_newmetatable(L, PARSER_MT);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, metamethods, 1);
@@ -980,5 +1086,6 @@ int luaopen_http_core(lua_State *L) {
   luaL_setfuncs(L, funcs, 1);
   luaL_setfuncs(L, wl_http_helpers, 0);
   lua_remove(L, -2);           /* the string cache, now in upvalues */
+  wl_http_writer_open(L);
   return 1;
 }

@@ -13,6 +13,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "http.h"
+
 /* RFC 9110 tchar: the bytes of a token (method, header name). */
 const unsigned char wl_http_tchar[256] = {
   0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
@@ -25,7 +27,7 @@ const unsigned char wl_http_tchar[256] = {
   0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
 };
 
-static int all_tchar(const char *s, size_t n) {
+int wl_http_token(const char *s, size_t n) {
   size_t i;
   for (i = 0; i < n; i++)
     if (!wl_http_tchar[(unsigned char)s[i]])
@@ -36,7 +38,7 @@ static int all_tchar(const char *s, size_t n) {
 static int http_valid_header_name(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
-  lua_pushboolean(L, all_tchar(s, n));
+  lua_pushboolean(L, wl_http_token(s, n));
   return 1;
 }
 
@@ -47,13 +49,19 @@ static int http_valid_method(lua_State *L) {
 /* field-value: VCHAR, obs-text, SP, HTAB. Refusing every other control
    byte (CR, LF and NUL above all) is what stops header injection; our own
    parser refuses the same bytes, so nothing we send is refused by us. */
-static int http_valid_header_value(lua_State *L) {
-  size_t n, i;
-  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+int wl_http_field_value(const char *p, size_t n) {
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i;
   for (i = 0; i < n; i++)
     if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-      break;
-  lua_pushboolean(L, i == n);
+      return 0;
+  return 1;
+}
+
+static int http_valid_header_value(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushboolean(L, wl_http_field_value(s, n));
   return 1;
 }
 
@@ -131,21 +139,26 @@ static const struct { int code; const char *phrase; } reasons[] = {
   {510, "Not Extended"}, {511, "Network Authentication Required"},
 };
 
-static int http_status_reason(lua_State *L) {
-  lua_Integer code = luaL_checkinteger(L, 1);
+const char *wl_http_reason(lua_Integer code) {
   size_t lo = 0, hi = sizeof reasons / sizeof reasons[0];
   while (lo < hi) {            /* the table is sorted by code */
     size_t mid = (lo + hi) / 2;
-    if (reasons[mid].code == code) {
-      lua_pushstring(L, reasons[mid].phrase);
-      return 1;
-    }
+    if (reasons[mid].code == code)
+      return reasons[mid].phrase;
     if (reasons[mid].code < code)
       lo = mid + 1;
     else
       hi = mid;
   }
-  lua_pushnil(L);
+  return NULL;
+}
+
+static int http_status_reason(lua_State *L) {
+  const char *r = wl_http_reason(luaL_checkinteger(L, 1));
+  if (r == NULL)
+    lua_pushnil(L);
+  else
+    lua_pushstring(L, r);
   return 1;
 }
 
@@ -168,16 +181,10 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
-/* IMF-fixdate (RFC 9110 5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT". */
-static int http_httpdate(lua_State *L) {
-  lua_Number t = luaL_optnumber(L, 1, (lua_Number)time(NULL));
-  int64_t secs, days, z, era, doe, yoe, y, doy, mp, d, m;
-  char out[40];
-  luaL_argcheck(L, t >= -62135596800.0 && t < 253402300800.0, 1,
-                "time out of range");
-  secs = (int64_t)t;
-  if ((lua_Number)secs > t)
-    secs--;                    /* floor, for negative fractions */
+/* IMF-fixdate (RFC 9110 5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT", of a
+   time in years 1..9999; out holds WL_HTTP_DATE_LEN + 1 bytes. */
+void wl_http_date(char *out, int64_t secs) {
+  int64_t days, z, era, doe, yoe, y, doy, mp, d, m;
   days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
   secs -= days * 86400;
   z = days + 719468;           /* civil_from_days, H. Hinnant */
@@ -190,9 +197,21 @@ static int http_httpdate(lua_State *L) {
   d = doy - (153 * mp + 2) / 5 + 1;
   m = mp < 10 ? mp + 3 : mp - 9;
   y += m <= 2;
-  snprintf(out, sizeof out, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+  snprintf(out, WL_HTTP_DATE_LEN + 1, "%s, %02d %s %04d %02d:%02d:%02d GMT",
            wdays[((days % 7) + 11) % 7], (int)d, months[m - 1], (int)y,
            (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+}
+
+static int http_httpdate(lua_State *L) {
+  lua_Number t = luaL_optnumber(L, 1, (lua_Number)time(NULL));
+  int64_t secs;
+  char out[WL_HTTP_DATE_LEN + 1];
+  luaL_argcheck(L, t >= -62135596800.0 && t < 253402300800.0, 1,
+                "time out of range");
+  secs = (int64_t)t;
+  if ((lua_Number)secs > t)
+    secs--;                    /* floor, for negative fractions */
+  wl_http_date(out, secs);
   lua_pushstring(L, out);
   return 1;
 }

@@ -10,7 +10,7 @@ local headers_mod = require "http.headers"
 local errors = require "wirelab.error"
 
 local type, tostring, pcall, error, select = type, tostring, pcall, error, select
-local concat, lower, format = table.concat, string.lower, string.format
+local concat, format = table.concat, string.format
 
 local M = {}
 M.DEFAULT_ERROR_MESSAGE = [[<!DOCTYPE HTML>
@@ -37,6 +37,7 @@ M.html_escape = html_escape
 -- headers: case-insensitive, in arrival order (http.headers)
 local new_headers = headers_mod.new
 M.Headers = headers_mod.Headers
+core.set_headers_class(headers_mod.Headers)
 M.new_headers = new_headers
 
 -- ---- servers ----------------------------------------------------------------
@@ -73,9 +74,10 @@ local ABORT = setmetatable({}, {__tostring = function() return "request aborted 
 local Body = {}
 Body.__index = Body
 
--- next body bytes, "" once the message has ended
-local function body_chunk(h)
-  local b = h._body
+-- next body bytes of body b, "" once the message has ended
+local function body_chunk(b)
+  if b.done then return "" end
+  local h = b.h
   while true do
     if b.done then return "" end
     local ev, a, c = h._parser:feed(h._buf, h._pos)
@@ -85,7 +87,6 @@ local function body_chunk(h)
       return c
     elseif ev == "end" then
       h._pos = a
-      h._idle = true
       b.done = true
       b.trailers = c
       return ""
@@ -106,12 +107,11 @@ local function body_chunk(h)
 end
 
 function Body:read(n)
-  local h = self.h
   if n == nil or n == "a" or n == -1 then
     local parts = {self.pending}
     self.pending = ""
     while true do
-      local c = body_chunk(h)
+      local c = body_chunk(self)
       if c == "" then break end
       parts[#parts + 1] = c
     end
@@ -119,7 +119,7 @@ function Body:read(n)
   end
   if n == "l" or n == "L" then
     while not self.pending:find("\n", 1, true) do
-      local c = body_chunk(h)
+      local c = body_chunk(self)
       if c == "" then break end
       self.pending = self.pending .. c
     end
@@ -130,7 +130,7 @@ function Body:read(n)
     return n == "L" and p:sub(1, i) or p:sub(1, i):gsub("\r?\n$", "")
   end
   while #self.pending < n do
-    local c = body_chunk(h)
+    local c = body_chunk(self)
     if c == "" then break end
     self.pending = self.pending .. c
   end
@@ -143,71 +143,10 @@ function Body:readline() return self:read("L") or "" end
 function Body:lines(fmt) return function() return self:read(fmt or "l") end end
 function Body:close() end
 
--- ---- the response, built in a buffer ------------------------------------
-
-local Writer = {}
-Writer.__index = Writer
-
-function Writer:write(s1, ...)
-  local h = self.h
-  -- the common case: one string, a plain (not chunked) body
-  if type(s1) == "string" and select("#", ...) == 0 and not h._chunked then
-    if not h._no_body then
-      local out = h._out
-      out[#out + 1] = s1
-      h._outlen = h._outlen + #s1
-      h._sent_bytes = h._sent_bytes + #s1
-      if h._outlen >= 65536 then self:flush() end
-    end
-    return self
-  end
-  return self:_write_many(s1, ...)
-end
-
-function Writer:_write_many(...)
-  local h = self.h
-  for i = 1, select("#", ...) do
-    local s = select(i, ...)
-    if type(s) ~= "string" then
-      if type(s) == "number" then s = tostring(s)
-      else error("bad argument #" .. i .. " to 'write' (string expected, got " .. type(s) .. ")", 2) end
-    end
-    if not h._no_body then
-      if h._chunked and #s > 0 then
-        h._out[#h._out + 1] = format("%x\r\n", #s)
-        h._out[#h._out + 1] = s
-        h._out[#h._out + 1] = "\r\n"
-      else
-        h._out[#h._out + 1] = s
-      end
-      h._outlen = h._outlen + #s
-      h._sent_bytes = h._sent_bytes + #s
-    end
-  end
-  if h._outlen >= 65536 then self:flush() end
-  return self
-end
-
--- sends what is buffered: the head, if not yet sent, goes in the same
--- write as the first body bytes
-function Writer:flush()
-  local h = self.h
-  local out, data = h._out, h._head_out
-  local n = #out
-  if n > 0 then
-    local body = n == 1 and out[1] or concat(out)
-    for i = n, 1, -1 do out[i] = nil end
-    data = data and data .. body or body
-  end
-  if data then
-    h._head_out = nil
-    h._outlen = 0
-    h.connection:sendall(data)
-  end
-  return self
-end
-
-function Writer:close() end
+-- ---- the response ---------------------------------------------------------
+-- is built in C (bindings/http_out.c): the writer core.writer(sock) is the
+-- handler's wfile, and send_response_only, send_header and end_headers are
+-- C functions that find it at self._w.
 
 -- ---- BaseHTTPRequestHandler ----------------------------------------------
 
@@ -224,9 +163,9 @@ function Base:setup()
   self.connection = self.request
   -- the head and body leave together, but never wait on Nagle either
   pcall(self.connection.setsockopt, self.connection, socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-  self.wfile = setmetatable({h = self}, Writer)
-  self._out, self._outlen, self._hb = {}, 0, {}
-  self._buf, self._pos, self._idle = "", 1, true
+  self._w = core.writer(self.connection)
+  self.wfile = self._w
+  self._buf, self._pos = "", 1
   local srv = self.server
   self._parser = core.parser("request", {
     max_line = srv.max_line or 8192, max_header_bytes = srv.max_header_bytes or 65536,
@@ -235,7 +174,7 @@ function Base:setup()
 end
 
 function Base:finish()
-  if not self.connection.closed then pcall(self.wfile.flush, self.wfile) end
+  if not self.connection.closed then pcall(self._w.flush, self._w) end
 end
 
 -- Reads more bytes into the buffer; false on EOF, timeout or reset.
@@ -269,7 +208,7 @@ end
 -- A protocol failure: the error response, then the connection closes.
 function Base:_fail(status, reason)
   self.close_connection = true
-  if self._headers_sent then return end
+  if self._w:headers_sent() then return end
   if not self.requestline then
     -- the whole first line as received (the parser stops at the bad byte);
     -- log_message escapes its control bytes
@@ -279,7 +218,7 @@ function Base:_fail(status, reason)
     self.command, self.request_version = nil, nil
   end
   pcall(self.send_error, self, status, reason)
-  pcall(self.wfile.flush, self.wfile)
+  pcall(self._w.flush, self._w)
 end
 
 -- handle(): requests until the connection ends
@@ -289,14 +228,6 @@ function Base:handle()
   while not self.close_connection do
     self:handle_one_request()
   end
-end
-
-function Base:_reset_request()
-  self._outlen, self._sent_bytes = 0, 0
-  self._headers_sent, self._head_buffer, self._head_out = false, nil, nil
-  self._chunked, self._no_body, self._has_length = false, false, false
-  self._status = nil
-  self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
 end
 
 -- "GET" -> "do_GET", made once per method name
@@ -312,85 +243,69 @@ local function handler_traceback(e)
   return debug.traceback(e, 2)
 end
 
+-- the body of every request without one
+local NO_BODY = setmetatable({pending = "", received = 0, done = true}, Body)
+
 function Base:handle_one_request()
   local srv = self.server
-  self:_reset_request()
+  self._w:begin()
+  self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
   self.close_connection = true
   -- wait for the head: an idle connection may wait keepalive_timeout (the
   -- first request header_timeout) and is closed silently; once a byte of
-  -- the head has come, the whole head must arrive by the header deadline
-  local head
-  local deadline = self._pos <= #self._buf and wirelab.now() + srv.header_timeout or nil
+  -- the head has come, the whole head must arrive by the header deadline.
+  -- take_head fills in command, path, headers... (bindings/http.c).
   local parser = self._parser
+  local deadline = self._pos <= #self._buf and wirelab.now() + srv.header_timeout or nil
+  local ev, a, has_body, expect, clen
   while true do
-    local ev, a, b
-    if self._idle and self._pos > #self._buf then
-      ev, a = "more", self._pos       -- between messages with nothing left: no call
-    else
-      ev, a, b = parser:feed(self._buf, self._pos)
+    ev, a, has_body, expect, clen = parser:take_head(self, self._buf, self._pos)
+    if ev == "head" then break end
+    if ev ~= "more" then                      -- "error"
+      self:_fail(a or 400, has_body or "Bad Request")
+      return
     end
-    if ev == "head" then
-      self._pos = a
-      self._idle = false
-      head = b
-      break
-    elseif ev == "more" then
-      self._pos = a
-      if deadline == nil then
-        local t = self._requests and srv.keepalive_timeout or srv.header_timeout
-        if not self:_fill(t, "idle") then return end
-        deadline = wirelab.now() + srv.header_timeout
-      elseif not self:_fill(nil, "head", deadline) then
-        if self._eof then self:_fail(400, "Bad Request: incomplete request") end
-        return
-      end
-    elseif ev == "end" then                  -- the end of a bodiless request
-      self._pos = a
-      self._idle = true
-    else                                      -- "error"
-      self:_fail(a or 400, b or "Bad Request")
+    self._pos = a
+    if deadline == nil then
+      local t = self._requests and srv.keepalive_timeout or srv.header_timeout
+      if not self:_fill(t, "idle") then return end
+      deadline = wirelab.now() + srv.header_timeout
+    elseif not self:_fill(nil, "head", deadline) then
+      if self._eof then self:_fail(400, "Bad Request: incomplete request") end
       return
     end
   end
+  self._pos = a
   self._requests = (self._requests or 0) + 1
-
-  self.command = head.method
-  self.path = head.target
-  -- Python 3.11+: "//host/x" must never turn into a Location to another host
-  if self.path:sub(1, 2) == "//" then self.path = "/" .. self.path:gsub("^/+", "") end
-  self.request_version = head.version
-  self.requestline = head.method .. " " .. head.target .. " " .. head.version
-  self.raw_requestline = self.requestline .. "\r\n"
-  self.headers = new_headers(head.headers)
-  self._head = head
-  local body = self._body
-  if body == nil then
-    body = setmetatable({h = self}, Body)
-    self._body = body
+  self._clen = clen
+  local body = NO_BODY
+  if has_body then
+    body = self._body_obj
+    if body == nil then
+      body = setmetatable({h = self}, Body)
+      self._body_obj = body
+    end
+    body.pending, body.received, body.done, body.failed, body.trailers = "", 0, false, false, nil
   end
-  body.pending, body.received, body.done, body.failed, body.trailers = "", 0, false, false, nil
-  self.rfile = body
-  if not head.chunked and not head.content_length then self._body.done = true end
-  -- the parser drives keep-alive (version and Connection header)
-  self.close_connection = not head.keep_alive or self.protocol_version == "HTTP/1.0"
+  self._body, self.rfile = body, body
   local maxreq = srv.max_requests_per_socket
   if maxreq and self._requests > maxreq then
     self.close_connection = true
     self:send_error(503, "Service Unavailable", "Too many requests on this connection")
-    self.wfile:flush()
+    self._w:flush()
     return
   elseif maxreq and self._requests == maxreq then
     self.close_connection = true
   end
 
-  if head.expect_continue and head.major == 1 and head.minor >= 1 then
-    if not self:handle_expect_100() then self.wfile:flush(); return end
+  if expect then
+    if not self:handle_expect_100() then self._w:flush(); return end
   end
 
   local method = self[do_names[self.command]]
   if not method then
     self:send_error(501, ("Unsupported method ('%s')"):format(self.command))
-    self.wfile:flush()
+    self._w:flush()
     self.close_connection = true
     return
   end
@@ -401,14 +316,11 @@ function Base:handle_one_request()
   end
   if not ok then
     -- Python closes the socket; a 500 first tells the client why
-    if not self._headers_sent and not self.connection.closed then
-      for i = #self._out, 1, -1 do self._out[i] = nil end
-      self._outlen = 0
-      self._head_buffer, self._head_out, self._chunked, self._no_body = nil, nil, false, false
-      local hb = self._hb
-      for i = #hb, 1, -1 do hb[i] = nil end
+    local w = self._w
+    if not w:headers_sent() and not self.connection.closed then
+      w:discard()
       pcall(self.send_error, self, 500, "Internal Server Error")
-      pcall(self.wfile.flush, self.wfile)
+      pcall(w.flush, w)
     end
     self.close_connection = true
     error(err, 0)
@@ -418,19 +330,16 @@ end
 
 -- After the handler: end a chunked body, flush, and skip an unread body.
 function Base:_end_response()
-  if self._chunked then
-    self._out[#self._out + 1] = "0\r\n\r\n"
-    self._chunked = false
-  end
-  if self._head_buffer then self:end_headers() end
-  self.wfile:flush()
+  local w = self._w
+  if w:end_response() then self:end_headers() end
+  w:flush()
   local b = self._body
   if not b.done and not self.close_connection then
     -- the handler left some body unread: read past it, or give up on the
     -- connection if it is large
     local limit = 1024 * 1024
     local ok = pcall(function()
-      while not b.done and b.received < limit do body_chunk(self) end
+      while not b.done and b.received < limit do body_chunk(b) end
     end)
     if not ok or not b.done or b.failed then self.close_connection = true end
   end
@@ -438,7 +347,7 @@ end
 
 function Base:handle_expect_100()
   local srv = self.server
-  local cl = self._head.content_length
+  local cl = self._clen
   if cl and srv.max_body and cl > srv.max_body then
     self:send_error(413, "Content Too Large")
     return false
@@ -449,147 +358,32 @@ end
 
 -- ---- building the response ------------------------------------------------
 
--- Both clocks change once a second: format them once a second.
-local now_s, http_date, log_date = -1, nil, nil
+-- The log clock changes once a second: format it once a second.
+local now_s, log_date = -1, nil
 local function refresh_dates()
   local t = wirelab.time() // 1
   if t ~= now_s then
-    now_s, http_date, log_date = t, core.httpdate(t), os.date("%d/%b/%Y %H:%M:%S", t)
+    now_s, log_date = t, os.date("%d/%b/%Y %H:%M:%S", t)
   end
 end
 
--- "Server: ...\r\nDate: ...\r\n", made once a second per version string
-local server_date = {}
-local server_date_at = -1
+local server_date = core.server_date
 
 function Base:send_response(code, message)
   self:log_request(code)
   self:send_response_only(code, message)
-  local hb = self._head_buffer
-  if hb then    -- our own headers: nothing to validate
-    local version = self:version_string()
-    refresh_dates()
-    if server_date_at ~= now_s then server_date, server_date_at = {}, now_s end
-    local line = server_date[version]
-    if not line then
-      line = "Server: " .. version .. "\r\nDate: " .. self:date_time_string() .. "\r\n"
-      server_date[version] = line
-    end
-    hb[#hb + 1] = line
+  if self.version_string == Base.version_string then
+    server_date(self)            -- server_version and sys_version, in C
+  else
+    server_date(self, self:version_string())
   end
 end
 
--- "HTTP/1.1 200 OK\r\n" for each protocol and code, with the default reason
-local status_lines = setmetatable({}, {__index = function(t, proto)
-  local lines = setmetatable({}, {__index = function(l, code)
-    local v = proto .. " " .. code .. " " .. (core.status_reason(code) or "") .. "\r\n"
-    l[code] = v
-    return v
-  end})
-  t[proto] = lines
-  return lines
-end})
+Base.send_response_only = core.send_response_only
+Base.send_header = core.send_header
+Base.end_headers = core.end_headers
 
-function Base:send_response_only(code, message)
-  if math.type(code) ~= "integer" or code < 100 or code > 999 then
-    error("bad argument #1 to 'send_response' (status code 100-999 expected)", 2)
-  end
-  local line
-  if message == nil then
-    line = status_lines[self.protocol_version][code]
-  elseif not core.valid_header_value(message) then
-    error("bad argument #2 to 'send_response' (CR, LF or NUL in the reason phrase)", 2)
-  end
-  self._status = code
-  if self.request_version ~= "HTTP/0.9" then
-    local hb = self._hb
-    self._head_buffer = hb
-    hb[#hb + 1] = line or (self.protocol_version .. " " .. code .. " " .. message .. "\r\n")
-  end
-  local no_body = code < 200 or code == 204 or code == 304 or self.command == "HEAD"
-  self._no_body_status = no_body
-  self._no_body = false
-  if code >= 200 then self._has_length = false end
-end
-
--- Header names already checked, each with what it means for framing
--- (false, or its lowercase name when it is one the server must track).
--- Names come from handler code, so the cache stays small; it is bounded
--- anyway.
-local known_names, n_known = {}, 0
-local TRACKED = {connection = true, ["content-length"] = true, ["transfer-encoding"] = true}
-
-local function header_kind(keyword)
-  local kind = known_names[keyword]
-  if kind ~= nil then return kind end
-  if type(keyword) ~= "string" or not core.valid_header_name(keyword) then return nil end
-  local k = lower(keyword)
-  kind = TRACKED[k] and k or false
-  if n_known >= 1024 then known_names, n_known = {}, 0 end
-  known_names[keyword], n_known = kind, n_known + 1
-  return kind
-end
-
--- send_header(name, value): raises (sending nothing) on CR/LF in the value
--- or a malformed name -- header injection (RELIABILITY.md item 11)
-function Base:send_header(keyword, value)
-  local k = header_kind(keyword)
-  if k == nil then
-    error("bad argument #1 to 'send_header' (invalid header name " .. format("%q", tostring(keyword)) .. ")", 2)
-  end
-  if type(value) ~= "number" then      -- a number cannot carry CR or LF
-    value = tostring(value)
-    if not core.valid_header_value(value) then
-      error("bad argument #2 to 'send_header' (header value contains CR, LF or NUL)", 2)
-    end
-  end
-  if self.request_version ~= "HTTP/0.9" then
-    local hb = self._hb
-    self._head_buffer = hb
-    hb[#hb + 1] = keyword .. ": " .. value .. "\r\n"
-  end
-  if not k then return end
-  if k == "connection" then
-    local v = lower(tostring(value))
-    if v == "close" then self.close_connection = true
-    elseif v == "keep-alive" then self.close_connection = false end
-    self._conn_header = true
-  elseif k == "content-length" then
-    self._has_length = true
-  elseif k == "transfer-encoding" then
-    self._has_length = true          -- the handler frames the body itself
-  end
-end
-
-function Base:end_headers()
-  local hb = self._head_buffer
-  if not hb then return end
-  local status = self._status or 200
-  if status >= 200 then
-    if not self._has_length and not self._no_body_status then
-      if self.request_version == "HTTP/1.1" and self.protocol_version == "HTTP/1.1" then
-        hb[#hb + 1] = "Transfer-Encoding: chunked\r\n"
-        self._chunked = true
-      else
-        self.close_connection = true  -- the body ends with the connection
-      end
-    end
-    if self.close_connection and not self._conn_header then
-      hb[#hb + 1] = "Connection: close\r\n"
-    end
-    self._no_body = self._no_body_status
-  end
-  hb[#hb + 1] = "\r\n"
-  local head = concat(hb)
-  for i = #hb, 1, -1 do hb[i] = nil end
-  self._head_out = self._head_out and self._head_out .. head or head
-  self._head_buffer = nil
-  self._conn_header = nil
-  if status >= 200 then self._headers_sent = true end
-  if status < 200 then self.wfile:flush() end
-end
-
-function Base:flush_headers() self.wfile:flush() end
+function Base:flush_headers() self._w:flush() end
 
 -- send_error(code[, message[, explain]]): Python's HTML error page
 function Base:send_error(code, message, explain)
@@ -627,9 +421,7 @@ function Base:address_string() return tostring(self.client_address[1]) end
 function Base:version_string() return self.server_version .. " " .. self.sys_version end
 
 function Base:date_time_string(t)
-  if t then return core.httpdate(t) end
-  refresh_dates()
-  return http_date
+  return core.httpdate(t)
 end
 
 function Base:log_date_time_string()

@@ -1,0 +1,29 @@
+/*
+** http.h: what the three files of module "http.core" share: the parser
+** (http.c), the response writer (http_out.c) and the string helpers
+** (http_check.c).
+*/
+#ifndef WL_HTTP_H
+#define WL_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#define WL_HTTP_DATE_LEN 29    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+/* http_check.c */
+extern const unsigned char wl_http_tchar[256];
+extern const luaL_Reg wl_http_helpers[];
+int wl_http_token(const char *s, size_t n);
+int wl_http_field_value(const char *s, size_t n);
+const char *wl_http_reason(lua_Integer code);
+void wl_http_date(char *out, int64_t secs);
+
+/* http_out.c: adds writer() and the handler methods to the module table
+   at the top of the stack */
+void wl_http_writer_open(lua_State *L);
+
+#endif

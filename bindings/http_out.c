@@ -1,0 +1,531 @@
+/*
+** http_out.c: the response half of http.server, for module "http.core".
+** A writer (core.writer(sock)) holds the head being built and the body
+** written so far; both leave in one sendmsg when the handler is done or
+** the body passes 64 KiB. BaseHTTPRequestHandler's send_response_only,
+** send_header and end_headers are the functions here (they take the
+** handler and find its writer at self._w) and the writer is its wfile, so
+** a response makes no Lua string per header line. Only when the socket
+** cannot take the bytes now does the socket's own sendall get them: it
+** waits, yielding the task, under the socket's timeout.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "http.h"
+#include "socket.h"
+
+#define WRITER_MT "wirelab.http_writer"
+#define FLUSH_AT 65536         /* body bytes buffered before a send */
+#define KEEP_CAP (256 * 1024)  /* a bigger buffer is freed once empty */
+
+typedef struct obuf_t { char *p; size_t len, cap; } obuf_t;
+
+typedef struct writer_t {
+  obuf_t head;       /* ended heads in [0, ready), then the head being built */
+  size_t ready;
+  obuf_t body;
+  int building;      /* a head has begun that end_headers has not ended */
+  int status;        /* of the last send_response_only; 0 before one */
+  int has_length;    /* the handler sent Content-Length or Transfer-Encoding */
+  int conn_header;   /* the head being built has a Connection field */
+  int bodyless;      /* the status (or HEAD) allows no body */
+  int no_body;       /* ... and its head has ended: writes are dropped */
+  int chunked;       /* we frame the body in chunks */
+  int headers_sent;  /* a final (>= 200) head has ended */
+} writer_t;
+
+/* ---- buffers ---- */
+
+static void add(lua_State *L, obuf_t *b, const char *s, size_t n) {
+  if (n == 0)
+    return;
+  if (n > b->cap - b->len) {
+    size_t cap = b->cap ? b->cap : 512;
+    char *p;
+    while (cap - b->len < n) {
+      if (cap > ((size_t)-1) / 4)
+        luaL_error(L, "http response too large");
+      cap *= 2;
+    }
+    if ((p = realloc(b->p, cap)) == NULL)
+      luaL_error(L, "not enough memory");
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+}
+
+#define ADDLIT(L, b, s) add(L, b, "" s, sizeof(s) - 1)
+
+static void add_chunk_size(lua_State *L, writer_t *w, size_t n) {
+  char hx[24];
+  int k = snprintf(hx, sizeof hx, "%zx\r\n", n);
+  add(L, &w->body, hx, (size_t)k);
+}
+
+static void trim(obuf_t *b) {
+  if (b->len == 0 && b->cap > KEEP_CAP) {
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+  }
+}
+
+/* ---- sending ---- */
+
+static writer_t *check_writer(lua_State *L, int i) {
+  return (writer_t *)luaL_checkudata(L, i, WRITER_MT);
+}
+
+/* The socket's fd, or -1 once it is closed. */
+static int writer_fd(lua_State *L, int wi) {
+  wl_sock_t **box;
+  int fd = -1;
+  lua_getiuservalue(L, wi, 1);
+  box = (wl_sock_t **)luaL_testudata(L, -1, SOCK_MT);
+  if (box != NULL && *box != NULL)
+    fd = (*box)->fd;
+  lua_pop(L, 1);
+  return fd;
+}
+
+/* Sends the ended heads, the body, then x[0, xn): as much as the socket
+   takes now. Returns 1 when all of it went; otherwise pushes what is left
+   as one string. Either way the buffers are empty afterwards, but for a
+   head still being built. */
+static int send_now(lua_State *L, writer_t *w, int wi, const char *x,
+                    size_t xn) {
+  const char *base[3];
+  size_t len[3], off[3] = {0, 0, 0};
+  int fd = writer_fd(L, wi), i, all = 1;
+  base[0] = w->head.p, len[0] = w->ready;
+  base[1] = w->body.p, len[1] = w->body.len;
+  base[2] = x, len[2] = xn;
+  for (;;) {
+    struct iovec iov[3];
+    struct msghdr m;
+    ssize_t r;
+    int n = 0;
+    for (i = 0; i < 3; i++)
+      if (off[i] < len[i]) {
+        iov[n].iov_base = (char *)base[i] + off[i];
+        iov[n++].iov_len = len[i] - off[i];
+      }
+    if (n == 0)
+      break;
+    if (fd < 0) {
+      all = 0;
+      break;
+    }
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = (size_t)n;
+    r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {               /* full, reset...: sendall waits or says */
+      all = 0;
+      break;
+    }
+    for (i = 0; i < 3 && r > 0; i++) {
+      size_t k = len[i] - off[i];
+      if (k > (size_t)r)
+        k = (size_t)r;
+      off[i] += k;
+      r -= (ssize_t)k;
+    }
+  }
+  if (!all) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (i = 0; i < 3; i++)
+      if (off[i] < len[i])
+        luaL_addlstring(&b, base[i] + off[i], len[i] - off[i]);
+    luaL_pushresult(&b);
+  }
+  if (w->ready > 0) {
+    memmove(w->head.p, w->head.p + w->ready, w->head.len - w->ready);
+    w->head.len -= w->ready;
+    w->ready = 0;
+  }
+  w->body.len = 0;
+  trim(&w->head);
+  trim(&w->body);
+  return all;
+}
+
+/* What a function returns once its bytes are out, after a wait too: file
+   methods return the writer (at index 1), handler methods nothing. */
+enum { RET_WRITER, RET_NONE };
+
+static int sent_k(lua_State *L, int status, lua_KContext ret) {
+  (void)status;
+  if (ret == RET_NONE)
+    return 0;
+  lua_pushvalue(L, 1);
+  return 1;
+}
+
+/* The rest (at the top) goes through the socket's sendall, which waits
+   with the socket's timeout or raises the error a user expects. */
+static int send_rest(lua_State *L, int wi, lua_KContext ret) {
+  lua_getiuservalue(L, wi, 1);           /* rest sock */
+  lua_getfield(L, -1, "sendall");        /* rest sock sendall */
+  lua_rotate(L, -3, 1);                  /* sendall rest sock */
+  lua_insert(L, -2);                     /* sendall sock rest */
+  lua_callk(L, 2, 0, ret, sent_k);
+  return sent_k(L, LUA_OK, ret);
+}
+
+static int flush_out(lua_State *L, writer_t *w, int wi, lua_KContext ret) {
+  if (send_now(L, w, wi, NULL, 0))
+    return sent_k(L, LUA_OK, ret);
+  return send_rest(L, wi, ret);
+}
+
+/* ---- the writer: the handler's wfile ---- */
+
+static int writer_new(lua_State *L) {
+  writer_t *w;
+  luaL_checkudata(L, 1, SOCK_MT);
+  w = (writer_t *)lua_newuserdatauv(L, sizeof *w, 1);
+  memset(w, 0, sizeof *w);
+  luaL_setmetatable(L, WRITER_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+/* write(...): strings or numbers, as a file's write; returns the writer */
+static int writer_write(lua_State *L) {
+  writer_t *w = check_writer(L, 1);
+  int i, n = lua_gettop(L);
+  for (i = 2; i <= n; i++) {
+    size_t len;
+    const char *s = luaL_checklstring(L, i, &len);
+    if (w->no_body || len == 0)
+      continue;
+    if (w->chunked)
+      add_chunk_size(L, w, len);
+    if (len >= FLUSH_AT && i == n) {
+      /* a big last piece leaves from the Lua string itself, uncopied */
+      int all = send_now(L, w, 1, s, len);
+      if (w->chunked)
+        ADDLIT(L, &w->body, "\r\n");
+      if (all)
+        return sent_k(L, LUA_OK, RET_WRITER);
+      return send_rest(L, 1, RET_WRITER);
+    }
+    add(L, &w->body, s, len);
+    if (w->chunked)
+      ADDLIT(L, &w->body, "\r\n");
+  }
+  if (w->body.len >= FLUSH_AT)
+    return flush_out(L, w, 1, RET_WRITER);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int writer_flush(lua_State *L) {
+  writer_t *w = check_writer(L, 1);
+  lua_settop(L, 1);
+  return flush_out(L, w, 1, RET_WRITER);
+}
+
+/* close(): the connection outlives the handler's wfile, as in Python */
+static int writer_close(lua_State *L) {
+  check_writer(L, 1);
+  return 0;
+}
+
+/* begin(): a new request; a head left half-built is dropped */
+static int writer_begin(lua_State *L) {
+  writer_t *w = check_writer(L, 1);
+  w->head.len = w->ready;
+  w->building = w->status = w->has_length = w->conn_header = 0;
+  w->bodyless = w->no_body = w->chunked = w->headers_sent = 0;
+  return 0;
+}
+
+/* discard(): drops all that is unsent, before an error page replaces it */
+static int writer_discard(lua_State *L) {
+  writer_t *w = check_writer(L, 1);
+  w->head.len = w->ready = w->body.len = 0;
+  w->building = w->conn_header = w->no_body = w->chunked = 0;
+  return 0;
+}
+
+static int writer_headers_sent(lua_State *L) {
+  lua_pushboolean(L, check_writer(L, 1)->headers_sent);
+  return 1;
+}
+
+/* end_response() -> whether a head is still being built: ends a chunked
+   body first */
+static int writer_end_response(lua_State *L) {
+  writer_t *w = check_writer(L, 1);
+  if (w->chunked) {
+    ADDLIT(L, &w->body, "0\r\n\r\n");
+    w->chunked = 0;
+  }
+  lua_pushboolean(L, w->building);
+  return 1;
+}
+
+static int writer_gc(lua_State *L) {
+  writer_t *w = check_writer(L, 1);
+  free(w->head.p);
+  free(w->body.p);
+  memset(w, 0, sizeof *w);
+  return 0;
+}
+
+static int writer_tostring(lua_State *L) {
+  lua_pushfstring(L, "http.writer: %p", lua_touserdata(L, 1));
+  return 1;
+}
+
+/* ---- handler methods: self at 1, its writer at self._w ---- */
+
+static writer_t *handler_writer(lua_State *L, const char *op, int *wi) {
+  writer_t *w;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "_w");
+  w = (writer_t *)luaL_testudata(L, -1, WRITER_MT);
+  if (w == NULL)
+    luaL_error(L, "%s: the handler has no response writer (did setup() run?)",
+               op);
+  *wi = lua_gettop(L);
+  return w;
+}
+
+/* Whether self[field] is the string lit. */
+static int field_is(lua_State *L, const char *field, const char *lit) {
+  size_t n;
+  const char *s;
+  int eq;
+  lua_getfield(L, 1, field);
+  s = lua_tolstring(L, -1, &n);
+  eq = s != NULL && n == strlen(lit) && memcmp(s, lit, n) == 0;
+  lua_pop(L, 1);
+  return eq;
+}
+
+static int http09(lua_State *L) {
+  return field_is(L, "request_version", "HTTP/0.9");
+}
+
+/* send_response_only(code[, message]) */
+static int handler_send_response_only(lua_State *L) {
+  lua_Integer code;
+  const char *msg, *proto;
+  size_t mlen, plen;
+  char num[8];
+  int wi;
+  writer_t *w;
+  lua_settop(L, 3);
+  if (!lua_isinteger(L, 2) || (code = lua_tointeger(L, 2)) < 100 ||
+      code > 999)
+    return luaL_argerror(L, 2, "status code 100-999 expected");
+  if (lua_isnil(L, 3)) {
+    msg = wl_http_reason(code);
+    if (msg == NULL)
+      msg = "";
+    mlen = strlen(msg);
+  } else {
+    msg = luaL_checklstring(L, 3, &mlen);
+    if (!wl_http_field_value(msg, mlen))
+      return luaL_argerror(L, 3, "CR, LF or NUL in the reason phrase");
+  }
+  w = handler_writer(L, "send_response_only", &wi);
+  w->status = (int)code;
+  if (!http09(L)) {
+    lua_getfield(L, 1, "protocol_version");
+    proto = luaL_tolstring(L, -1, &plen);
+    w->building = 1;
+    add(L, &w->head, proto, plen);
+    snprintf(num, sizeof num, " %d ", (int)code);
+    add(L, &w->head, num, 5);
+    add(L, &w->head, msg, mlen);
+    ADDLIT(L, &w->head, "\r\n");
+  }
+  w->bodyless = code < 200 || code == 204 || code == 304 ||
+                field_is(L, "command", "HEAD");
+  w->no_body = 0;
+  if (code >= 200)
+    w->has_length = 0;
+  return 0;
+}
+
+/* An ASCII case-insensitive comparison with a lowercase literal. */
+static int ieq(const char *s, size_t n, const char *lit, size_t litn) {
+  size_t i;
+  if (n != litn)
+    return 0;
+  for (i = 0; i < n; i++)
+    if ((char)(s[i] | 0x20) != lit[i])
+      return 0;
+  return 1;
+}
+
+#define IEQ(s, n, lit) ieq(s, n, "" lit, sizeof(lit) - 1)
+
+/* send_header(keyword, value): raises, sending nothing, for a malformed
+   name or a value with CR, LF or NUL (header injection, RELIABILITY.md
+   item 11); tracks the fields that decide the framing */
+static int handler_send_header(lua_State *L) {
+  size_t klen, vlen;
+  const char *k, *v;
+  int wi;
+  writer_t *w;
+  lua_settop(L, 3);
+  k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL;
+  if (k == NULL || !wl_http_token(k, klen)) {
+    lua_pushfstring(L, "invalid header name \"%s\"",
+                    luaL_tolstring(L, 2, NULL));
+    return luaL_argerror(L, 2, lua_tostring(L, -1));
+  }
+  if (lua_type(L, 3) == LUA_TNUMBER) {
+    v = lua_tolstring(L, 3, &vlen);      /* a number has no CR or LF */
+  } else {
+    v = luaL_tolstring(L, 3, &vlen);
+    lua_replace(L, 3);
+    if (!wl_http_field_value(v, vlen))
+      return luaL_argerror(L, 3, "header value contains CR, LF or NUL");
+  }
+  w = handler_writer(L, "send_header", &wi);
+  if (!http09(L)) {
+    w->building = 1;
+    add(L, &w->head, k, klen);
+    ADDLIT(L, &w->head, ": ");
+    add(L, &w->head, v, vlen);
+    ADDLIT(L, &w->head, "\r\n");
+  }
+  if (IEQ(k, klen, "connection")) {
+    if (IEQ(v, vlen, "close")) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, 1, "close_connection");
+    } else if (IEQ(v, vlen, "keep-alive")) {
+      lua_pushboolean(L, 0);
+      lua_setfield(L, 1, "close_connection");
+    }
+    w->conn_header = 1;
+  } else if (IEQ(k, klen, "content-length") ||
+             IEQ(k, klen, "transfer-encoding")) {
+    w->has_length = 1;         /* with TE, the handler frames the body */
+  }
+  return 0;
+}
+
+/* end_headers(): a body without Content-Length goes chunked to an
+   HTTP/1.1 client, or ends with the connection */
+static int handler_end_headers(lua_State *L) {
+  int wi, status;
+  writer_t *w;
+  lua_settop(L, 1);
+  w = handler_writer(L, "end_headers", &wi);
+  if (!w->building)
+    return 0;
+  status = w->status ? w->status : 200;
+  if (status >= 200) {
+    if (!w->has_length && !w->bodyless) {
+      if (field_is(L, "request_version", "HTTP/1.1") &&
+          field_is(L, "protocol_version", "HTTP/1.1")) {
+        ADDLIT(L, &w->head, "Transfer-Encoding: chunked\r\n");
+        w->chunked = 1;
+      } else {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, 1, "close_connection");
+      }
+    }
+    lua_getfield(L, 1, "close_connection");
+    if (lua_toboolean(L, -1) && !w->conn_header)
+      ADDLIT(L, &w->head, "Connection: close\r\n");
+    lua_pop(L, 1);
+    w->no_body = w->bodyless;
+    w->headers_sent = 1;
+  }
+  ADDLIT(L, &w->head, "\r\n");
+  w->ready = w->head.len;
+  w->building = w->conn_header = 0;
+  if (status < 200)            /* an interim response goes out at once */
+    return flush_out(L, w, wi, RET_NONE);
+  return 0;
+}
+
+/* server_date(self[, version]): the Server and Date fields of
+   send_response; version defaults to server_version .. " " .. sys_version.
+   The date is formatted once a second. */
+static int handler_server_date(lua_State *L) {
+  static int64_t date_at = -1;
+  static char date[WL_HTTP_DATE_LEN + 1];
+  int64_t now = (int64_t)time(NULL);
+  size_t n;
+  const char *s;
+  int wi;
+  writer_t *w;
+  lua_settop(L, 2);
+  w = handler_writer(L, "send_response", &wi);
+  if (http09(L))
+    return 0;
+  w->building = 1;
+  ADDLIT(L, &w->head, "Server: ");
+  if (lua_isnil(L, 2)) {
+    lua_getfield(L, 1, "server_version");
+    s = luaL_tolstring(L, -1, &n);
+    add(L, &w->head, s, n);
+    ADDLIT(L, &w->head, " ");
+    lua_getfield(L, 1, "sys_version");
+    s = luaL_tolstring(L, -1, &n);
+    add(L, &w->head, s, n);
+  } else {
+    s = luaL_tolstring(L, 2, &n);
+    if (!wl_http_field_value(s, n))
+      return luaL_error(L, "version_string() contains CR, LF or NUL");
+    add(L, &w->head, s, n);
+  }
+  if (now != date_at) {
+    wl_http_date(date, now);
+    date_at = now;
+  }
+  ADDLIT(L, &w->head, "\r\nDate: ");
+  add(L, &w->head, date, WL_HTTP_DATE_LEN);
+  ADDLIT(L, &w->head, "\r\n");
+  return 0;
+}
+
+static const luaL_Reg writer_methods[] = {
+  {"write", writer_write}, {"flush", writer_flush}, {"close", writer_close},
+  {"begin", writer_begin}, {"discard", writer_discard},
+  {"headers_sent", writer_headers_sent},
+  {"end_response", writer_end_response},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"writer", writer_new},
+  {"send_response_only", handler_send_response_only},
+  {"send_header", handler_send_header},
+  {"end_headers", handler_end_headers},
+  {"server_date", handler_server_date},
+  {NULL, NULL}
+};
+
+void wl_http_writer_open(lua_State *L) {
+  luaL_newmetatable(L, WRITER_MT);
+  luaL_newlib(L, writer_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, writer_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, writer_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, funcs, 0);
+}
