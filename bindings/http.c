@@ -696,8 +696,26 @@ static int run(parser_t *P, const char *p, const char *end,
 
 /* ---- Lua side ---- */
 
-/* Slots of the upvalue table beside the method names at [method + 1]. */
-enum { UV_HTTP10 = -10, UV_HTTP11 = -11, UV_HEADERS_MT = -20 };
+/* Slots of the upvalue table beside the method names at [method + 1]:
+   the version strings, the headers metatable and the handler fields
+   take_head sets (lua_setfield would hash a C string each time). */
+enum {
+  UV_HTTP10 = -10, UV_HTTP11 = -11, UV_HEADERS_MT = -20,
+  UV_COMMAND = -21, UV_PATH = -22, UV_REQUEST_VERSION = -23,
+  UV_REQUESTLINE = -24, UV_RAW_REQUESTLINE = -25, UV_HEADERS = -26,
+  UV_LIST = -27, UV_PROTOCOL_VERSION = -28, UV_CLOSE_CONNECTION = -29
+};
+static const char *const uv_names[] = {
+  "command", "path", "request_version", "requestline", "raw_requestline",
+  "headers", "_list", "protocol_version", "close_connection"
+};
+
+/* t[name] = the value at the top, popped; t at an absolute index. */
+static void set_uv(lua_State *L, int t, int name) {
+  lua_rawgeti(L, lua_upvalueindex(1), name);
+  lua_insert(L, -2);
+  lua_settable(L, t);
+}
 
 static parser_t *check_parser(lua_State *L) {
   return (parser_t *)luaL_checkudata(L, 1, PARSER_MT);
@@ -823,7 +841,7 @@ static void fill_handler(lua_State *L, parser_t *P) {
   int protocol10;
   luaL_Buffer b;
   lua_rawgeti(L, lua_upvalueindex(1), hp->method + 1);
-  lua_setfield(L, 2, "command");
+  set_uv(L, 2, UV_COMMAND);
   if (tlen >= 2 && target[0] == '/' && target[1] == '/') {
     /* Python 3.11+: "//host/x" must never become a Location to a host */
     size_t i = 0;
@@ -835,7 +853,7 @@ static void fill_handler(lua_State *L, parser_t *P) {
   } else {
     lua_pushlstring(L, target, tlen);
   }
-  lua_setfield(L, 2, "path");
+  set_uv(L, 2, UV_PATH);
   if (hp->http_major == 1 && hp->http_minor <= 1)
     lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 - hp->http_minor);
   else
@@ -851,22 +869,23 @@ static void fill_handler(lua_State *L, parser_t *P) {
   lua_pushvalue(L, -1);
   lua_pushliteral(L, "\r\n");
   lua_concat(L, 2);
-  lua_setfield(L, 2, "raw_requestline");
-  lua_setfield(L, 2, "requestline");
-  lua_setfield(L, 2, "request_version");
+  set_uv(L, 2, UV_RAW_REQUESTLINE);
+  set_uv(L, 2, UV_REQUESTLINE);
+  set_uv(L, 2, UV_REQUEST_VERSION);
   lua_createtable(L, 0, 1);    /* headers: an http.headers object */
   push_fields(L, P, 0, P->ntrail);
-  lua_setfield(L, -2, "_list");
+  set_uv(L, lua_gettop(L) - 1, UV_LIST);
   lua_rawgeti(L, lua_upvalueindex(1), UV_HEADERS_MT);
   lua_setmetatable(L, -2);
-  lua_setfield(L, 2, "headers");
+  set_uv(L, 2, UV_HEADERS);
   /* the parser drives keep-alive (version and Connection header) */
-  lua_getfield(L, 2, "protocol_version");
+  lua_rawgeti(L, lua_upvalueindex(1), UV_PROTOCOL_VERSION);
+  lua_gettable(L, 2);
   protocol10 = lua_type(L, -1) == LUA_TSTRING &&
                strcmp(lua_tostring(L, -1), "HTTP/1.0") == 0;
   lua_pop(L, 1);
   lua_pushboolean(L, !P->keep_alive || protocol10);
-  lua_setfield(L, 2, "close_connection");
+  set_uv(L, 2, UV_CLOSE_CONNECTION);
 }
 
 /* p:take_head(handler, buf, pos) -> "head", nextpos, has_body, expect, clen
@@ -1073,6 +1092,10 @@ int luaopen_http_core(lua_State *L) {
   lua_rawseti(L, -2, UV_HTTP10);
   lua_pushliteral(L, "HTTP/1.1");
   lua_rawseti(L, -2, UV_HTTP11);
+  for (m = 0; m < (int)(sizeof uv_names / sizeof uv_names[0]); m++) {
+    lua_pushstring(L, uv_names[m]);
+    lua_rawseti(L, -2, UV_COMMAND - m);
+  }
   luaL_newmetatable(L, PARSER_MT);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, metamethods, 1);

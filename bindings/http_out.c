@@ -40,6 +40,40 @@ typedef struct writer_t {
   int headers_sent;  /* a final (>= 200) head has ended */
 } writer_t;
 
+/* Upvalue 1 of every function here: the writer metatable and the field
+   names they use, so no call hashes a C string (lua_getfield does). */
+enum {
+  C_WRITER_MT = 1, C_W, C_REQUEST_VERSION, C_PROTOCOL_VERSION, C_COMMAND,
+  C_CLOSE_CONNECTION, C_SERVER_VERSION, C_SYS_VERSION, C_SENDALL, C_N
+};
+static const char *const ctx_names[C_N] = {
+  NULL, NULL, "_w", "request_version", "protocol_version", "command",
+  "close_connection", "server_version", "sys_version", "sendall"
+};
+
+/* Pushes obj[name], obj at an absolute index, metamethods honoured. */
+static int get_field(lua_State *L, int obj, int name) {
+  lua_rawgeti(L, lua_upvalueindex(1), name);
+  return lua_gettable(L, obj);
+}
+
+/* obj[name] = the value at the top, popped. */
+static void set_field(lua_State *L, int obj, int name) {
+  lua_rawgeti(L, lua_upvalueindex(1), name);
+  lua_insert(L, -2);
+  lua_settable(L, obj);
+}
+
+/* tostring(v) at the top, and its bytes: a string as it is, without
+   luaL_tolstring's search for a __tostring. */
+static const char *to_string(lua_State *L, int i, size_t *n) {
+  if (lua_type(L, i) == LUA_TSTRING) {
+    lua_pushvalue(L, i);
+    return lua_tolstring(L, -1, n);
+  }
+  return luaL_tolstring(L, i, n);
+}
+
 /* ---- buffers ---- */
 
 static void add(lua_State *L, obuf_t *b, const char *s, size_t n) {
@@ -80,16 +114,31 @@ static void trim(obuf_t *b) {
 
 /* ---- sending ---- */
 
-static writer_t *check_writer(lua_State *L, int i) {
-  return (writer_t *)luaL_checkudata(L, i, WRITER_MT);
+static writer_t *to_writer(lua_State *L, int i) {
+  writer_t *w = (writer_t *)lua_touserdata(L, i);
+  int ok;
+  if (w == NULL || !lua_getmetatable(L, i))
+    return NULL;
+  lua_rawgeti(L, lua_upvalueindex(1), C_WRITER_MT);
+  ok = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return ok ? w : NULL;
 }
 
-/* The socket's fd, or -1 once it is closed. */
+static writer_t *check_writer(lua_State *L, int i) {
+  writer_t *w = to_writer(L, i);
+  if (w == NULL)
+    luaL_typeerror(L, i, "http.writer");
+  return w;
+}
+
+/* The socket's fd, or -1 once it is closed. writer() made sure the user
+   value is a socket. */
 static int writer_fd(lua_State *L, int wi) {
   wl_sock_t **box;
   int fd = -1;
   lua_getiuservalue(L, wi, 1);
-  box = (wl_sock_t **)luaL_testudata(L, -1, SOCK_MT);
+  box = (wl_sock_t **)lua_touserdata(L, -1);
   if (box != NULL && *box != NULL)
     fd = (*box)->fd;
   lua_pop(L, 1);
@@ -177,7 +226,7 @@ static int sent_k(lua_State *L, int status, lua_KContext ret) {
    with the socket's timeout or raises the error a user expects. */
 static int send_rest(lua_State *L, int wi, lua_KContext ret) {
   lua_getiuservalue(L, wi, 1);           /* rest sock */
-  lua_getfield(L, -1, "sendall");        /* rest sock sendall */
+  get_field(L, lua_gettop(L), C_SENDALL); /* rest sock sendall */
   lua_rotate(L, -3, 1);                  /* sendall rest sock */
   lua_insert(L, -2);                     /* sendall sock rest */
   lua_callk(L, 2, 0, ret, sent_k);
@@ -280,7 +329,7 @@ static int writer_end_response(lua_State *L) {
 }
 
 static int writer_gc(lua_State *L) {
-  writer_t *w = check_writer(L, 1);
+  writer_t *w = (writer_t *)lua_touserdata(L, 1);
   free(w->head.p);
   free(w->body.p);
   memset(w, 0, sizeof *w);
@@ -297,8 +346,8 @@ static int writer_tostring(lua_State *L) {
 static writer_t *handler_writer(lua_State *L, const char *op, int *wi) {
   writer_t *w;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_getfield(L, 1, "_w");
-  w = (writer_t *)luaL_testudata(L, -1, WRITER_MT);
+  get_field(L, 1, C_W);
+  w = to_writer(L, -1);
   if (w == NULL)
     luaL_error(L, "%s: the handler has no response writer (did setup() run?)",
                op);
@@ -307,19 +356,19 @@ static writer_t *handler_writer(lua_State *L, const char *op, int *wi) {
 }
 
 /* Whether self[field] is the string lit. */
-static int field_is(lua_State *L, const char *field, const char *lit) {
+static int field_is(lua_State *L, int field, const char *lit) {
   size_t n;
-  const char *s;
+  const char *s = NULL;
   int eq;
-  lua_getfield(L, 1, field);
-  s = lua_tolstring(L, -1, &n);
+  if (get_field(L, 1, field) == LUA_TSTRING)
+    s = lua_tolstring(L, -1, &n);
   eq = s != NULL && n == strlen(lit) && memcmp(s, lit, n) == 0;
   lua_pop(L, 1);
   return eq;
 }
 
 static int http09(lua_State *L) {
-  return field_is(L, "request_version", "HTTP/0.9");
+  return field_is(L, C_REQUEST_VERSION, "HTTP/0.9");
 }
 
 /* send_response_only(code[, message]) */
@@ -347,8 +396,8 @@ static int handler_send_response_only(lua_State *L) {
   w = handler_writer(L, "send_response_only", &wi);
   w->status = (int)code;
   if (!http09(L)) {
-    lua_getfield(L, 1, "protocol_version");
-    proto = luaL_tolstring(L, -1, &plen);
+    get_field(L, 1, C_PROTOCOL_VERSION);
+    proto = to_string(L, -1, &plen);
     w->building = 1;
     add(L, &w->head, proto, plen);
     snprintf(num, sizeof num, " %d ", (int)code);
@@ -357,7 +406,7 @@ static int handler_send_response_only(lua_State *L) {
     ADDLIT(L, &w->head, "\r\n");
   }
   w->bodyless = code < 200 || code == 204 || code == 304 ||
-                field_is(L, "command", "HEAD");
+                field_is(L, C_COMMAND, "HEAD");
   w->no_body = 0;
   if (code >= 200)
     w->has_length = 0;
@@ -395,7 +444,7 @@ static int handler_send_header(lua_State *L) {
   if (lua_type(L, 3) == LUA_TNUMBER) {
     v = lua_tolstring(L, 3, &vlen);      /* a number has no CR or LF */
   } else {
-    v = luaL_tolstring(L, 3, &vlen);
+    v = to_string(L, 3, &vlen);
     lua_replace(L, 3);
     if (!wl_http_field_value(v, vlen))
       return luaL_argerror(L, 3, "header value contains CR, LF or NUL");
@@ -411,10 +460,10 @@ static int handler_send_header(lua_State *L) {
   if (IEQ(k, klen, "connection")) {
     if (IEQ(v, vlen, "close")) {
       lua_pushboolean(L, 1);
-      lua_setfield(L, 1, "close_connection");
+      set_field(L, 1, C_CLOSE_CONNECTION);
     } else if (IEQ(v, vlen, "keep-alive")) {
       lua_pushboolean(L, 0);
-      lua_setfield(L, 1, "close_connection");
+      set_field(L, 1, C_CLOSE_CONNECTION);
     }
     w->conn_header = 1;
   } else if (IEQ(k, klen, "content-length") ||
@@ -436,16 +485,16 @@ static int handler_end_headers(lua_State *L) {
   status = w->status ? w->status : 200;
   if (status >= 200) {
     if (!w->has_length && !w->bodyless) {
-      if (field_is(L, "request_version", "HTTP/1.1") &&
-          field_is(L, "protocol_version", "HTTP/1.1")) {
+      if (field_is(L, C_REQUEST_VERSION, "HTTP/1.1") &&
+          field_is(L, C_PROTOCOL_VERSION, "HTTP/1.1")) {
         ADDLIT(L, &w->head, "Transfer-Encoding: chunked\r\n");
         w->chunked = 1;
       } else {
         lua_pushboolean(L, 1);
-        lua_setfield(L, 1, "close_connection");
+        set_field(L, 1, C_CLOSE_CONNECTION);
       }
     }
-    lua_getfield(L, 1, "close_connection");
+    get_field(L, 1, C_CLOSE_CONNECTION);
     if (lua_toboolean(L, -1) && !w->conn_header)
       ADDLIT(L, &w->head, "Connection: close\r\n");
     lua_pop(L, 1);
@@ -478,15 +527,15 @@ static int handler_server_date(lua_State *L) {
   w->building = 1;
   ADDLIT(L, &w->head, "Server: ");
   if (lua_isnil(L, 2)) {
-    lua_getfield(L, 1, "server_version");
-    s = luaL_tolstring(L, -1, &n);
+    get_field(L, 1, C_SERVER_VERSION);
+    s = to_string(L, -1, &n);
     add(L, &w->head, s, n);
     ADDLIT(L, &w->head, " ");
-    lua_getfield(L, 1, "sys_version");
-    s = luaL_tolstring(L, -1, &n);
+    get_field(L, 1, C_SYS_VERSION);
+    s = to_string(L, -1, &n);
     add(L, &w->head, s, n);
   } else {
-    s = luaL_tolstring(L, 2, &n);
+    s = to_string(L, 2, &n);
     if (!wl_http_field_value(s, n))
       return luaL_error(L, "version_string() contains CR, LF or NUL");
     add(L, &w->head, s, n);
@@ -519,13 +568,23 @@ static const luaL_Reg funcs[] = {
 };
 
 void wl_http_writer_open(lua_State *L) {
+  int i;
+  lua_createtable(L, C_N, 0);  /* the context, see C_WRITER_MT */
   luaL_newmetatable(L, WRITER_MT);
-  luaL_newlib(L, writer_methods);
+  lua_rawseti(L, -2, C_WRITER_MT);
+  for (i = C_W; i < C_N; i++) {
+    lua_pushstring(L, ctx_names[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_rawgeti(L, -1, C_WRITER_MT);
+  luaL_newlibtable(L, writer_methods);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, writer_methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, writer_gc);
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, writer_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-  luaL_setfuncs(L, funcs, 0);
+  lua_pop(L, 1);               /* module ctx */
+  luaL_setfuncs(L, funcs, 1);
 }
