@@ -703,8 +703,10 @@ enum {
   UV_HTTP10 = -10, UV_HTTP11 = -11, UV_HEADERS_MT = -20,
   UV_COMMAND = -21, UV_PATH = -22, UV_REQUEST_VERSION = -23,
   UV_REQUESTLINE = -24, UV_RAW_REQUESTLINE = -25, UV_HEADERS = -26,
-  UV_LIST = -27, UV_PROTOCOL_VERSION = -28, UV_CLOSE_CONNECTION = -29
+  UV_LIST = -27, UV_PROTOCOL_VERSION = -28, UV_CLOSE_CONNECTION = -29,
+  UV_PARSER_MT = -30, UV_EVENTS = -31    /* -31 - EV_*: the event names */
 };
+static const char *const ev_names[] = {"more", "head", "body", "end", "error"};
 static const char *const uv_names[] = {
   "command", "path", "request_version", "requestline", "raw_requestline",
   "headers", "_list", "protocol_version", "close_connection"
@@ -717,8 +719,23 @@ static void set_uv(lua_State *L, int t, int name) {
   lua_settable(L, t);
 }
 
+/* luaL_checkudata, with the metatable from the upvalue table (looking it
+   up in the registry by name costs a string hash per call) */
 static parser_t *check_parser(lua_State *L) {
-  return (parser_t *)luaL_checkudata(L, 1, PARSER_MT);
+  void *P = lua_touserdata(L, 1);
+  int ok = 0;
+  if (P != NULL && lua_getmetatable(L, 1)) {
+    lua_rawgeti(L, lua_upvalueindex(1), UV_PARSER_MT);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  if (!ok)
+    luaL_typeerror(L, 1, "http.parser");
+  return (parser_t *)P;
+}
+
+static void push_ev(lua_State *L, int ev) {
+  lua_rawgeti(L, lua_upvalueindex(1), UV_EVENTS - ev);
 }
 
 static void push_fields(lua_State *L, parser_t *P, size_t from, size_t to) {
@@ -783,16 +800,16 @@ static int push_event(lua_State *L, parser_t *P, int ev, const char *base,
   lua_Integer pos = base ? (lua_Integer)(next - base) + 1 : 0;
   switch (ev) {
   case EV_MORE:
-    lua_pushliteral(L, "more");
+    push_ev(L, EV_MORE);
     lua_pushinteger(L, pos);
     return 2;
   case EV_HEAD:
-    lua_pushliteral(L, "head");
+    push_ev(L, EV_HEAD);
     lua_pushinteger(L, pos);
     push_head(L, P);
     return 3;
   case EV_BODY:
-    lua_pushliteral(L, "body");
+    push_ev(L, EV_BODY);
     lua_pushinteger(L, pos);
     if (P->body_at == base && P->body_len == len)
       lua_pushvalue(L, 2);     /* the whole buffer: no copy */
@@ -800,7 +817,7 @@ static int push_event(lua_State *L, parser_t *P, int ev, const char *base,
       lua_pushlstring(L, P->body_at, P->body_len);
     return 3;
   case EV_END:
-    lua_pushliteral(L, "end");
+    push_ev(L, EV_END);
     if (base)
       lua_pushinteger(L, pos);
     else
@@ -811,7 +828,7 @@ static int push_event(lua_State *L, parser_t *P, int ev, const char *base,
       lua_pushnil(L);
     return 3;
   default:
-    lua_pushliteral(L, "error");
+    push_ev(L, EV_ERROR);
     lua_pushinteger(L, P->status);
     lua_pushstring(L, P->reason);
     return 3;
@@ -837,7 +854,8 @@ static void fill_handler(lua_State *L, parser_t *P) {
   llhttp_t *hp = &P->h;
   const char *target = P->arena ? P->arena + P->url : "";
   size_t tlen = P->url_len, vlen;
-  const char *version;
+  const char *version, *line;
+  size_t llen;
   int protocol10;
   luaL_Buffer b;
   lua_rawgeti(L, lua_upvalueindex(1), hp->method + 1);
@@ -859,18 +877,18 @@ static void fill_handler(lua_State *L, parser_t *P) {
   else
     lua_pushfstring(L, "HTTP/%d.%d", hp->http_major, hp->http_minor);
   version = lua_tolstring(L, -1, &vlen);
-  luaL_buffinit(L, &b);        /* requestline: method SP target SP version */
+  luaL_buffinit(L, &b);        /* method SP target SP version CRLF */
   luaL_addstring(&b, llhttp_method_name((llhttp_method_t)hp->method));
   luaL_addchar(&b, ' ');
   luaL_addlstring(&b, target, tlen);
   luaL_addchar(&b, ' ');
   luaL_addlstring(&b, version, vlen);
-  luaL_pushresult(&b);         /* version requestline */
-  lua_pushvalue(L, -1);
-  lua_pushliteral(L, "\r\n");
-  lua_concat(L, 2);
-  set_uv(L, 2, UV_RAW_REQUESTLINE);
+  luaL_addlstring(&b, "\r\n", 2);
+  luaL_pushresult(&b);         /* version raw_requestline */
+  line = lua_tolstring(L, -1, &llen);
+  lua_pushlstring(L, line, llen - 2);
   set_uv(L, 2, UV_REQUESTLINE);
+  set_uv(L, 2, UV_RAW_REQUESTLINE);
   set_uv(L, 2, UV_REQUEST_VERSION);
   lua_createtable(L, 0, 1);    /* headers: an http.headers object */
   push_fields(L, P, 0, P->ntrail);
@@ -912,7 +930,7 @@ static int parser_take_head(lua_State *L) {
   } while (ev == EV_END || ev == EV_BODY);
   if (ev == EV_HEAD) {
     fill_handler(L, P);
-    lua_pushliteral(L, "head");
+    push_ev(L, EV_HEAD);
     lua_pushinteger(L, pos);
     lua_pushboolean(L, (P->h.flags & (F_CHUNKED | F_CONTENT_LENGTH)) != 0);
     lua_pushboolean(L, P->expect);
@@ -923,7 +941,7 @@ static int parser_take_head(lua_State *L) {
     return 5;
   }
   if (ev == EV_MORE) {
-    lua_pushliteral(L, "more");
+    push_ev(L, EV_MORE);
     lua_pushinteger(L, pos);
     return 2;
   }
@@ -960,7 +978,7 @@ static int parser_finish(lua_State *L) {
     ev = EV_ERROR;
   }
   if (ev == EV_MORE) {
-    lua_pushliteral(L, "more");
+    push_ev(L, EV_MORE);
     return 1;
   }
   return push_event(L, P, ev, NULL, 0, NULL);
@@ -1096,7 +1114,13 @@ int luaopen_http_core(lua_State *L) {
     lua_pushstring(L, uv_names[m]);
     lua_rawseti(L, -2, UV_COMMAND - m);
   }
+  for (m = 0; m < (int)(sizeof ev_names / sizeof ev_names[0]); m++) {
+    lua_pushstring(L, ev_names[m]);
+    lua_rawseti(L, -2, UV_EVENTS - m);
+  }
   luaL_newmetatable(L, PARSER_MT);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, UV_PARSER_MT);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, metamethods, 1);
   luaL_newlibtable(L, methods);

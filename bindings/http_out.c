@@ -38,17 +38,20 @@ typedef struct writer_t {
   int no_body;       /* ... and its head has ended: writes are dropped */
   int chunked;       /* we frame the body in chunks */
   int headers_sent;  /* a final (>= 200) head has ended */
+  int http09;        /* request_version was HTTP/0.9: no head at all */
 } writer_t;
 
 /* Upvalue 1 of every function here: the writer metatable and the field
    names they use, so no call hashes a C string (lua_getfield does). */
 enum {
   C_WRITER_MT = 1, C_W, C_REQUEST_VERSION, C_PROTOCOL_VERSION, C_COMMAND,
-  C_CLOSE_CONNECTION, C_SERVER_VERSION, C_SYS_VERSION, C_SENDALL, C_N
+  C_CLOSE_CONNECTION, C_SERVER_VERSION, C_SYS_VERSION, C_SENDALL,
+  C_LOG_REQUEST, C_SEND_RESPONSE_ONLY, C_VERSION_STRING, C_N
 };
 static const char *const ctx_names[C_N] = {
   NULL, NULL, "_w", "request_version", "protocol_version", "command",
-  "close_connection", "server_version", "sys_version", "sendall"
+  "close_connection", "server_version", "sys_version", "sendall",
+  "log_request", "send_response_only", "version_string"
 };
 
 /* Pushes obj[name], obj at an absolute index, metamethods honoured. */
@@ -299,7 +302,7 @@ static int writer_begin(lua_State *L) {
   writer_t *w = check_writer(L, 1);
   w->head.len = w->ready;
   w->building = w->status = w->has_length = w->conn_header = 0;
-  w->bodyless = w->no_body = w->chunked = w->headers_sent = 0;
+  w->bodyless = w->no_body = w->chunked = w->headers_sent = w->http09 = 0;
   return 0;
 }
 
@@ -367,22 +370,16 @@ static int field_is(lua_State *L, int field, const char *lit) {
   return eq;
 }
 
-static int http09(lua_State *L) {
-  return field_is(L, C_REQUEST_VERSION, "HTTP/0.9");
-}
-
-/* send_response_only(code[, message]) */
-static int handler_send_response_only(lua_State *L) {
-  lua_Integer code;
+/* The status line of send_response_only(code[, message]), args at 1..3. */
+static void response_line(lua_State *L) {
+  lua_Integer code = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : 0;
   const char *msg, *proto;
   size_t mlen, plen;
   char num[8];
   int wi;
   writer_t *w;
-  lua_settop(L, 3);
-  if (!lua_isinteger(L, 2) || (code = lua_tointeger(L, 2)) < 100 ||
-      code > 999)
-    return luaL_argerror(L, 2, "status code 100-999 expected");
+  if (code < 100 || code > 999)
+    luaL_argerror(L, 2, "status code 100-999 expected");
   if (lua_isnil(L, 3)) {
     msg = wl_http_reason(code);
     if (msg == NULL)
@@ -391,11 +388,14 @@ static int handler_send_response_only(lua_State *L) {
   } else {
     msg = luaL_checklstring(L, 3, &mlen);
     if (!wl_http_field_value(msg, mlen))
-      return luaL_argerror(L, 3, "CR, LF or NUL in the reason phrase");
+      luaL_argerror(L, 3, "CR, LF or NUL in the reason phrase");
   }
   w = handler_writer(L, "send_response_only", &wi);
   w->status = (int)code;
-  if (!http09(L)) {
+  /* Python checks request_version on every field; a handler cannot turn
+     a parsed request into HTTP/0.9, so once per response is the same */
+  w->http09 = field_is(L, C_REQUEST_VERSION, "HTTP/0.9");
+  if (!w->http09) {
     get_field(L, 1, C_PROTOCOL_VERSION);
     proto = to_string(L, -1, &plen);
     w->building = 1;
@@ -410,6 +410,11 @@ static int handler_send_response_only(lua_State *L) {
   w->no_body = 0;
   if (code >= 200)
     w->has_length = 0;
+}
+
+static int handler_send_response_only(lua_State *L) {
+  lua_settop(L, 3);
+  response_line(L);
   return 0;
 }
 
@@ -450,7 +455,7 @@ static int handler_send_header(lua_State *L) {
       return luaL_argerror(L, 3, "header value contains CR, LF or NUL");
   }
   w = handler_writer(L, "send_header", &wi);
-  if (!http09(L)) {
+  if (!w->http09) {
     w->building = 1;
     add(L, &w->head, k, klen);
     ADDLIT(L, &w->head, ": ");
@@ -509,24 +514,36 @@ static int handler_end_headers(lua_State *L) {
   return 0;
 }
 
-/* server_date(self[, version]): the Server and Date fields of
-   send_response; version defaults to server_version .. " " .. sys_version.
-   The date is formatted once a second. */
-static int handler_server_date(lua_State *L) {
+/* version_string(): server_version .. " " .. sys_version */
+static int handler_version_string(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  get_field(L, 1, C_SERVER_VERSION);
+  to_string(L, -1, NULL);
+  lua_pushliteral(L, " ");
+  get_field(L, 1, C_SYS_VERSION);
+  to_string(L, -1, NULL);
+  lua_remove(L, -2);
+  lua_concat(L, 3);
+  return 1;
+}
+
+/* The Server and Date fields of send_response: version is the string at
+   vi, or nil for the default version_string, read here without making a
+   string. The date is formatted once a second. */
+static void server_fields(lua_State *L, int vi) {
   static int64_t date_at = -1;
   static char date[WL_HTTP_DATE_LEN + 1];
   int64_t now = (int64_t)time(NULL);
   size_t n;
   const char *s;
   int wi;
-  writer_t *w;
-  lua_settop(L, 2);
-  w = handler_writer(L, "send_response", &wi);
-  if (http09(L))
-    return 0;
+  writer_t *w = handler_writer(L, "send_response", &wi);
+  if (w->http09)
+    return;
   w->building = 1;
   ADDLIT(L, &w->head, "Server: ");
-  if (lua_isnil(L, 2)) {
+  if (lua_isnil(L, vi)) {
     get_field(L, 1, C_SERVER_VERSION);
     s = to_string(L, -1, &n);
     add(L, &w->head, s, n);
@@ -535,9 +552,9 @@ static int handler_server_date(lua_State *L) {
     s = to_string(L, -1, &n);
     add(L, &w->head, s, n);
   } else {
-    s = to_string(L, 2, &n);
+    s = to_string(L, vi, &n);
     if (!wl_http_field_value(s, n))
-      return luaL_error(L, "version_string() contains CR, LF or NUL");
+      luaL_error(L, "version_string() contains CR, LF or NUL");
     add(L, &w->head, s, n);
   }
   if (now != date_at) {
@@ -547,7 +564,52 @@ static int handler_server_date(lua_State *L) {
   ADDLIT(L, &w->head, "\r\nDate: ");
   add(L, &w->head, date, WL_HTTP_DATE_LEN);
   ADDLIT(L, &w->head, "\r\n");
+}
+
+/* send_response(code[, message]), as Python's: log_request(code),
+   send_response_only, then Server (version_string()) and Date. Overridden
+   methods are called, the C ones run in place. Stages of send_response_k:
+   1 after log_request, 2 after send_response_only, 3 with the version
+   string (or nil) at 4. */
+static int send_response_k(lua_State *L, int status, lua_KContext stage) {
+  (void)status;
+  if (stage == 1) {
+    lua_settop(L, 3);
+    get_field(L, 1, C_SEND_RESPONSE_ONLY);
+    if (lua_tocfunction(L, -1) == handler_send_response_only) {
+      lua_pop(L, 1);
+      response_line(L);
+    } else {
+      lua_pushvalue(L, 1);
+      lua_pushvalue(L, 2);
+      lua_pushvalue(L, 3);
+      lua_callk(L, 3, 0, 2, send_response_k);
+    }
+    stage = 2;
+  }
+  if (stage == 2) {
+    lua_settop(L, 3);
+    get_field(L, 1, C_VERSION_STRING);
+    if (lua_tocfunction(L, -1) == handler_version_string) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    } else {
+      lua_pushvalue(L, 1);
+      lua_callk(L, 1, 1, 3, send_response_k);
+    }
+  }
+  server_fields(L, 4);
   return 0;
+}
+
+static int handler_send_response(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 3);
+  get_field(L, 1, C_LOG_REQUEST);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_callk(L, 2, 0, 1, send_response_k);
+  return send_response_k(L, LUA_OK, 1);
 }
 
 static const luaL_Reg writer_methods[] = {
@@ -563,7 +625,8 @@ static const luaL_Reg funcs[] = {
   {"send_response_only", handler_send_response_only},
   {"send_header", handler_send_header},
   {"end_headers", handler_end_headers},
-  {"server_date", handler_server_date},
+  {"send_response", handler_send_response},
+  {"version_string", handler_version_string},
   {NULL, NULL}
 };
 

@@ -367,18 +367,9 @@ local function refresh_dates()
   end
 end
 
-local server_date = core.server_date
-
-function Base:send_response(code, message)
-  self:log_request(code)
-  self:send_response_only(code, message)
-  if self.version_string == Base.version_string then
-    server_date(self)            -- server_version and sys_version, in C
-  else
-    server_date(self, self:version_string())
-  end
-end
-
+-- send_response, version_string and the rest of the head: bindings/http_out.c
+Base.send_response = core.send_response
+Base.version_string = core.version_string
 Base.send_response_only = core.send_response_only
 Base.send_header = core.send_header
 Base.end_headers = core.end_headers
@@ -418,7 +409,6 @@ function Base:log_message(fmt, ...)
 end
 
 function Base:address_string() return tostring(self.client_address[1]) end
-function Base:version_string() return self.server_version .. " " .. self.sys_version end
 
 function Base:date_time_string(t)
   return core.httpdate(t)
