@@ -703,13 +703,13 @@ enum {
   UV_HTTP10 = -10, UV_HTTP11 = -11, UV_HEADERS_MT = -20,
   UV_COMMAND = -21, UV_PATH = -22, UV_REQUEST_VERSION = -23,
   UV_REQUESTLINE = -24, UV_RAW_REQUESTLINE = -25, UV_HEADERS = -26,
-  UV_LIST = -27, UV_PROTOCOL_VERSION = -28, UV_CLOSE_CONNECTION = -29,
+  UV_PROTOCOL_VERSION = -27, UV_CLOSE_CONNECTION = -28,
   UV_PARSER_MT = -30, UV_EVENTS = -31    /* -31 - EV_*: the event names */
 };
 static const char *const ev_names[] = {"more", "head", "body", "end", "error"};
 static const char *const uv_names[] = {
   "command", "path", "request_version", "requestline", "raw_requestline",
-  "headers", "_list", "protocol_version", "close_connection"
+  "headers", "protocol_version", "close_connection"
 };
 
 /* t[name] = the value at the top, popped; t at an absolute index. */
@@ -853,7 +853,7 @@ static int parser_feed(lua_State *L) {
 static void fill_handler(lua_State *L, parser_t *P) {
   llhttp_t *hp = &P->h;
   const char *target = P->arena ? P->arena + P->url : "";
-  size_t tlen = P->url_len, vlen;
+  size_t tlen = P->url_len, vlen, i;
   const char *version, *line;
   size_t llen;
   int protocol10;
@@ -862,11 +862,11 @@ static void fill_handler(lua_State *L, parser_t *P) {
   set_uv(L, 2, UV_COMMAND);
   if (tlen >= 2 && target[0] == '/' && target[1] == '/') {
     /* Python 3.11+: "//host/x" must never become a Location to a host */
-    size_t i = 0;
-    while (i < tlen && target[i] == '/')
-      i++;
+    size_t j = 0;
+    while (j < tlen && target[j] == '/')
+      j++;
     lua_pushliteral(L, "/");
-    lua_pushlstring(L, target + i, tlen - i);
+    lua_pushlstring(L, target + j, tlen - j);
     lua_concat(L, 2);
   } else {
     lua_pushlstring(L, target, tlen);
@@ -890,9 +890,15 @@ static void fill_handler(lua_State *L, parser_t *P) {
   set_uv(L, 2, UV_REQUESTLINE);
   set_uv(L, 2, UV_RAW_REQUESTLINE);
   set_uv(L, 2, UV_REQUEST_VERSION);
-  lua_createtable(L, 0, 1);    /* headers: an http.headers object */
-  push_fields(L, P, 0, P->ntrail);
-  set_uv(L, lua_gettop(L) - 1, UV_LIST);
+  /* headers: an http.headers object, name, value... in one table */
+  lua_createtable(L, (int)(2 * P->ntrail), 0);
+  for (i = 0; i < P->ntrail; i++) {
+    const field_t *f = &P->fields[i];
+    lua_pushlstring(L, P->arena + f->name, f->nlen);
+    lua_rawseti(L, -2, (lua_Integer)(2 * i + 1));
+    lua_pushlstring(L, P->arena + f->value, f->vlen);
+    lua_rawseti(L, -2, (lua_Integer)(2 * i + 2));
+  }
   lua_rawgeti(L, lua_upvalueindex(1), UV_HEADERS_MT);
   lua_setmetatable(L, -2);
   set_uv(L, 2, UV_HEADERS);

@@ -601,9 +601,7 @@ end
 
 -- getheaders() -> {{name, value}...} as received
 function HTTPResponse:getheaders()
-  local out = {}
-  for i, kv in ipairs(self.headers._list) do out[i] = {kv[1], kv[2]} end
-  return out
+  return self.headers:list()
 end
 
 function HTTPResponse:isclosed() return self.closed end

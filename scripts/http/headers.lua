@@ -1,7 +1,10 @@
 -- http.headers: the header fields of a request or response, case-insensitive
 -- (headers["content-type"], headers:get(name[, default])) and in arrival
 -- order (pairs, items). Shared by http.server and http.client.
-local setmetatable, rawset, type, ipairs = setmetatable, rawset, type, ipairs
+-- A headers object is one table: name, value, name, value... in its array
+-- part, as the C parser fills it in (bindings/http.c), so a request costs
+-- one table however many fields it has.
+local setmetatable, rawset, rawget, type = setmetatable, rawset, rawget, type
 local lower = string.lower
 
 local M = {}
@@ -12,12 +15,10 @@ M.Headers = Headers
 -- looks at the headers pays nothing for them.
 local function header_map(t)
   local map = {}
-  local list = t._list
-  for i = 1, #list do
-    local kv = list[i]
-    local k = lower(kv[1])
+  for i = 1, #t, 2 do
+    local k = lower(t[i])
     local old = map[k]
-    map[k] = old and (old .. ", " .. kv[2]) or kv[2]
+    map[k] = old and (old .. ", " .. t[i + 1]) or t[i + 1]
   end
   rawset(t, "_map", map)
   return map
@@ -32,17 +33,21 @@ end
 
 -- pairs(headers): every (name, value) as received, repeats included
 Headers.__pairs = function(t)
-  local i = 0
+  local i = -1
   return function()
-    i = i + 1
-    local kv = t._list[i]
-    if kv then return kv[1], kv[2] end
+    i = i + 2
+    local k = rawget(t, i)
+    if k then return k, rawget(t, i + 1) end
   end, t, nil
 end
 
--- new(list): list is {{name, value}...} as the parser gives it
+-- new(list): list is {{name, value}...}, as the parser's feed gives it
 function M.new(list)
-  return setmetatable({_list = list}, Headers)
+  local t = {}
+  for i = 1, #list do
+    t[2 * i - 1], t[2 * i] = list[i][1], list[i][2]
+  end
+  return setmetatable(t, Headers)
 end
 
 -- get(name[, default]): the value, repeated fields joined with ", "
@@ -55,9 +60,16 @@ end
 -- get_all(name): every value of a field that may repeat (Set-Cookie)
 function Headers:get_all(name)
   local out, k = {}, lower(name)
-  for _, kv in ipairs(self._list) do
-    if lower(kv[1]) == k then out[#out + 1] = kv[2] end
+  for i = 1, #self, 2 do
+    if lower(self[i]) == k then out[#out + 1] = self[i + 1] end
   end
+  return out
+end
+
+-- list(): {{name, value}...} as received
+function Headers:list()
+  local out = {}
+  for i = 1, #self, 2 do out[#out + 1] = {self[i], self[i + 1]} end
   return out
 end
 
