@@ -935,10 +935,18 @@ static int parser_take_head(lua_State *L) {
     pos = (lua_Integer)(next - buf) + 1;
   } while (ev == EV_END || ev == EV_BODY);
   if (ev == EV_HEAD) {
+    int body = (P->h.flags & (F_CHUNKED | F_CONTENT_LENGTH)) != 0;
     fill_handler(L, P);
+    if (!body) {
+      /* end the bodiless message now, so that between requests the
+         parser waits at a message start and the caller may read first;
+         an error here stays in the parser (S_DEAD) for the next call */
+      const char *at = next;
+      run(P, at, at, &next);
+    }
     push_ev(L, EV_HEAD);
     lua_pushinteger(L, pos);
-    lua_pushboolean(L, (P->h.flags & (F_CHUNKED | F_CONTENT_LENGTH)) != 0);
+    lua_pushboolean(L, body);
     lua_pushboolean(L, P->expect);
     if (P->h.flags & F_CONTENT_LENGTH)
       lua_pushinteger(L, (lua_Integer)P->clen);

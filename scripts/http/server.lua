@@ -74,6 +74,38 @@ local ABORT = setmetatable({}, {__tostring = function() return "request aborted 
 local Body = {}
 Body.__index = Body
 
+-- fill(h, timeout, phase[, deadline]): reads more bytes into h's buffer;
+-- false on EOF, timeout or reset. phase: "idle" (between requests),
+-- "head", "body".
+local recv                     -- the socket method, found on first use
+local function fill(h, timeout, phase, deadline)
+  local conn = h.connection
+  if deadline then timeout = math.max(0.001, deadline - wirelab.now()) end
+  if timeout ~= h._timeout then
+    conn:settimeout(timeout)
+    h._timeout = timeout
+  end
+  recv = recv or conn.recv
+  local ok, data = pcall(recv, conn, 65536)
+  if not ok then
+    if errors.is(data, "ETIMEDOUT") and phase ~= "idle" then
+      h:_fail(408, "Request Timeout")
+    end
+    h.close_connection = true
+    return false
+  end
+  if data == "" then
+    h.close_connection = true
+    h._eof = true
+    return false
+  end
+  local pos = h._pos
+  if pos > #h._buf then h._buf = data
+  else h._buf = h._buf:sub(pos) .. data end
+  h._pos = 1
+  return true
+end
+
 -- next body bytes of body b, "" once the message has ended
 local function body_chunk(b)
   if b.done then return "" end
@@ -92,7 +124,7 @@ local function body_chunk(b)
       return ""
     elseif ev == "more" then
       h._pos = a
-      if not h:_fill(h.server.body_timeout, "body") then
+      if not fill(h, h.server.body_timeout, "body") then
         -- a timeout has had its 408; a body cut short by EOF gets a 400
         if h._eof then h:_fail(400, "Bad Request: incomplete body") end
         b.done, b.failed = true, true
@@ -167,6 +199,9 @@ function Base:setup()
   self.wfile = self._w
   self._buf, self._pos = "", 1
   local srv = self.server
+  -- read once per connection: a server's limits are its configuration
+  self._header_timeout, self._keepalive_timeout = srv.header_timeout, srv.keepalive_timeout
+  self._max_requests = srv.max_requests_per_socket
   self._parser = core.parser("request", {
     max_line = srv.max_line or 8192, max_header_bytes = srv.max_header_bytes or 65536,
     max_headers = srv.max_headers or 100, max_body = srv.max_body or 100 * 1024 * 1024,
@@ -175,34 +210,6 @@ end
 
 function Base:finish()
   if not self.connection.closed then pcall(self._w.flush, self._w) end
-end
-
--- Reads more bytes into the buffer; false on EOF, timeout or reset.
--- phase: "idle" (between requests), "head", "body".
-function Base:_fill(timeout, phase, deadline)
-  local conn = self.connection
-  if deadline then timeout = math.max(0.001, deadline - wirelab.now()) end
-  if timeout ~= self._timeout then
-    conn:settimeout(timeout)
-    self._timeout = timeout
-  end
-  local ok, data = pcall(conn.recv, conn, 65536)
-  if not ok then
-    if errors.is(data, "ETIMEDOUT") and phase ~= "idle" then
-      self:_fail(408, "Request Timeout")
-    end
-    self.close_connection = true
-    return false
-  end
-  if data == "" then
-    self.close_connection = true
-    self._eof = true
-    return false
-  end
-  if self._pos > #self._buf then self._buf = data
-  else self._buf = self._buf:sub(self._pos) .. data end
-  self._pos = 1
-  return true
 end
 
 -- A protocol failure: the error response, then the connection closes.
@@ -247,7 +254,6 @@ end
 local NO_BODY = setmetatable({pending = "", received = 0, done = true}, Body)
 
 function Base:handle_one_request()
-  local srv = self.server
   self._w:begin()
   self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
   self.close_connection = true
@@ -256,9 +262,15 @@ function Base:handle_one_request()
   -- the head has come, the whole head must arrive by the header deadline.
   -- take_head fills in command, path, headers... (bindings/http.c).
   local parser = self._parser
-  local deadline = self._pos <= #self._buf and wirelab.now() + srv.header_timeout or nil
+  local idle = self._pos > #self._buf      -- no byte of this request yet
+  local deadline
   local ev, a, has_body, expect, clen
   while true do
+    if idle then          -- the parser waits at a message start: read first
+      local t = self._requests and self._keepalive_timeout or self._header_timeout
+      if not fill(self, t, "idle") then return end
+      idle = false
+    end
     ev, a, has_body, expect, clen = parser:take_head(self, self._buf, self._pos)
     if ev == "head" then break end
     if ev ~= "more" then                      -- "error"
@@ -266,11 +278,9 @@ function Base:handle_one_request()
       return
     end
     self._pos = a
-    if deadline == nil then
-      local t = self._requests and srv.keepalive_timeout or srv.header_timeout
-      if not self:_fill(t, "idle") then return end
-      deadline = wirelab.now() + srv.header_timeout
-    elseif not self:_fill(nil, "head", deadline) then
+    -- the whole head must arrive within header_timeout of its first byte
+    deadline = deadline or wirelab.now() + self._header_timeout
+    if not fill(self, nil, "head", deadline) then
       if self._eof then self:_fail(400, "Bad Request: incomplete request") end
       return
     end
@@ -288,7 +298,7 @@ function Base:handle_one_request()
     body.pending, body.received, body.done, body.failed, body.trailers = "", 0, false, false, nil
   end
   self._body, self.rfile = body, body
-  local maxreq = srv.max_requests_per_socket
+  local maxreq = self._max_requests
   if maxreq and self._requests > maxreq then
     self.close_connection = true
     self:send_error(503, "Service Unavailable", "Too many requests on this connection")
@@ -325,11 +335,7 @@ function Base:handle_one_request()
     self.close_connection = true
     error(err, 0)
   end
-  self:_end_response()
-end
-
--- After the handler: end a chunked body, flush, and skip an unread body.
-function Base:_end_response()
+  -- after the handler: end a chunked body, flush, and skip an unread body
   local w = self._w
   if w:end_response() then self:end_headers() end
   w:flush()
