@@ -696,15 +696,16 @@ static int run(parser_t *P, const char *p, const char *end,
 
 /* ---- Lua side ---- */
 
-/* Slots of the upvalue table beside the method names at [method + 1]:
-   the version strings, the headers metatable and the handler fields
-   take_head sets (lua_setfield would hash a C string each time). */
+/* Slots of the upvalue table after the method names at [method + 1]:
+   the version strings, two metatables, the handler fields take_head sets
+   (lua_setfield would hash a C string each time) and the event names.
+   All in the table's array part: a lookup is an index. */
 enum {
-  UV_HTTP10 = -10, UV_HTTP11 = -11, UV_HEADERS_MT = -20,
-  UV_COMMAND = -21, UV_PATH = -22, UV_REQUEST_VERSION = -23,
-  UV_REQUESTLINE = -24, UV_RAW_REQUESTLINE = -25, UV_HEADERS = -26,
-  UV_PROTOCOL_VERSION = -27, UV_CLOSE_CONNECTION = -28,
-  UV_PARSER_MT = -30, UV_EVENTS = -31    /* -31 - EV_*: the event names */
+  UV_HTTP10 = HTTP_FLUSH + 2, UV_HTTP11, UV_HEADERS_MT, UV_PARSER_MT,
+  UV_COMMAND, UV_PATH, UV_REQUEST_VERSION, UV_REQUESTLINE,
+  UV_RAW_REQUESTLINE, UV_HEADERS, UV_PROTOCOL_VERSION, UV_CLOSE_CONNECTION,
+  UV_EVENTS,                   /* UV_EVENTS + EV_*: the event names */
+  UV_N = UV_EVENTS + EV_ERROR + 1
 };
 static const char *const ev_names[] = {"more", "head", "body", "end", "error"};
 static const char *const uv_names[] = {
@@ -735,7 +736,7 @@ static parser_t *check_parser(lua_State *L) {
 }
 
 static void push_ev(lua_State *L, int ev) {
-  lua_rawgeti(L, lua_upvalueindex(1), UV_EVENTS - ev);
+  lua_rawgeti(L, lua_upvalueindex(1), UV_EVENTS + ev);
 }
 
 static void push_fields(lua_State *L, parser_t *P, size_t from, size_t to) {
@@ -753,7 +754,7 @@ static void push_fields(lua_State *L, parser_t *P, size_t from, size_t to) {
 }
 
 /* Upvalue 1 holds interned method names at [method + 1] and the two
-   common version strings at [-10], [-11]: no string hashing per request. */
+   common version strings (UV_HTTP10): no string hashing per request. */
 static void push_head(lua_State *L, parser_t *P) {
   llhttp_t *h = &P->h;
   lua_createtable(L, 0, 12);
@@ -769,7 +770,7 @@ static void push_head(lua_State *L, parser_t *P) {
     lua_setfield(L, -2, "reason");
   }
   if (h->http_major == 1 && h->http_minor <= 1)
-    lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 - h->http_minor);
+    lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 + h->http_minor);
   else
     lua_pushfstring(L, "HTTP/%d.%d", h->http_major, h->http_minor);
   lua_setfield(L, -2, "version");
@@ -873,7 +874,7 @@ static void fill_handler(lua_State *L, parser_t *P) {
   }
   set_uv(L, 2, UV_PATH);
   if (hp->http_major == 1 && hp->http_minor <= 1)
-    lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 - hp->http_minor);
+    lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 + hp->http_minor);
   else
     lua_pushfstring(L, "HTTP/%d.%d", hp->http_major, hp->http_minor);
   version = lua_tolstring(L, -1, &vlen);
@@ -1115,7 +1116,7 @@ static const luaL_Reg metamethods[] = {
 
 int luaopen_http_core(lua_State *L) {
   int m;
-  lua_createtable(L, 48, 2);   /* the interned strings, see push_head */
+  lua_createtable(L, UV_N, 0); /* the interned strings, see UV_HTTP10 */
   for (m = 0; m <= HTTP_FLUSH; m++) {
     lua_pushstring(L, llhttp_method_name((llhttp_method_t)m));
     lua_rawseti(L, -2, m + 1);
@@ -1126,11 +1127,11 @@ int luaopen_http_core(lua_State *L) {
   lua_rawseti(L, -2, UV_HTTP11);
   for (m = 0; m < (int)(sizeof uv_names / sizeof uv_names[0]); m++) {
     lua_pushstring(L, uv_names[m]);
-    lua_rawseti(L, -2, UV_COMMAND - m);
+    lua_rawseti(L, -2, UV_COMMAND + m);
   }
   for (m = 0; m < (int)(sizeof ev_names / sizeof ev_names[0]); m++) {
     lua_pushstring(L, ev_names[m]);
-    lua_rawseti(L, -2, UV_EVENTS - m);
+    lua_rawseti(L, -2, UV_EVENTS + m);
   }
   luaL_newmetatable(L, PARSER_MT);
   lua_pushvalue(L, -1);

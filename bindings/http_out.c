@@ -375,7 +375,7 @@ static void response_line(lua_State *L) {
   lua_Integer code = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : 0;
   const char *msg, *proto;
   size_t mlen, plen;
-  char num[8];
+  char num[5];
   int wi;
   writer_t *w;
   if (code < 100 || code > 999)
@@ -400,7 +400,10 @@ static void response_line(lua_State *L) {
     proto = to_string(L, -1, &plen);
     w->building = 1;
     add(L, &w->head, proto, plen);
-    snprintf(num, sizeof num, " %d ", (int)code);
+    num[0] = num[4] = ' ';     /* code is 100..999 */
+    num[1] = (char)('0' + code / 100);
+    num[2] = (char)('0' + code / 10 % 10);
+    num[3] = (char)('0' + code % 10);
     add(L, &w->head, num, 5);
     add(L, &w->head, msg, mlen);
     ADDLIT(L, &w->head, "\r\n");
@@ -435,6 +438,7 @@ static int ieq(const char *s, size_t n, const char *lit, size_t litn) {
    name or a value with CR, LF or NUL (header injection, RELIABILITY.md
    item 11); tracks the fields that decide the framing */
 static int handler_send_header(lua_State *L) {
+  char digits[24];
   size_t klen, vlen;
   const char *k, *v;
   int wi;
@@ -446,7 +450,18 @@ static int handler_send_header(lua_State *L) {
                     luaL_tolstring(L, 2, NULL));
     return luaL_argerror(L, 2, lua_tostring(L, -1));
   }
-  if (lua_type(L, 3) == LUA_TNUMBER) {
+  if (lua_isinteger(L, 3)) {   /* Content-Length: digits, made here */
+    lua_Integer i = lua_tointeger(L, 3);
+    lua_Unsigned u = i < 0 ? 0u - (lua_Unsigned)i : (lua_Unsigned)i;
+    char *p = digits + sizeof digits;
+    do
+      *--p = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (i < 0)
+      *--p = '-';
+    v = p;
+    vlen = (size_t)(digits + sizeof digits - p);
+  } else if (lua_type(L, 3) == LUA_TNUMBER) {
     v = lua_tolstring(L, 3, &vlen);      /* a number has no CR or LF */
   } else {
     v = to_string(L, 3, &vlen);

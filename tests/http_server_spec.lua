@@ -83,6 +83,9 @@ function App:reply(body, code, headers)
 end
 
 local BIG = 32 * 1024 * 1024
+-- /bigchunks: more than any socket buffer, in pieces around the writer's
+-- 64 KiB flush size
+local CHUNKS = {100, 70000, 3, 1500000, 65535, 65536, 1, 2000000, 0, 17}
 
 function App:serve_get()
   self:note()
@@ -111,6 +114,10 @@ function App:serve_get()
     self:send_error(404)
   elseif p == "/big" then
     self:reply(("0123456789abcdef"):rep(BIG // 16))
+  elseif p == "/bigchunks" then           -- chunked, pieces big and small
+    self:send_response(200)
+    self:end_headers()
+    for i, n in ipairs(CHUNKS) do self.wfile:write(("%x"):format(i % 16):rep(n)) end
   else
     self:reply(self.command .. " " .. p)
   end
@@ -384,6 +391,21 @@ describe("http.server with curl", function()
     local a, b = sums.stdout:match("^(%x+)%s+%S+\n(%x+)")
     assert.are.equal(a, b)
     assert.are.same({"POST /raw"}, srv.calls)
+    stop(srv)
+  end))
+
+  it("frames a large chunked body right for a reader slower than the server", bounded(function()
+    local srv, port = start()
+    local c = connect(port, 10)
+    c:send("GET /bigchunks HTTP/1.1\r\nHost: a\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+    wirelab.sleep(0.3)              -- the server fills the socket and waits
+    local want = {}
+    for i, n in ipairs(CHUNKS) do want[i] = ("%x"):format(i % 16):rep(n) end
+    local r = c:must_response()
+    assert.are.equal("chunked", r.headers["transfer-encoding"])
+    assert.are.equal(#concat(want), #r.body)
+    assert.is_true(concat(want) == r.body, "the body differs")
+    assert.are.equal("GET /after", c:must_response().body)
     stop(srv)
   end))
 
