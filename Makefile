@@ -15,6 +15,7 @@ PREFIX  ?= /usr/local
 PKGS      := gcc make liblua5.4-dev libuv1-dev lua-cjson lua-busted node-llhttp libedit-dev
 TEST_PKGS := python3 curl netcat-openbsd procps iproute2
 ASAN_PKGS := libclang-rt-14-dev
+FUZZ_PKGS := clang libclang-rt-14-dev
 
 RUNTIME  := $(wildcard runtime/*.c)
 BINDINGS := $(wildcard bindings/*.c)
@@ -22,7 +23,7 @@ SCRIPTS  := $(shell find scripts -name '*.lua' | sort)
 OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME) $(BINDINGS)) $(BUILD)/scripts.o
 LLOBJS   := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
 
-.PHONY: all deps test-deps run test test-asan bench bench-http install clean
+.PHONY: all deps test-deps run test test-asan fuzz bench bench-http install clean
 
 all: wirelab
 
@@ -90,6 +91,20 @@ test-asan: test-deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  sh tests/run.sh ./build-asan/wirelab
+
+# libFuzzer over the HTTP parser and take_head (RELIABILITY.md item 13,
+# tests/c/fuzz_http.c): FUZZ_SECS seconds (10 min by default, the nightly
+# run), seeded from tests/c/fuzz_seeds; findings land in $(BUILD)/fuzz.
+FUZZ_SECS ?= 600
+FUZZ_SRCS := tests/c/fuzz_http.c bindings/http.c bindings/http_check.c bindings/http_out.c
+fuzz: $(BUILD)/.deps
+	$(call need_pkgs,$(FUZZ_PKGS))
+	@mkdir -p $(BUILD)/fuzz/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE $(INCS) -Ibindings \
+	  -o $(BUILD)/fuzz/fuzz_http $(FUZZ_SRCS) \
+	  $(addprefix $(LLHTTP)/,api.c http.c llhttp.c) -llua5.4
+	cd $(BUILD)/fuzz && UBSAN_OPTIONS=halt_on_error=1 ./fuzz_http -max_total_time=$(FUZZ_SECS) \
+	  -timeout=10 -print_final_stats=1 corpus $(CURDIR)/tests/c/fuzz_seeds
 
 bench: wirelab
 	$(MAKE) -C bench run WIRELAB=$(CURDIR)/wirelab
