@@ -57,7 +57,7 @@ wirelab: $(BUILD)/wirelab
 $(BUILD)/wirelab: $(OBJS) $(LLOBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/%.o: %.c runtime/wl.h $(BUILD)/.deps
+$(BUILD)/%.o: %.c runtime/wl.h $(wildcard bindings/*.h) $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(INCS) -c -o $@ $<
 
@@ -96,7 +96,7 @@ test-asan: test-deps
 # tests/c/fuzz_http.c): FUZZ_SECS seconds (10 min by default, the nightly
 # run), seeded from tests/c/fuzz_seeds; findings land in $(BUILD)/fuzz.
 FUZZ_SECS ?= 600
-FUZZ_SRCS := tests/c/fuzz_http.c bindings/http.c bindings/http_check.c bindings/http_out.c
+FUZZ_SRCS := tests/c/fuzz_http.c $(addprefix bindings/,http.c http_parse.c http_check.c http_out.c)
 fuzz: $(BUILD)/.deps
 	$(call need_pkgs,$(FUZZ_PKGS))
 	@mkdir -p $(BUILD)/fuzz/corpus
