@@ -22,7 +22,8 @@
 
 #define WRITER_MT "wirelab.http_writer"
 #define FLUSH_AT 65536         /* body bytes buffered before a send */
-#define KEEP_CAP (256 * 1024)  /* a bigger buffer is freed once empty */
+#define KEEP_CAP 16384         /* a bigger buffer is freed once empty: an
+                                  idle keep-alive connection holds little */
 
 typedef struct obuf_t { char *p; size_t len, cap; } obuf_t;
 
