@@ -126,6 +126,16 @@ static void check_wake(lua_State *L, const char *op) {
   }
 }
 
+/* Before a call that would complete without waiting: once the task has
+** held the loop for its slice, it yields first, so a UDP flood or a fast
+** peer cannot starve timers and other clients. Non-blocking sockets
+** (timeout 0) never yield, as they never wait. */
+#define TAKE_TURN(L, s, k, dl) \
+  do { \
+    if ((s)->timeout != 0 && wl_turn_over() && wl_can_park(L)) \
+      return wl_yield((L), (k), (dl)); \
+  } while (0)
+
 /* ---- creation ----------------------------------------------------------- */
 
 static wl_sock_t **new_box(lua_State *L) {
@@ -349,6 +359,7 @@ static int accept_do(lua_State *L, lua_KContext dl) {
   int fd, rc;
   if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
     return wait_io(L, s, "accept", UV_READABLE, dl, accept_k);
+  TAKE_TURN(L, s, accept_k, dl);
   fd = accept4(s->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) {
     int e = errno;
@@ -397,6 +408,7 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   luaL_argcheck(L, n >= 0, 2, "negative buffer size");
   if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
     return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+  TAKE_TURN(L, s, from ? recvfrom_k : recv_k, dl);
   buf = n <= RECV_STATIC ? scratch : luaL_buffinitsize(L, &b, (size_t)n);
   sa.ss_family = AF_UNSPEC;
   r = recvfrom(s->fd, buf, (size_t)n, flags | MSG_DONTWAIT,
@@ -487,7 +499,9 @@ static int send_do(lua_State *L, lua_KContext dl) {
   wl_sock_t *s = wl_check_sock(L, 1, "send");
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  ssize_t r = send_once(s, p, n, NULL, 0);
+  ssize_t r;
+  TAKE_TURN(L, s, send_k, dl);
+  r = send_once(s, p, n, NULL, 0);
   if (r == UV_EAGAIN) return wait_io(L, s, "send", UV_WRITABLE, dl, send_k);
   if (r < 0) return wl_sock_raise(L, s, "send", (int)r);
   lua_pushinteger(L, r);
@@ -516,12 +530,13 @@ static int sendall_do(lua_State *L, lua_KContext dl) {
   const char *p = luaL_checklstring(L, 2, &n);
   size_t off = (size_t)lua_tointeger(L, 3);
   while (off < n) {
-    ssize_t r = send_once(s, p + off, n - off, NULL, 0);
-    if (r == UV_EAGAIN) {
-      lua_pushinteger(L, (lua_Integer)off);
-      lua_replace(L, 3);
+    ssize_t r;
+    lua_pushinteger(L, (lua_Integer)off);
+    lua_replace(L, 3);
+    TAKE_TURN(L, s, sendall_k, dl);
+    r = send_once(s, p + off, n - off, NULL, 0);
+    if (r == UV_EAGAIN)
       return wait_io(L, s, "sendall", UV_WRITABLE, dl, sendall_k);
-    }
     if (r < 0) return wl_sock_raise(L, s, "sendall", (int)r);
     off += (size_t)r;
   }
@@ -553,6 +568,7 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
   ssize_t r;
   if (check_addr(L, s, 3, "sendto", &sa, &len) == UV_EAI_NONAME)
     return resolve_host(L, s, 3, "sendto", sendto_resolved_k);
+  TAKE_TURN(L, s, sendto_k, dl);
   r = send_once(s, p, n, &sa, len);
   if (r == UV_EAGAIN) return wait_io(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
   if (r < 0) return wl_raise_addr(L, "sendto", (int)r, 3);

@@ -23,6 +23,8 @@
 #define WAITQ_MT "wirelab.waitq"
 #define TASKS_KEY "wirelab.tasks"  /* live tasks: struct pointer -> udata */
 #define MAX_BURST 1024             /* resumes between two polls of the loop */
+#define SLICE_NS 5000000           /* run this long, and I/O that never waits
+                                      yields to the loop (wl_turn_over) */
 
 enum { T_READY, T_RUNNING, T_PARKED, T_DONE, T_FAILED };
 
@@ -50,6 +52,7 @@ static struct {
   size_t hcount, hcap;
   wl_task_t *current;
   wl_task_t *only;           /* in a forked child: the one task that runs */
+  uint64_t polled_at;        /* uv_hrtime() of the loop's last poll */
   int handles;
   volatile sig_atomic_t signo;
 } S;
@@ -244,8 +247,9 @@ int wl_park(lua_State *L, wl_waiter_t *w, double timeout, lua_KFunction k,
 }
 
 /* Park on the task's own waiter and queue it at once: a plain yield that
-** lets every other ready task and the loop run first. */
-static int yield_now(lua_State *L, lua_KFunction k) {
+** lets every other ready task and the loop run first (run_ready runs a
+** task queued during a burst only after the next poll of the loop). */
+int wl_yield(lua_State *L, lua_KFunction k, lua_KContext ctx) {
   wl_task_t *t;
   wl_check_park(L);
   t = task_of(L);
@@ -253,7 +257,18 @@ static int yield_now(lua_State *L, lua_KFunction k) {
   t->parked = &t->self;
   t->state = T_PARKED;
   wl_wake(&t->self, 0);
-  return lua_yieldk(L, 0, 0, k);
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+static int yield_now(lua_State *L, lua_KFunction k) {
+  return wl_yield(L, k, 0);
+}
+
+/* Whether the loop has gone a whole slice without a poll: a socket call
+** that would complete without waiting (a UDP flood, a fast peer) yields
+** first, or one busy task would starve timers and every other client. */
+int wl_turn_over(void) {
+  return uv_hrtime() - S.polled_at > SLICE_NS;
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -388,9 +403,11 @@ static void run_task(wl_task_t *t) {
   }
 }
 
+/* Runs the tasks ready now; one queued meanwhile (a yield, a wake-up by
+** another task) runs after the next poll, so timers and I/O get a turn. */
 static void run_ready(void) {
-  int n = 0;
-  while (S.rcount > 0 && n++ < MAX_BURST && !S.signo) {
+  size_t n = S.rcount < MAX_BURST ? S.rcount : MAX_BURST;
+  while (S.rcount > 0 && n-- > 0 && !S.signo) {
     wl_task_t *t = ready_pop();
     if (S.only == NULL || t == S.only) run_task(t);
   }
@@ -618,6 +635,7 @@ int wl_sched_run(lua_State *L, int nargs) {
   new_task(L, lua_gettop(L) - nargs);
   main = (wl_task_t *)lua_touserdata(L, -1);
   main->is_main = 1;
+  S.polled_at = uv_hrtime();
   for (;;) {
     run_ready();
     if (main->state == T_DONE || main->state == T_FAILED || S.signo) break;
@@ -636,6 +654,7 @@ int wl_sched_run(lua_State *L, int nargs) {
     } else {
       uv_run(&S.loop, UV_RUN_ONCE);
     }
+    S.polled_at = uv_hrtime();
   }
   if (S.signo) {
     code = 128 + S.signo;

@@ -43,6 +43,11 @@ wl_waiter_t *wl_self_waiter(lua_State *L);
 int wl_can_park(lua_State *L);
 /* Raises a clear error unless L can park. */
 int wl_check_park(lua_State *L);
+/* Requeue the running task behind the loop's next poll, then k(ctx) with
+** status 0 at the top, as after a wake-up. */
+int wl_yield(lua_State *L, lua_KFunction k, lua_KContext ctx);
+/* Whether the running task has held the loop past its slice (5 ms). */
+int wl_turn_over(void);
 
 /* Wait lists: a waiter used as the list head, never parked itself. */
 void wl_list_init(wl_waiter_t *head);
