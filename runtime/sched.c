@@ -616,6 +616,8 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted");
 }
 
+static void on_sigpipe(int sig) { (void)sig; }
+
 static void on_signal(int signo) {
   wl_task_t *t = S.current;
   S.signo = signo;
@@ -709,7 +711,15 @@ static void sched_init(lua_State *L) {
   /* a server's access log is a line per request: batch it (flushed each
   ** loop iteration and at exit) instead of a write(2) per line */
   setvbuf(stderr, NULL, _IOFBF, 1 << 16);
-  signal(SIGPIPE, SIG_IGN);
+  /* SIGPIPE is caught by a handler that does nothing, not ignored: a
+  ** write to a closed pipe returns EPIPE all the same, and exec resets a
+  ** caught signal to its default, so programs started with io.popen or
+  ** os.execute (which do not go through libuv's reset) get SIG_DFL */
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigpipe;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, NULL);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
