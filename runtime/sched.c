@@ -247,8 +247,8 @@ int wl_park(lua_State *L, wl_waiter_t *w, double timeout, lua_KFunction k,
 }
 
 /* Park on the task's own waiter and queue it at once: a plain yield that
-** lets every other ready task and the loop run first (run_ready runs a
-** task queued during a burst only after the next poll of the loop). */
+** lets every other ready task run first, and the loop too once the slice
+** is over (see run_ready). */
 int wl_yield(lua_State *L, lua_KFunction k, lua_KContext ctx) {
   wl_task_t *t;
   wl_check_park(L);
@@ -403,12 +403,16 @@ static void run_task(wl_task_t *t) {
   }
 }
 
-/* Runs the tasks ready now; one queued meanwhile (a yield, a wake-up by
-** another task) runs after the next poll, so timers and I/O get a turn. */
+/* Runs the ready tasks. One queued meanwhile (a wake-up by another task,
+** a yield) runs in the same burst only while the slice lasts, so a task
+** that keeps yielding cannot hold off timers and I/O. */
 static void run_ready(void) {
-  size_t n = S.rcount < MAX_BURST ? S.rcount : MAX_BURST;
-  while (S.rcount > 0 && n-- > 0 && !S.signo) {
-    wl_task_t *t = ready_pop();
+  size_t n = 0, at_start = S.rcount;
+  while (S.rcount > 0 && n < MAX_BURST && !S.signo) {
+    wl_task_t *t;
+    if (n >= at_start && wl_turn_over()) break;
+    n++;
+    t = ready_pop();
     if (S.only == NULL || t == S.only) run_task(t);
   }
 }
