@@ -84,7 +84,7 @@ static void add(lua_State *L, obuf_t *b, const char *s, size_t n) {
   if (n == 0)
     return;
   if (n > b->cap - b->len) {
-    size_t cap = b->cap ? b->cap : 512;
+    size_t cap = b->cap ? b->cap : 128;   /* most heads fit 256 bytes */
     char *p;
     while (cap - b->len < n) {
       if (cap > ((size_t)-1) / 4)

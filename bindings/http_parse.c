@@ -88,7 +88,7 @@ static int on_value_complete(llhttp_t *h) {
   parser_t *P = (parser_t *)h;
   field_t *f;
   if (P->nf == P->fcap) {
-    size_t n = P->fcap ? 2 * P->fcap : 16;
+    size_t n = P->fcap ? 2 * P->fcap : 8;
     field_t *nb = realloc(P->fields, n * sizeof *nb);
     if (nb == NULL)
       return fail(P, 503, "out of memory");
