@@ -9,32 +9,16 @@ local concat = table.concat
 
 local MiB = 1024 * 1024
 
--- Under AddressSanitizer freed memory sits in quarantine and RSS says
--- nothing about what the server holds: the memory bounds apply to the
--- plain build, everything else to both.
-local SANITIZED = os.getenv("ASAN_OPTIONS") ~= nil
+local support = require "tests.reliability.support"
+local SANITIZED, defer, bounded = support.SANITIZED, support.defer, support.bounded
+local wirelab_path, stop, rss_kib, nfds = support.wirelab_path, support.stop, support.rss_kib, support.nfds
+
+-- RSS growth bounds hold for the plain build only (support.SANITIZED)
 local function assert_grew_less(kib, limit_kib, what)
   if SANITIZED then return end
   assert.is_true(kib < limit_kib, ("server RSS grew %d KiB %s"):format(kib, what))
 end
 
--- What a test opened is closed afterwards, even when it failed half-way,
--- so a failure leaves no server or socket behind for the next spec.
-local cleanup = {}
-local function defer(fn) cleanup[#cleanup + 1] = fn end
-local function bounded(seconds, fn)
-  return function()
-    collectgarbage()
-    local before = wirelab.handles()
-    local ok, err = pcall(wirelab.timeout, seconds, fn)
-    local list = cleanup
-    cleanup = {}
-    for i = #list, 1, -1 do pcall(list[i]) end
-    collectgarbage()
-    if not ok then error(err, 0) end
-    assert.are.equal(before, wirelab.handles(), "open handles leaked")
-  end
-end
 -- block(i): the i-th MiB of /stream, different for every block
 local function block(i)
   local head = ("block %05d\n"):format(i)
@@ -84,20 +68,6 @@ io.stdout:flush()
 srv:serve_forever()
 ]]
 
-local WIRELAB
-local function wirelab_path()
-  if WIRELAB then return WIRELAB end
-  local r = process.run{"readlink", "-f", os.getenv("WIRELAB") or "./wirelab", timeout = 5}
-  WIRELAB = r.stdout:match("^(.-)%s*$")
-  return WIRELAB
-end
-
-local function stop(p)
-  pcall(p.kill, p, 9)
-  pcall(p.wait, p, 5)
-  pcall(p.close, p)
-end
-
 -- start(blocks) -> process, port: the server above, /stream of `blocks` MiB
 local function start(blocks)
   local code = SERVER:gsub("@BLOCKS@", tostring(blocks or 1))
@@ -106,20 +76,6 @@ local function start(blocks)
   if not port then error("the server did not start: " .. tostring(p.stderr:read("a"))) end
   defer(function() stop(p) end)
   return p, port
-end
-
-local function rss_kib(pid)
-  local f = io.open("/proc/" .. pid .. "/status")
-  local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+)"))
-  f:close()
-  return kb
-end
-
-local function nfds(pid)
-  local r = process.run{"ls", "/proc/" .. pid .. "/fd", timeout = 5}
-  local n = 0
-  for _ in r.stdout:gmatch("[^\n]+") do n = n + 1 end
-  return n
 end
 
 -- get(port, path) -> status, body: a short request on a new connection

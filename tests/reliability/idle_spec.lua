@@ -20,67 +20,12 @@ local IDLE_TIMEOUT = 2           -- header_timeout and keepalive_timeout
 
 -- Under AddressSanitizer RSS says more about the sanitizer than about the
 -- server, and everything runs slower: no memory bounds, looser times.
-local SANITIZED = os.getenv("ASAN_OPTIONS") ~= nil
+local support = require "tests.reliability.support"
+local SANITIZED, note, defer, bounded = support.SANITIZED, support.note, support.defer, support.bounded
+local wirelab_path, stop, rss_kib, nfds = support.wirelab_path, support.stop, support.rss_kib, support.nfds
 local P99_LIMIT = SANITIZED and 0.5 or 0.1
 local CLOSE_MARGIN = SANITIZED and 4 or 1.5    -- past IDLE_TIMEOUT
 local EARLY = 0.5             -- the helper's clock may lag the server's
-
--- WIRELAB_TEST_VERBOSE=1 prints what the tests measured
-local function note(fmt, ...)
-  if os.getenv("WIRELAB_TEST_VERBOSE") then
-    io.stderr:write("    ", fmt:format(...), "\n")
-    io.stderr:flush()
-  end
-end
-
--- What a test opened is closed afterwards, even when it failed half-way,
--- so a failure leaves no server, helper or socket behind for the next spec.
-local cleanup = {}
-local function defer(fn) cleanup[#cleanup + 1] = fn end
-local function bounded(seconds, fn)
-  return function()
-    collectgarbage()
-    local before = wirelab.handles()
-    local ok, err = pcall(wirelab.timeout, seconds, fn)
-    local list = cleanup
-    cleanup = {}
-    for i = #list, 1, -1 do pcall(list[i]) end
-    collectgarbage()
-    if not ok then error(err, 0) end
-    assert.are.equal(before, wirelab.handles(), "open handles leaked")
-  end
-end
-
-local WIRELAB
-local function wirelab_path()
-  if WIRELAB then return WIRELAB end
-  local r = process.run{"readlink", "-f", os.getenv("WIRELAB") or "./wirelab", timeout = 5}
-  WIRELAB = r.stdout:match("^(.-)%s*$")
-  return WIRELAB
-end
-
--- kills only a process this file started, by its handle (its group)
-local function stop(p)
-  pcall(p.kill, p, 9)
-  pcall(p.wait, p, 5)
-  pcall(p.close, p)
-end
-
-local function proc_status(pid, field)
-  local f = assert(io.open("/proc/" .. pid .. "/status"))
-  local text = f:read("a")
-  f:close()
-  return text:match(field .. ":%s*(%S+)")
-end
-
-local function rss_kib(pid) return tonumber(proc_status(pid, "VmRSS")) end
-
-local function nfds(pid)
-  local r = process.run{"ls", "/proc/" .. pid .. "/fd", timeout = 5}
-  local n = 0
-  for _ in r.stdout:gmatch("[^\n]+") do n = n + 1 end
-  return n
-end
 
 -- polls the fd count of pid until it is `want` (at most `seconds`);
 -- returns the last count and how long it took
@@ -117,11 +62,7 @@ end
 -- ---------------------------------------------------------------------------
 -- what the machine must offer: prlimit that may raise NOFILE, and python3
 
-local function find(cmd)
-  local r = process.run{"sh", "-c", "command -v " .. cmd, timeout = 5}
-  return r.code == 0 and r.stdout:match("^(%S+)") or nil
-end
-
+local find = support.find
 local PRLIMIT, PYTHON = find("prlimit"), find("python3")
 local SKIP
 if not PRLIMIT then

@@ -10,51 +10,10 @@ local concat = table.concat
 
 local MiB = 1024 * 1024
 
--- Under AddressSanitizer RSS and CPU time say more about the sanitizer
--- than about the server: the numeric bounds apply to the plain build,
--- the functional checks to both.
-local SANITIZED = os.getenv("ASAN_OPTIONS") ~= nil
-
--- WIRELAB_TEST_VERBOSE=1 prints what the tests measured
-local function note(fmt, ...)
-  if os.getenv("WIRELAB_TEST_VERBOSE") then
-    io.stderr:write("    ", fmt:format(...), "\n")
-    io.stderr:flush()
-  end
-end
-
--- What a test opened is closed afterwards, even when it failed half-way,
--- so a failure leaves no server or socket behind for the next spec.
-local cleanup = {}
-local function defer(fn) cleanup[#cleanup + 1] = fn end
-local function bounded(seconds, fn)
-  return function()
-    collectgarbage()
-    local before = wirelab.handles()
-    local ok, err = pcall(wirelab.timeout, seconds, fn)
-    local list = cleanup
-    cleanup = {}
-    for i = #list, 1, -1 do pcall(list[i]) end
-    collectgarbage()
-    if not ok then error(err, 0) end
-    assert.are.equal(before, wirelab.handles(), "open handles leaked")
-  end
-end
-
-local WIRELAB
-local function wirelab_path()
-  if WIRELAB then return WIRELAB end
-  local r = process.run{"readlink", "-f", os.getenv("WIRELAB") or "./wirelab", timeout = 5}
-  WIRELAB = r.stdout:match("^(.-)%s*$")
-  return WIRELAB
-end
-
--- kills only the process this file started, by its handle (its group)
-local function stop(p)
-  pcall(p.kill, p, 9)
-  pcall(p.wait, p, 5)
-  pcall(p.close, p)
-end
+local support = require "tests.reliability.support"
+local SANITIZED, note, defer, bounded = support.SANITIZED, support.note, support.defer, support.bounded
+local wirelab_path, stop, proc_status = support.wirelab_path, support.stop, support.proc_status
+local rss_kib = support.rss_kib
 
 -- start(code[, prefix]) -> process, first line of its stdout; `prefix`
 -- goes before the wirelab command (e.g. prlimit and its options)
@@ -80,14 +39,6 @@ local function alive(p)
   return code == nil
 end
 
-local function proc_status(pid, field)
-  local f = assert(io.open("/proc/" .. pid .. "/status"))
-  local text = f:read("a")
-  f:close()
-  return text:match(field .. ":%s*(%S+)")
-end
-
-local function rss_kib(pid) return tonumber(proc_status(pid, "VmRSS")) end
 local function hwm_kib(pid) return tonumber(proc_status(pid, "VmHWM")) end
 
 -- utime + stime of a process, in seconds
@@ -186,10 +137,7 @@ end
 -- ---------------------------------------------------------------------------
 -- item 20: EMFILE
 
-local PRLIMIT = (function()
-  local r = process.run{"sh", "-c", "command -v prlimit", timeout = 5}
-  return r.code == 0 and r.stdout:match("^(%S+)") or nil
-end)()
+local PRLIMIT = support.find("prlimit")
 
 local NOFILE = 64
 local CLIENTS = 200
