@@ -555,6 +555,31 @@ describe("http.server framing", function()
     stop(srv)
   end))
 
+  it("answers the same pipeline cut at every byte offset byte for byte the same", bounded(function()
+    local srv, port = start()
+    local stream = concat(reqs)
+    local c = connect(port)
+    c:send(stream)
+    local want = {}
+    for i = 1, 4 do want[i] = norm_date(c:must_response().raw) end
+    c:close()
+    for cut = 1, #stream - 1 do
+      local k = connect(port)
+      k.s:setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+      k:send(stream:sub(1, cut))
+      wirelab.sleep(0.001)        -- the server reads the first part alone
+      k:send(stream:sub(cut + 1))
+      for i = 1, 4 do
+        local r = k:must_response()
+        if norm_date(r.raw) ~= want[i] then
+          error(("cut at byte %d: response %d differs:\n%s"):format(cut, i, r.raw))
+        end
+      end
+      k:close()
+    end
+    stop(srv)
+  end))
+
   it("does not dispatch a request pipelined after Connection: close", bounded(function()
     local srv, port = start()
     local c = connect(port)
