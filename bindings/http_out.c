@@ -47,12 +47,15 @@ typedef struct writer_t {
 enum {
   C_WRITER_MT = 1, C_W, C_REQUEST_VERSION, C_PROTOCOL_VERSION, C_COMMAND,
   C_CLOSE_CONNECTION, C_SERVER_VERSION, C_SYS_VERSION, C_SENDALL,
-  C_LOG_REQUEST, C_SEND_RESPONSE_ONLY, C_VERSION_STRING, C_N
+  C_LOG_REQUEST, C_SEND_RESPONSE_ONLY, C_VERSION_STRING, C_SEND_HEADER,
+  C_PY_SEND_RESPONSE,          /* set by set_send_response_fallback */
+  C_N
 };
 static const char *const ctx_names[C_N] = {
   NULL, NULL, "_w", "request_version", "protocol_version", "command",
   "close_connection", "server_version", "sys_version", "sendall",
-  "log_request", "send_response_only", "version_string"
+  "log_request", "send_response_only", "version_string", "send_header",
+  NULL
 };
 
 /* Pushes obj[name], obj at an absolute index, metamethods honoured. */
@@ -224,6 +227,11 @@ static int sent_k(lua_State *L, int status, lua_KContext ret) {
     return 0;
   lua_pushvalue(L, 1);
   return 1;
+}
+
+static int sent_k_none(lua_State *L, int status, lua_KContext ctx) {
+  (void)L; (void)status; (void)ctx;
+  return 0;
 }
 
 /* The rest (at the top) goes through the socket's sendall, which waits
@@ -621,11 +629,31 @@ static int send_response_k(lua_State *L, int status, lua_KContext stage) {
 static int handler_send_response(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 3);
+  get_field(L, 1, C_SEND_HEADER);
+  if (lua_tocfunction(L, -1) != handler_send_header) {
+    /* an overridden send_header must see Server and Date, as in Python:
+       the Lua version of send_response calls everything by name */
+    lua_pop(L, 1);
+    lua_rawgeti(L, lua_upvalueindex(1), C_PY_SEND_RESPONSE);
+    lua_insert(L, 1);
+    lua_callk(L, 3, 0, 0, sent_k_none);
+    return 0;
+  }
+  lua_pop(L, 1);
   get_field(L, 1, C_LOG_REQUEST);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_callk(L, 2, 0, 1, send_response_k);
   return send_response_k(L, LUA_OK, 1);
+}
+
+/* set_send_response_fallback(fn): the send_response that calls each step
+   by name, for handlers that override send_header */
+static int http_set_send_response_fallback(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(1), C_PY_SEND_RESPONSE);
+  return 0;
 }
 
 static const luaL_Reg writer_methods[] = {
@@ -642,6 +670,7 @@ static const luaL_Reg funcs[] = {
   {"send_header", handler_send_header},
   {"end_headers", handler_end_headers},
   {"send_response", handler_send_response},
+  {"set_send_response_fallback", http_set_send_response_fallback},
   {"version_string", handler_version_string},
   {NULL, NULL}
 };
@@ -652,6 +681,8 @@ void wl_http_writer_open(lua_State *L) {
   luaL_newmetatable(L, WRITER_MT);
   lua_rawseti(L, -2, C_WRITER_MT);
   for (i = C_W; i < C_N; i++) {
+    if (ctx_names[i] == NULL)
+      continue;
     lua_pushstring(L, ctx_names[i]);
     lua_rawseti(L, -2, i);
   }

@@ -752,6 +752,105 @@ describe("http.server handlers", function()
   end))
 end)
 
+describe("http.server response methods, with Python's semantics", function()
+  -- Resp: a handler whose paths exercise the response methods one by one
+  local Resp = App:extend()
+  function Resp:do_GET()
+    self:note()
+    local p = self.path
+    if p == "/204" or p == "/304" then      -- no body, whatever is written
+      self:send_response(tonumber(p:sub(2)))
+      self:end_headers()
+      self.wfile:write("must not be sent")
+    elseif p == "/early" then               -- 103 Early Hints, then the answer
+      self:send_response_only(103)
+      self:send_header("Link", "</s.css>; rel=preload")
+      self:end_headers()
+      wirelab.sleep(0.3)
+      self:reply("final")
+    elseif p == "/pieces" then               -- numbers and several strings
+      self:send_response(200)
+      self:send_header("Content-Length", 8)
+      self:end_headers()
+      self.wfile:write("a", 1, "bc"):write(2.5)
+      self.wfile:write("x")
+    elseif p == "/badwrite" then
+      self:send_response(200)
+      self:end_headers()
+      self.wfile:write({})
+    else
+      self:reply("GET " .. p)
+    end
+  end
+
+  it("204 and 304 carry no body and keep the connection", bounded(function()
+    local srv, port = start(nil, Resp)
+    local c = connect(port)
+    c:send("GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\n" ..
+           "GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+    for _, code in ipairs{204, 304} do
+      local r = c:must_response()
+      assert.are.equal(code, r.status)
+      assert.is_nil(r.headers["transfer-encoding"])
+      assert.is_nil(r.headers["connection"])
+      assert.is_nil(r.raw:find("must not be sent", 1, true))
+      assert.matches("\r\n\r\n$", r.raw)
+    end
+    assert.are.equal("GET /after", c:must_response().body)
+    c:close()
+    stop(srv)
+  end))
+
+  it("sends an interim 103 at once, before the final response", bounded(function()
+    local srv, port = start(nil, Resp)
+    local c = connect(port)
+    local t0 = wirelab.now()
+    c:send("GET /early HTTP/1.1\r\nHost: a\r\n\r\n")
+    local first = c.s:recv(65536)
+    assert.is_true(wirelab.now() - t0 < 0.25, "the 103 waited for the final response")
+    assert.are.equal("HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n", first)
+    c.buf = ""
+    local r = c:must_response()
+    assert.are.equal(200, r.status)
+    assert.are.equal("final", r.body)
+    stop(srv)
+  end))
+
+  it("wfile:write takes numbers and several strings, returns the file, refuses a table",
+     bounded(function()
+    local srv, port = start(nil, Resp)
+    local c = connect(port)
+    c:send("GET /pieces HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert.are.equal("a1bc2.5x", c:must_response().body)
+    c:send("GET /badwrite HTTP/1.1\r\nHost: a\r\n\r\n")
+    c:rest()
+    assert.are.equal(1, #srv.errors)
+    assert.matches("bad argument #1 to 'write' (string expected, got table)", srv.errors[1], 1, true)
+    stop(srv)
+  end))
+
+  it("calls overridden send_header, version_string and log_request, as Python does",
+     bounded(function()
+    local Custom = Resp:extend()
+    local seen, logged = {}, {}
+    function Custom:send_header(k, v)
+      seen[#seen + 1] = k
+      return Resp.send_header(self, k, v)
+    end
+    function Custom:version_string() return "Custom/1.0" end
+    function Custom:log_request(code) logged[#logged + 1] = code end
+    local srv, port = start(nil, Custom)
+    local r = get(port, "/x")
+    assert.are.equal("GET /x", r.body)
+    assert.are.equal("Custom/1.0", r.headers["server"])
+    assert.matches("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT$", r.headers["date"])
+    -- Python's send_response sends Server and Date through send_header
+    assert.are.same({"Server", "Date", "Content-Type", "Content-Length"}, seen)
+    assert.are.same({200}, logged)
+    stop(srv)
+  end))
+end)
+
 describe("http.server access log", function()
   it("writes Python's format to stderr, control bytes as \\xHH", bounded(function()
     local code = [[

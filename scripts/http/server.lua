@@ -375,6 +375,14 @@ end
 
 -- send_response, version_string and the rest of the head: bindings/http_out.c
 Base.send_response = core.send_response
+-- Python's send_response step by step, which the C one hands over to when
+-- a handler overrides send_header (so that it sees Server and Date too)
+core.set_send_response_fallback(function(self, code, message)
+  self:log_request(code)
+  self:send_response_only(code, message)
+  self:send_header("Server", self:version_string())
+  self:send_header("Date", self:date_time_string())
+end)
 Base.version_string = core.version_string
 Base.send_response_only = core.send_response_only
 Base.send_header = core.send_header
