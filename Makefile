@@ -7,7 +7,7 @@ BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror
 INCS    := -Iruntime -I$(BUILD) -I/usr/include/lua5.4 -I/usr/share/include/llhttp
-LIBS    := -llua5.4 -luv -lm -ldl -lpthread
+LIBS    := -llua5.4 -luv -ledit -lm -ldl -lpthread
 LLHTTP  := /usr/share/llhttp
 PREFIX  ?= /usr/local
 

@@ -10,7 +10,9 @@ Run a lab script on wirelab's event loop (Lua 5.4 with Python-style sockets).
   -e CODE        run CODE
   -l MODULE      require MODULE into the global of the same name
   -m MODULE ARGS run a module as a program (e.g. -m http.server 8000)
-  -i             enter the interactive prompt after the script
+  -i             enter the interactive prompt after the script (with no
+                 SCRIPT and a terminal, the prompt is where wirelab starts);
+                 the event loop keeps running while the prompt waits
   -v, --version  print the version
   -h, --help     print this help
   test [PATHS]   run busted specs (default: tests/) inside the runtime
@@ -92,14 +94,13 @@ return function(argv)
     ran = true
   end
   if interactive or not ran then
-    local ok, repl = pcall(require, "wirelab.repl")
-    if ok then return repl.run() end
-    if not ran then
-      -- without a REPL, read a script from standard input as lua does
-      local chunk, err = load(io.stdin:read("a"), "=stdin", "t")
-      if not chunk then error(err, 0) end
-      chunk()
-    end
+    local repl = require "wirelab.repl"
+    -- the prompt for -i, or a terminal; otherwise a script on standard
+    -- input, as lua does
+    if interactive or repl.isatty() then return repl.run() end
+    local chunk, err = load(io.stdin:read("a"), "=stdin", "t")
+    if not chunk then error(err, 0) end
+    chunk()
   end
   return 0
 end

@@ -1,0 +1,77 @@
+-- wirelab.repl: the interactive prompt (`wirelab`, `wirelab -i SCRIPT`).
+-- It reads in a task, so while it waits for a line the loop runs on:
+-- servers started with :start() or wirelab.spawn keep serving. A line is
+-- an expression (its values are printed, as lua 5.4 does) or statements;
+-- an unfinished one is continued with ">> ". From a pipe it reads lines
+-- without prompts, so a session can be scripted.
+local rl = require "wirelab.readline"
+
+local M = {}
+
+M.isatty = rl.isatty
+
+local pack, tostring = table.pack, tostring
+
+-- load(src) as an expression first ("1 + 1" prints 2), then as statements
+local function compile(src)
+  local chunk = load("return " .. src, "=stdin", "t")
+  if chunk then return chunk end
+  return load(src, "=stdin", "t")
+end
+
+-- an error that only more lines can fix
+local function incomplete(err)
+  return err:find("<eof>$") ~= nil
+end
+
+-- the traceback of an error at the prompt, without the prompt's own frames
+local function traceback(e)
+  if type(e) ~= "string" and getmetatable(e) == nil then e = tostring(e) end
+  local tb = debug.traceback(e, 2)
+  if type(tb) ~= "string" then return tb end
+  return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
+end
+
+local function show(res)
+  local out = {}
+  for i = 2, res.n do out[#out + 1] = tostring(res[i]) end
+  io.stdout:write(table.concat(out, "\t"), "\n")
+  io.stdout:flush()
+end
+
+-- run(): until EOF (Ctrl-D); returns the exit status
+function M.run()
+  local tty = rl.isatty()
+  local prompt, more = tty and "> " or "", tty and ">> " or ""
+  if tty then
+    io.stdout:write(require("wirelab").version or "wirelab", "  (Ctrl-D to leave)\n")
+  end
+  while true do
+    local line = rl.readline(prompt)
+    if line == nil then break end
+    local src = line
+    local chunk, err = compile(src)
+    while not chunk and incomplete(err) do
+      local next_line = rl.readline(more)
+      if next_line == nil then break end
+      src = src .. "\n" .. next_line
+      chunk, err = compile(src)
+    end
+    if not chunk then
+      io.stderr:write(err, "\n")
+    else
+      local res = pack(xpcall(chunk, traceback))
+      if not res[1] then
+        io.stderr:write(tostring(res[2]), "\n")
+      elseif res.n > 1 then
+        show(res)
+      end
+    end
+    io.stderr:flush()
+  end
+  if tty then io.stdout:write("\n") end
+  rl.close()
+  return 0
+end
+
+return M

@@ -1,0 +1,139 @@
+-- repl_spec: the interactive prompt (API.md section 9: `wirelab`,
+-- `wirelab -i SCRIPT`), driven as a user would: lines on a pipe, and a
+-- terminal (a pty, from python3) for libedit's prompt and editing. The
+-- point of the prompt is that the loop keeps running between lines.
+local wirelab = require "wirelab"
+local process = require "process"
+local socket = require "socket"
+
+local WIRELAB
+local function wirelab_path()
+  if WIRELAB then return WIRELAB end
+  local r = process.run{"readlink", "-f", os.getenv("WIRELAB") or "./wirelab", timeout = 5}
+  WIRELAB = r.stdout:match("^(.-)%s*$")
+  return WIRELAB
+end
+
+local function bounded(fn, seconds)
+  return function()
+    collectgarbage()
+    local before = wirelab.handles()
+    wirelab.timeout(seconds or 15, fn)
+    collectgarbage()
+    assert.are.equal(before, wirelab.handles())
+  end
+end
+
+-- session(args) -> p: `wirelab -i ARGS`, its stdin a pipe the test writes
+local function session(...)
+  local p = process.spawn{wirelab_path(), "-i", ..., stdin = true}
+  return p
+end
+
+local function finish(p)
+  p:close_stdin()
+  local code = p:wait(5)
+  local err = p.stderr:read("a")
+  p:close()
+  return code, err
+end
+
+describe("the interactive prompt", function()
+  it("prints expressions, runs statements, continues unfinished ones and survives errors",
+     bounded(function()
+    local p = session()
+    p:write("1 + 1\n")
+    assert.are.equal("2", p.stdout:readline())
+    p:write("x = 20\nx * 2 + 2, 'b', nil\n")
+    assert.are.equal("42\tb\tnil", p.stdout:readline())
+    p:write("for i = 1, 2 do\nprint('i=' .. i)\nend\n")
+    assert.are.equal("i=1", p.stdout:readline())
+    assert.are.equal("i=2", p.stdout:readline())
+    p:write("error('boom')\nx +\n\n= 1\n'after'\n")
+    assert.are.equal("after", p.stdout:readline())
+    local code, err = finish(p)
+    assert.are.equal(0, code)
+    assert.matches("stdin:1: boom", err, 1, true)
+    assert.matches("stack traceback:", err, 1, true)
+    assert.is_nil(err:find("repl.lua", 1, true), "the prompt's own frames in a traceback")
+  end))
+
+  it("keeps the loop running between lines: a server started at the prompt answers",
+     bounded(function()
+    local p = session()
+    p:write([[
+socket = require "socket"; wirelab = require "wirelab"
+srv = socket.create_server("127.0.0.1", 0)
+server_task = wirelab.spawn(function() while true do local c = srv:accept(); c:sendall(c:recv(100):upper()); c:close() end end)
+select(2, srv:getsockname())
+]])
+    local port = math.tointeger(tonumber(p.stdout:readline()))
+    assert.is_not_nil(port)
+    -- nothing more is typed: the prompt waits, the server serves
+    for _ = 1, 3 do
+      local c <close> = socket.create_connection("127.0.0.1", port, 2)
+      c:settimeout(2)
+      c:sendall("hello")
+      assert.are.equal("HELLO", c:recv(100))
+    end
+    p:write("'still here'\n")
+    assert.are.equal("still here", p.stdout:readline())
+    assert.are.equal(0, (finish(p)))
+  end))
+
+  it("-i SCRIPT runs the script first, its globals at the prompt", bounded(function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    local script = dir .. ".lua"
+    local f = assert(io.open(script, "w"))
+    f:write("greeting = 'hi from ' .. arg[1]\nprint('script ran')\n")
+    f:close()
+    local p = process.spawn{wirelab_path(), "-i", script, "lab", stdin = true}
+    assert.are.equal("script ran", p.stdout:readline())
+    p:write("greeting\n")
+    assert.are.equal("hi from lab", p.stdout:readline())
+    assert.are.equal(0, (finish(p)))
+    os.remove(script)
+  end))
+
+  it("on a terminal: a prompt, line editing, '>>' for more, Ctrl-D to leave", bounded(function()
+    -- python3 runs wirelab on a pty and reports what the terminal showed
+    local r = process.run{"python3", "-c", [==[
+import os, pty, select, subprocess, sys, time
+m, s = pty.openpty()
+p = subprocess.Popen([sys.argv[1]], stdin=s, stdout=s, stderr=s, close_fds=True)
+os.close(s)
+def until(marker, limit=5):
+    out, end = b"", time.time() + limit
+    while marker not in out and time.time() < end:
+        r, _, _ = select.select([m], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(m, 4096)
+            except OSError:
+                break
+    return out
+shown = until(b"> ")
+os.write(m, b"2 + 3\r"); shown += until(b"5\r\n> ")
+os.write(m, b"for i = 7, 8 do\r"); shown += until(b">> ")
+os.write(m, b"print(i) end\r"); shown += until(b"8\r\n> ")
+os.write(m, b"xyz\x7f\x7f\x7f'edited'\r"); shown += until(b"edited\r\n> ")
+os.write(m, b"\x04")
+code = p.wait(timeout=5)
+sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
+]==], wirelab_path(), timeout = 12}
+    assert.are.equal(0, r.code, r.stderr)
+    local shown, code = r.stdout:match("^(.*)\n(%-?%d+)\n$")
+    assert.are.equal("0", code, r.stdout)
+    assert.matches("> 2 + 3\\r\\n5\\r\\n> ", shown, 1, true)
+    assert.matches(">> print(i) end\\r\\n7\\r\\n8\\r\\n> ", shown, 1, true)
+    assert.matches("\\r\\nedited\\r\\n> ", shown, 1, true)
+  end))
+
+  it("without -i and without a terminal, standard input is a script, as lua does",
+     bounded(function()
+    local r = process.run{wirelab_path(), stdin = "print('from stdin', 1 + 1)\n", timeout = 5}
+    assert.are.equal(0, r.code)
+    assert.are.equal("from stdin\t2\n", r.stdout)
+  end))
+end)
