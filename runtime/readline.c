@@ -125,6 +125,10 @@ static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   lua_pop(L, 1);
   if (rc < 0) {                /* cancelled or interrupted while waiting */
     uv_poll_stop(R.poll);
+    if (R.installed) {         /* Ctrl-C: the half-typed line is dropped */
+      rl_callback_handler_remove();
+      R.installed = 0;
+    }
     return wl_raise(L, "readline", rc, NULL);
   }
   return push_line(L);
@@ -178,8 +182,18 @@ static int rl_close(lua_State *L) {
   return 0;
 }
 
+/* catch_sigint(on): Ctrl-C interrupts the calling task, not the process */
+static int rl_catch_sigint(lua_State *L) {
+  luaL_checkany(L, 1);
+  if (lua_toboolean(L, 1))
+    wl_check_park(L);          /* only a task can be interrupted */
+  wl_soft_sigint(L, lua_toboolean(L, 1));
+  return 0;
+}
+
 static const luaL_Reg funcs[] = {
   {"readline", rl_readline}, {"isatty", rl_isatty}, {"close", rl_close},
+  {"catch_sigint", rl_catch_sigint},
   {NULL, NULL}
 };
 

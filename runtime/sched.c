@@ -55,6 +55,8 @@ static struct {
   uint64_t polled_at;        /* uv_hrtime() of the loop's last poll */
   int handles;
   volatile sig_atomic_t signo;
+  wl_task_t *soft;           /* the prompt's task: SIGINT interrupts it */
+  volatile sig_atomic_t soft_pending;   /* ... once the loop gets it */
 } S;
 
 uv_loop_t *wl_loop(void) { return &S.loop; }
@@ -322,6 +324,8 @@ static int safe_tostring(lua_State *L) {
 static void finish(wl_task_t *t, int ok, int nres) {
   lua_State *L = S.L, *co = t->co;
   int i;
+  if (S.soft == t)
+    S.soft = NULL;
   push_task(L, t);
   if (ok) {
     lua_createtable(L, nres, 1);
@@ -624,6 +628,18 @@ static void on_sigpipe(int sig) { (void)sig; }
 
 static void on_signal(int signo) {
   wl_task_t *t = S.current;
+  if (signo == SIGINT && S.soft != NULL) {
+    /* at the prompt, Ctrl-C stops what it runs, not the process: Lua
+    ** code running now is interrupted by the hook; a wait (a recv, the
+    ** prompt itself) is interrupted from the loop, in on_wakeup */
+    if (t == S.soft)
+      lua_sethook(t->co, interrupt_hook,
+                  LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    else
+      S.soft_pending = 1;
+    uv_async_send(&S.wakeup);
+    return;
+  }
   S.signo = signo;
   if (t != NULL)   /* a task spinning in Lua never returns to the loop */
     lua_sethook(t->co, interrupt_hook,
@@ -631,7 +647,27 @@ static void on_signal(int signo) {
   uv_async_send(&S.wakeup);    /* async-signal-safe */
 }
 
-static void on_wakeup(uv_async_t *h) { (void)h; }
+static void on_wakeup(uv_async_t *h) {
+  wl_task_t *t = S.soft;
+  (void)h;
+  if (!S.soft_pending)
+    return;
+  S.soft_pending = 0;
+  if (t == NULL)
+    return;
+  if (t->state == T_PARKED)
+    wl_wake(t->parked, UV_EINTR);
+  else                         /* queued to run: stop it when it does */
+    lua_sethook(t->co, interrupt_hook,
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* The running task becomes the prompt's (on), or none (off): see
+** on_signal. */
+void wl_soft_sigint(lua_State *L, int on) {
+  S.soft = on ? task_of(L) : NULL;
+  S.soft_pending = 0;
+}
 
 /* Runs the function on the stack (below nargs arguments) as the main task
 ** until it ends; returns the process exit status. */

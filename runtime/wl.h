@@ -48,6 +48,9 @@ int wl_check_park(lua_State *L);
 int wl_yield(lua_State *L, lua_KFunction k, lua_KContext ctx);
 /* Whether the running task has held the loop past its slice (5 ms). */
 int wl_turn_over(void);
+/* While on, SIGINT interrupts the running task (the prompt's) with an
+** error, or its wait with EINTR, instead of ending the process. */
+void wl_soft_sigint(lua_State *L, int on);
 
 /* Wait lists: a waiter used as the list head, never parked itself. */
 void wl_list_init(wl_waiter_t *head);

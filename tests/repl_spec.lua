@@ -81,6 +81,34 @@ select(2, srv:getsockname())
     assert.are.equal(0, (finish(p)))
   end))
 
+  it("Ctrl-C (SIGINT) stops what the prompt runs, not the process", bounded(function()
+    local p = session()
+    local function interrupt()
+      wirelab.sleep(0.3)          -- let it get going
+      p:kill(2)
+      wirelab.sleep(0.1)
+    end
+    p:write("n = 0\nwhile true do n = n + 1 end\n")
+    interrupt()
+    p:write("'after a busy loop', n > 0\n")
+    assert.are.equal("after a busy loop\ttrue", p.stdout:readline())
+    p:write("s = require('socket').socket(); s:bind('127.0.0.1', 0); s:listen(1); s:accept()\n")
+    interrupt()
+    p:write("s:close()\n'after a blocked accept'\n")
+    assert.are.equal("after a blocked accept", p.stdout:readline())
+    p:write("for i = 1, 3 do\n")    -- half a chunk, dropped by Ctrl-C
+    interrupt()
+    p:write("'after half a chunk'\n")
+    assert.are.equal("after half a chunk", p.stdout:readline())
+    interrupt()                      -- at the prompt: nothing to stop
+    p:write("'after an idle Ctrl-C'\n")
+    assert.are.equal("after an idle Ctrl-C", p.stdout:readline())
+    local code, err = finish(p)
+    assert.are.equal(0, code)
+    assert.matches("interrupted", err, 1, true)
+    assert.matches("EINTR", err, 1, true)
+  end))
+
   it("-i SCRIPT runs the script first, its globals at the prompt", bounded(function()
     local dir = os.tmpname()
     os.remove(dir)
@@ -96,7 +124,8 @@ select(2, srv:getsockname())
     os.remove(script)
   end))
 
-  it("on a terminal: a prompt, line editing, '>>' for more, Ctrl-D to leave", bounded(function()
+  it("on a terminal: a prompt, line editing, '>>' for more, Ctrl-C, Ctrl-D to leave",
+     bounded(function()
     -- python3 runs wirelab on a pty and reports what the terminal showed
     local r = process.run{"python3", "-c", [==[
 import os, pty, select, subprocess, sys, time
@@ -118,6 +147,10 @@ os.write(m, b"2 + 3\r"); shown += until(b"5\r\n> ")
 os.write(m, b"for i = 7, 8 do\r"); shown += until(b">> ")
 os.write(m, b"print(i) end\r"); shown += until(b"8\r\n> ")
 os.write(m, b"xyz\x7f\x7f\x7f'edited'\r"); shown += until(b"edited\r\n> ")
+os.write(m, b"while true do end\r"); time.sleep(0.3)
+os.kill(p.pid, 2); shown += until(b"interrupted")
+shown += until(b"> ")
+os.write(m, b"'alive'\r"); shown += until(b"alive\r\n> ")
 os.write(m, b"\x04")
 code = p.wait(timeout=5)
 sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
@@ -128,6 +161,8 @@ sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
     assert.matches("> 2 + 3\\r\\n5\\r\\n> ", shown, 1, true)
     assert.matches(">> print(i) end\\r\\n7\\r\\n8\\r\\n> ", shown, 1, true)
     assert.matches("\\r\\nedited\\r\\n> ", shown, 1, true)
+    assert.matches("interrupted", shown, 1, true)
+    assert.matches("\\r\\nalive\\r\\n> ", shown, 1, true)
   end))
 
   it("without -i and without a terminal, standard input is a script, as lua does",

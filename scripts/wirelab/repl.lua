@@ -39,36 +39,51 @@ local function show(res)
   io.stdout:flush()
 end
 
--- run(): until EOF (Ctrl-D); returns the exit status
+-- One chunk from the prompt, run: false at EOF.
+local function step(prompt, more)
+  local line = rl.readline(prompt)
+  if line == nil then return false end
+  local src = line
+  local chunk, err = compile(src)
+  while not chunk and incomplete(err) do
+    local next_line = rl.readline(more)
+    if next_line == nil then break end
+    src = src .. "\n" .. next_line
+    chunk, err = compile(src)
+  end
+  if not chunk then
+    io.stderr:write(err, "\n")
+  else
+    local res = pack(xpcall(chunk, traceback))
+    if not res[1] then
+      io.stderr:write(tostring(res[2]), "\n")
+    elseif res.n > 1 then
+      show(res)
+    end
+  end
+  io.stderr:flush()
+  return true
+end
+
+-- run(): until EOF (Ctrl-D); returns the exit status. Ctrl-C stops what
+-- the prompt runs (a loop, a recv) or drops the line being typed; the
+-- process and its servers go on.
 function M.run()
   local tty = rl.isatty()
   local prompt, more = tty and "> " or "", tty and ">> " or ""
   if tty then
     io.stdout:write(require("wirelab").version or "wirelab", "  (Ctrl-D to leave)\n")
   end
+  rl.catch_sigint(true)
   while true do
-    local line = rl.readline(prompt)
-    if line == nil then break end
-    local src = line
-    local chunk, err = compile(src)
-    while not chunk and incomplete(err) do
-      local next_line = rl.readline(more)
-      if next_line == nil then break end
-      src = src .. "\n" .. next_line
-      chunk, err = compile(src)
+    local ok, going = pcall(step, prompt, more)
+    if ok and not going then break end
+    if not ok then            -- interrupted outside what the chunk ran
+      io.stdout:write(tty and "\n" or "")
+      io.stdout:flush()
     end
-    if not chunk then
-      io.stderr:write(err, "\n")
-    else
-      local res = pack(xpcall(chunk, traceback))
-      if not res[1] then
-        io.stderr:write(tostring(res[2]), "\n")
-      elseif res.n > 1 then
-        show(res)
-      end
-    end
-    io.stderr:flush()
   end
+  rl.catch_sigint(false)
   if tty then io.stdout:write("\n") end
   rl.close()
   return 0
