@@ -621,6 +621,7 @@ static int waitq_gc(lua_State *L) {
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  S.soft_pending = 0;          /* a Ctrl-C at the prompt, delivered */
   luaL_error(L, "interrupted");
 }
 
@@ -628,15 +629,15 @@ static void on_sigpipe(int sig) { (void)sig; }
 
 static void on_signal(int signo) {
   wl_task_t *t = S.current;
-  if (signo == SIGINT && S.soft != NULL) {
+  if (signo == SIGINT && S.soft != NULL && S.soft_pending < 2) {
     /* at the prompt, Ctrl-C stops what it runs, not the process: Lua
     ** code running now is interrupted by the hook; a wait (a recv, the
-    ** prompt itself) is interrupted from the loop, in on_wakeup */
-    if (t == S.soft)
+    ** prompt itself) is interrupted from the loop, in on_wakeup. If the
+    ** loop does not get there (another task spins), a second Ctrl-C
+    ** stops the task that runs; a third ends the process as usual. */
+    if (S.soft_pending++ == 0 ? t == S.soft : t != NULL)
       lua_sethook(t->co, interrupt_hook,
                   LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-    else
-      S.soft_pending = 1;
     uv_async_send(&S.wakeup);
     return;
   }
@@ -650,16 +651,16 @@ static void on_signal(int signo) {
 static void on_wakeup(uv_async_t *h) {
   wl_task_t *t = S.soft;
   (void)h;
-  if (!S.soft_pending)
+  if (!S.soft_pending || t == NULL)
     return;
-  S.soft_pending = 0;
-  if (t == NULL)
-    return;
-  if (t->state == T_PARKED)
+  if (t->state == T_PARKED) {  /* its wait ends with EINTR */
+    lua_sethook(t->co, NULL, 0, 0);
+    S.soft_pending = 0;
     wl_wake(t->parked, UV_EINTR);
-  else                         /* queued to run: stop it when it does */
+  } else {                     /* queued or running: stopped by the hook */
     lua_sethook(t->co, interrupt_hook,
                 LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  }
 }
 
 /* The running task becomes the prompt's (on), or none (off): see

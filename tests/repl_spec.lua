@@ -109,6 +109,22 @@ select(2, srv:getsockname())
     assert.matches("EINTR", err, 1, true)
   end))
 
+  it("a second Ctrl-C stops a background task that never yields", bounded(function()
+    local p = session()
+    p:write("wirelab = require 'wirelab'\nt = wirelab.spawn(function() while true do end end)\n")
+    wirelab.sleep(0.3)            -- the task spins: the prompt gets no turn
+    p:kill(2)
+    wirelab.sleep(0.2)
+    assert.is_nil(p:wait(0.05), "one Ctrl-C ended wirelab")
+    p:kill(2)                     -- stops the spinning task
+    p:write("'back', t:done()\n")
+    assert.are.equal("back\ttrue", p.stdout:readline())
+    local code, err = finish(p)
+    assert.are.equal(0, code)
+    assert.matches("interrupted", err, 1, true)
+    assert.matches("in a background task", err, 1, true)
+  end))
+
   it("-i SCRIPT runs the script first, its globals at the prompt", bounded(function()
     local dir = os.tmpname()
     os.remove(dir)
