@@ -543,11 +543,11 @@ static int handler_version_string(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   get_field(L, 1, C_SERVER_VERSION);
-  to_string(L, -1, NULL);
+  to_string(L, 2, NULL);       /* self server_version string */
   lua_pushliteral(L, " ");
   get_field(L, 1, C_SYS_VERSION);
-  to_string(L, -1, NULL);
-  lua_remove(L, -2);
+  to_string(L, 5, NULL);       /* ... " " sys_version string */
+  lua_remove(L, 5);
   lua_concat(L, 3);
   return 1;
 }

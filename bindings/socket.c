@@ -130,9 +130,13 @@ static void check_wake(lua_State *L, const char *op) {
 ** held the loop for its slice, it yields first, so a UDP flood or a fast
 ** peer cannot starve timers and other clients. Non-blocking sockets
 ** (timeout 0) never yield, as they never wait. */
+static int turn_due(lua_State *L, const wl_sock_t *s) {
+  return s->timeout != 0 && wl_turn_over() && wl_can_park(L);
+}
+
 #define TAKE_TURN(L, s, k, dl) \
   do { \
-    if ((s)->timeout != 0 && wl_turn_over() && wl_can_park(L)) \
+    if (turn_due((L), (s))) \
       return wl_yield((L), (k), (dl)); \
   } while (0)
 
@@ -530,13 +534,14 @@ static int sendall_do(lua_State *L, lua_KContext dl) {
   const char *p = luaL_checklstring(L, 2, &n);
   size_t off = (size_t)lua_tointeger(L, 3);
   while (off < n) {
-    ssize_t r;
-    lua_pushinteger(L, (lua_Integer)off);
-    lua_replace(L, 3);
-    TAKE_TURN(L, s, sendall_k, dl);
-    r = send_once(s, p + off, n - off, NULL, 0);
-    if (r == UV_EAGAIN)
+    int due = turn_due(L, s);
+    ssize_t r = due ? UV_EAGAIN : send_once(s, p + off, n - off, NULL, 0);
+    if (r == UV_EAGAIN) {      /* resumes at off: after a turn, or a wait */
+      lua_pushinteger(L, (lua_Integer)off);
+      lua_replace(L, 3);
+      if (due) return wl_yield(L, sendall_k, dl);
       return wait_io(L, s, "sendall", UV_WRITABLE, dl, sendall_k);
+    }
     if (r < 0) return wl_sock_raise(L, s, "sendall", (int)r);
     off += (size_t)r;
   }

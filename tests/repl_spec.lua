@@ -6,13 +6,7 @@ local wirelab = require "wirelab"
 local process = require "process"
 local socket = require "socket"
 
-local WIRELAB
-local function wirelab_path()
-  if WIRELAB then return WIRELAB end
-  local r = process.run{"readlink", "-f", os.getenv("WIRELAB") or "./wirelab", timeout = 5}
-  WIRELAB = r.stdout:match("^(.-)%s*$")
-  return WIRELAB
-end
+local wirelab_path = require("tests.reliability.support").wirelab_path
 
 local function bounded(fn, seconds)
   return function()

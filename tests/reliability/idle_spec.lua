@@ -99,18 +99,7 @@ end
 -- when thousands of clients arrive together; the helper also paces its
 -- connects by the accept queue, see open_conns)
 
-local ECHO_SERVER = [[
-local socketserver = require "socketserver"
-local Echo = socketserver.StreamRequestHandler:extend()
-function Echo:handle()
-  for line in self.rfile:lines("L") do self.wfile:write(line) end
-end
-local S = socketserver.ThreadingTCPServer:extend({request_queue_size = 1024, daemon_threads = true})
-local srv = S({"127.0.0.1", 0}, Echo)
-print(srv.server_address[2])
-io.stdout:flush()
-srv:serve_forever()
-]]
+local ECHO_SERVER = support.echo_server(1024)
 
 local HTTP_SERVER = [[
 local hs = require "http.server"

@@ -143,18 +143,7 @@ local NOFILE = 64
 local CLIENTS = 200
 
 -- an echo server, socketserver style, as a student writes it
-local EMFILE_SERVER = [[
-local socketserver = require "socketserver"
-local Echo = socketserver.StreamRequestHandler:extend()
-function Echo:handle()
-  for line in self.rfile:lines("L") do self.wfile:write(line) end
-end
-local S = socketserver.ThreadingTCPServer:extend({request_queue_size = 512, daemon_threads = true})
-local srv = S({"127.0.0.1", 0}, Echo)
-print(srv.server_address[2])
-io.stdout:flush()
-srv:serve_forever()
-]]
+local EMFILE_SERVER = support.echo_server(512)
 
 -- exchange(c, line) -> "served" (echoed) | "closed" (EOF or reset) |
 -- "hang" (nothing within 2 s) | "error ..." (anything else)

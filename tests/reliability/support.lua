@@ -83,4 +83,21 @@ function M.nfds(pid)
   return n
 end
 
+-- echo_server(queue) -> the code of a socketserver echo server, as a
+-- student writes it, that prints its port and serves until killed
+function M.echo_server(queue)
+  return ([[
+local socketserver = require "socketserver"
+local Echo = socketserver.StreamRequestHandler:extend()
+function Echo:handle()
+  for line in self.rfile:lines("L") do self.wfile:write(line) end
+end
+local S = socketserver.ThreadingTCPServer:extend({request_queue_size = %d, daemon_threads = true})
+local srv = S({"127.0.0.1", 0}, Echo)
+print(srv.server_address[2])
+io.stdout:flush()
+srv:serve_forever()
+]]):format(queue)
+end
+
 return M
