@@ -62,9 +62,12 @@ $(BUILD)/%.o: %.c runtime/wl.h $(wildcard bindings/*.h) $(BUILD)/.deps
 	$(CC) $(CFLAGS) $(WARN) $(INCS) -c -o $@ $<
 
 # llhttp is Debian's source, compiled as shipped: its warnings are not ours.
-$(BUILD)/llhttp/%.o: $(LLHTTP)/%.c $(BUILD)/.deps
+# The source is named in the recipe, not as a prerequisite: on a fresh
+# machine it does not exist until .deps has installed node-llhttp, and make
+# would otherwise find "no rule to make target" before installing anything.
+$(BUILD)/llhttp/%.o: $(BUILD)/.deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I/usr/share/include/llhttp -w -c -o $@ $<
+	$(CC) $(CFLAGS) -I/usr/share/include/llhttp -w -c -o $@ $(LLHTTP)/$*.c
 
 $(BUILD)/tools/embed: runtime/tools/embed.c $(BUILD)/.deps
 	@mkdir -p $(dir $@)
