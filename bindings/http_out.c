@@ -95,7 +95,7 @@ static void add(lua_State *L, obuf_t *b, const char *s, size_t n) {
       cap *= 2;
     }
     if ((p = realloc(b->p, cap)) == NULL)
-      luaL_error(L, "not enough memory");
+      wl_raise(L, "write", UV_ENOMEM, NULL);
     b->p = p;
     b->cap = cap;
   }

@@ -139,7 +139,8 @@ static int process_spawn(lua_State *L) {
   box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, PROC_MT);
-  if ((p = calloc(1, sizeof *p)) == NULL) return luaL_error(L, "not enough memory");
+  if ((p = calloc(1, sizeof *p)) == NULL)
+    return wl_raise(L, "spawn", UV_ENOMEM, NULL);
   wl_waiter_init(&p->waiters);
   for (i = 0; i < 3; i++) {
     static const char *names[] = {"stdin", "stdout", "stderr"};
@@ -189,15 +190,15 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   proc_t *p = check_proc(L);
   int rc = (int)lua_tointeger(L, -1);
   (void)status; (void)ctx;
-  if (rc == UV_ETIMEDOUT) { lua_pushnil(L); lua_pushliteral(L, "timeout"); return 2; }
-  if (rc < 0) return wl_raise(L, "wait", rc, NULL);
+  if (rc < 0) return wl_raise(L, "wait", rc, NULL);   /* ETIMEDOUT too */
   if (p == NULL || !p->exited) return wl_raise(L, "wait", UV_EBADF, NULL);
   lua_pushinteger(L, p->code);
   if (p->signo) lua_pushinteger(L, p->signo); else lua_pushnil(L);
   return 2;
 }
 
-/* wait([timeout]) -> code, signal | nil, "timeout" */
+/* wait([timeout]) -> code, signal; raises ETIMEDOUT when the timeout
+** passes first (Python's Popen.wait raises TimeoutExpired) */
 static int proc_wait(lua_State *L) {
   proc_t *p = check_proc(L);
   double timeout = luaL_optnumber(L, 2, -1);
@@ -215,7 +216,9 @@ static int proc_wait(lua_State *L) {
 static int proc_kill(lua_State *L) {
   proc_t *p = check_proc(L);
   int sig = (int)luaL_optinteger(L, 2, SIGTERM);
-  if (p == NULL || p->exited) { lua_pushboolean(L, 0); return 1; }
+  if (p == NULL) return wl_raise(L, "kill", UV_EBADF, NULL);
+  /* an exited child has nothing to signal (Python's send_signal) */
+  if (p->exited) { lua_pushboolean(L, 0); return 1; }
   if (kill(-p->pid, sig) < 0 && kill(p->pid, sig) < 0)
     return wl_raise(L, "kill", -errno, NULL);
   lua_pushboolean(L, 1);
@@ -231,7 +234,7 @@ static int read_do(lua_State *L) {
   size_t max = (size_t)luaL_optinteger(L, 3, OUT_MAX);
   pstream_t *st;
   luaL_argcheck(L, i == 1 || i == 2, 2, "1 (stdout) or 2 (stderr) expected");
-  if (p == NULL) { lua_pushliteral(L, ""); return 1; }
+  if (p == NULL) return wl_raise(L, "read", UV_EBADF, NULL);
   st = &p->io[i];
   if (st->len > 0) {
     size_t n = st->len < max ? st->len : max;
@@ -278,10 +281,12 @@ static int proc_write(lua_State *L) {
   write_req *req;
   uv_buf_t buf;
   int rc;
-  if (p == NULL || !p->io[0].open) return wl_raise(L, "write", UV_EPIPE, NULL);
+  if (p == NULL) return wl_raise(L, "write", UV_EBADF, NULL);
+  if (!p->io[0].open) return wl_raise(L, "write", UV_EPIPE, NULL);
   wl_check_park(L);
   /* copy: a task that times out unwinds its stack, and the string with it */
-  if ((req = malloc(sizeof *req + n)) == NULL) return luaL_error(L, "not enough memory");
+  if ((req = malloc(sizeof *req + n)) == NULL)
+    return wl_raise(L, "write", UV_ENOMEM, NULL);
   memcpy(req->data, data, n);
   wl_waiter_init(&req->w);
   buf = uv_buf_init(req->data, (unsigned)n);

@@ -28,7 +28,7 @@ static const char *reason(int code) {
   switch (code) {
     case UV_ETIMEDOUT: return "timed out";
     case UV_EOF: return "end of file";
-    case UV_EBADF: return "socket is closed";
+    case UV_EBADF: return "used after close";   /* any handle */
     case UV_ECANCELED: return "cancelled";
     case UV_EAI_NONAME: return "unknown host name";
     default: return uv_knows(code) || code >= 0 ? uv_strerror(code) : strerror(-code);
@@ -81,12 +81,15 @@ static int error_tostring(lua_State *L) {
   return 1;
 }
 
-/* Lua side: raise(op, code, host, port); code is an errno name
-** ("ETIMEDOUT") or a negative libuv code. new(...) builds without raising. */
+/* Lua side: raise(op, code[, host[, port[, detail]]]); code is an errno
+** name ("ETIMEDOUT") or a negative libuv code; detail, when given, is kept
+** as err.detail and ends the message ("...: response cut short").
+** new(...) builds without raising. */
 static int build(lua_State *L) {
   const char *op = luaL_checkstring(L, 1);
   int code;
   char addr[300] = "";
+  lua_settop(L, 5);
   if (lua_type(L, 2) == LUA_TNUMBER) {
     code = (int)lua_tointeger(L, 2);
   } else {
@@ -106,7 +109,31 @@ static int build(lua_State *L) {
                host, (int)luaL_checkinteger(L, 4));
   }
   wl_push_error(L, op, code, addr);
+  if (!lua_isnoneornil(L, 5)) {
+    const char *detail = luaL_checkstring(L, 5);
+    lua_pushvalue(L, 5);
+    lua_setfield(L, -2, "detail");
+    lua_getfield(L, -1, "message");
+    lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), detail);
+    lua_setfield(L, -3, "message");
+    lua_pop(L, 1);
+  }
   return 1;
+}
+
+/* argerror(n, fname, msg[, level]): Lua's own argument error wording,
+** "bad argument #n to 'fname' (msg)", for Lua modules; level counts as
+** error()'s does from the function calling argerror (2: its caller). */
+static int error_argerror(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  const char *fname = luaL_checkstring(L, 2);
+  const char *msg = luaL_checkstring(L, 3);
+  int level = (int)luaL_optinteger(L, 4, 2);
+  luaL_where(L, level);
+  lua_pushfstring(L, "bad argument #%I to '%s' (%s)", (LUAI_UACINT)n, fname,
+                  msg);
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 static int error_raise(lua_State *L) {
@@ -162,5 +189,7 @@ int luaopen_wirelab_error(lua_State *L) {
   lua_setfield(L, -2, "new");
   lua_pushcfunction(L, error_is);
   lua_setfield(L, -2, "is");
+  lua_pushcfunction(L, error_argerror);
+  lua_setfield(L, -2, "argerror");
   return 1;
 }

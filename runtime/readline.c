@@ -3,8 +3,10 @@
 ** interactive prompt. A task waiting for a line is parked and the loop
 ** goes on (servers keep serving while you type). On a terminal libedit
 ** edits the line through readline's callback interface, fed by a uv_poll
-** on stdin; from a pipe, lines are read as they come. A regular file
-** cannot be polled: it is read at once, as it never blocks for long.
+** on stdin. From a pipe or a file, read() hands over what stdin has and the
+** prompt splits it with the one reader (wirelab.reader), as every other
+** stream. A regular file cannot be polled: it is read at once, as it
+** never blocks for long.
 */
 #include <errno.h>
 #include <stdio.h>
@@ -20,15 +22,16 @@
 /* The poll lives as long as the process: wl_loop_close closes it. */
 static uv_poll_t poll_stdin;
 
+#define CHUNK 65536            /* one read() of a piped stdin */
+
 static struct {
   uv_poll_t *poll;             /* &poll_stdin once it is set up */
   int pollable, tty, eof, installed;
   wl_waiter_t waiter;          /* the task waiting for a line */
   char *line;                  /* a finished line, not yet taken */
   int have_line;
-  char *buf;                   /* from a pipe: bytes not yet a line */
-  size_t blen, bcap;
-} R = {NULL, -1, 0, 0, 0, {NULL, NULL, NULL}, NULL, 0, NULL, 0, 0};
+  int readable;                /* a piped stdin has bytes (or its end) */
+} R = {NULL, -1, 0, 0, 0, {NULL, NULL, NULL}, NULL, 0, 0};
 
 
 /* libedit calls this with a finished line (malloc'd) or NULL at EOF */
@@ -41,49 +44,13 @@ static void on_line(char *line) {
     R.eof = 1;
 }
 
-/* A whole line in the pipe buffer becomes R.line; at EOF, the rest. */
-static int take_buffered(void) {
-  char *nl = R.blen ? memchr(R.buf, '\n', R.blen) : NULL;
-  size_t n;
-  if (nl == NULL && !(R.eof && R.blen > 0))
-    return 0;
-  n = nl ? (size_t)(nl - R.buf) : R.blen;
-  R.line = malloc(n + 1);
-  if (R.line == NULL)
-    return 0;
-  memcpy(R.line, R.buf, n);
-  R.line[n] = '\0';
-  if (n > 0 && R.line[n - 1] == '\r')
-    R.line[n - 1] = '\0';
-  n += nl != NULL;
-  memmove(R.buf, R.buf + n, R.blen - n);
-  R.blen -= n;
-  R.have_line = 1;
-  return 1;
-}
-
-/* Reads what stdin has into the buffer; sets R.eof at its end. */
-static void read_some(void) {
-  ssize_t r;
-  if (R.bcap - R.blen < 4096) {
-    size_t cap = R.bcap ? 2 * R.bcap : 8192;
-    char *b = realloc(R.buf, cap);
-    if (b == NULL) {
-      R.eof = 1;
-      return;
-    }
-    R.buf = b;
-    R.bcap = cap;
-  }
-  do
-    r = read(0, R.buf + R.blen, R.bcap - R.blen);
-  while (r < 0 && errno == EINTR);
-  if (r <= 0) {
-    if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-      R.eof = 1;
+/* The first call: what stdin is. */
+static void setup(void) {
+  if (R.pollable >= 0)
     return;
-  }
-  R.blen += (size_t)r;
+  R.tty = isatty(0);
+  R.pollable = uv_poll_init(wl_loop(), &poll_stdin, 0) == 0;
+  R.poll = R.pollable ? &poll_stdin : NULL;
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -94,10 +61,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   else if (R.tty)
     rl_callback_read_char();
   else
-    read_some();
-  if (!R.tty && !R.have_line && !take_buffered() && R.eof)
-    R.have_line = 1;           /* nothing more: the reader gets nil */
-  if (R.have_line || R.eof) {
+    R.readable = 1;
+  if (R.have_line || R.eof || R.readable) {
     uv_poll_stop(R.poll);
     wl_wake(&R.waiter, 0);
   }
@@ -134,24 +99,18 @@ static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   return push_line(L);
 }
 
-/* readline(prompt) -> the next line without its newline, nil at EOF */
+/* readline(prompt) -> the next line edited on the terminal, without its
+** newline; nil at EOF. For a terminal only: see read() otherwise. */
 static int rl_readline(lua_State *L) {
   const char *prompt = luaL_optstring(L, 1, "> ");
   if (R.waiter.task != NULL)
     return luaL_error(L, "readline: another task is already reading");
-  if (R.pollable < 0) {        /* the first call: what stdin is */
-    R.tty = isatty(0);
-    R.pollable = uv_poll_init(wl_loop(), &poll_stdin, 0) == 0;
-    R.poll = R.pollable ? &poll_stdin : NULL;
-  }
-  if (!R.tty && (take_buffered() || R.eof))
+  setup();
+  if (!R.tty)
+    return luaL_error(L, "readline: stdin is not a terminal (use read)");
+  if (R.eof)
     return push_line(L);
-  if (!R.pollable) {           /* a file: read on, it does not block */
-    while (!take_buffered() && !R.eof)
-      read_some();
-    return push_line(L);
-  }
-  if (R.tty && !R.installed) {
+  if (!R.installed) {
     fflush(stdout);
     rl_callback_handler_install(prompt, on_line);
     R.installed = 1;
@@ -159,6 +118,55 @@ static int rl_readline(lua_State *L) {
   wl_check_park(L);
   uv_poll_start(R.poll, UV_READABLE, on_readable);
   return wl_park(L, &R.waiter, -1, readline_k, 0);
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx);
+
+/* read() -> what a piped stdin has (one read(2)), "" at its end */
+static int rl_read(lua_State *L) {
+  char buf[CHUNK];
+  ssize_t r;
+  if (R.waiter.task != NULL)
+    return luaL_error(L, "read: another task is already reading");
+  setup();
+  if (R.eof) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  if (R.pollable && !R.readable) {
+    wl_check_park(L);
+    uv_poll_start(R.poll, UV_READABLE, on_readable);
+    return wl_park(L, &R.waiter, -1, read_k, 0);
+  }
+  R.readable = 0;
+  do
+    r = read(0, buf, sizeof buf);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return rl_read(L);         /* woken without data: wait again */
+  if (r <= 0) {
+    R.eof = 1;
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  lua_pushlstring(L, buf, (size_t)r);
+  return 1;
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  int rc = (int)lua_tointeger(L, -1);
+  (void)status;
+  (void)ctx;
+  lua_pop(L, 1);
+  if (rc < 0) {                /* cancelled or interrupted while waiting */
+    uv_poll_stop(R.poll);
+    return wl_raise(L, "read", rc, NULL);
+  }
+  if (R.eof) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  return rl_read(L);
 }
 
 static int rl_isatty(lua_State *L) {
@@ -175,9 +183,6 @@ static int rl_close(lua_State *L) {
   }
   if (R.poll != NULL)
     uv_poll_stop(R.poll);
-  free(R.buf);
-  R.buf = NULL;
-  R.blen = R.bcap = 0;
   R.eof = 1;
   return 0;
 }
@@ -192,7 +197,8 @@ static int rl_catch_sigint(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-  {"readline", rl_readline}, {"isatty", rl_isatty}, {"close", rl_close},
+  {"readline", rl_readline}, {"read", rl_read}, {"isatty", rl_isatty},
+  {"close", rl_close},
   {"catch_sigint", rl_catch_sigint},
   {NULL, NULL}
 };

@@ -4,52 +4,13 @@ local core = require "process.core"
 local wirelab = require "wirelab"
 local socket = require "socket"
 local errors = require "wirelab.error"
+local reader = require "wirelab.reader"
 
 local M = {}
 
-local Reader = {}
-Reader.__index = Reader
-
--- read([n]) -> what has arrived (at most n bytes), "" at end of output
-function Reader:read(n)
-  if n == "a" then
-    local parts = {}
-    while true do
-      local d = self.p:_read(self.i)
-      if d == "" then return table.concat(parts) end
-      parts[#parts + 1] = d
-    end
-  end
-  if self.buf ~= "" then
-    local d = self.buf
-    if n and #d > n then self.buf = d:sub(n + 1); return d:sub(1, n) end
-    self.buf = ""
-    return d
-  end
-  return self.p:_read(self.i, n)
-end
-
--- readline() -> the next line without "\n", nil at end of output
-function Reader:readline()
-  while true do
-    local i = self.buf:find("\n", 1, true)
-    if i then
-      local line = self.buf:sub(1, i - 1)
-      self.buf = self.buf:sub(i + 1)
-      return line
-    end
-    local d = self.p:_read(self.i)
-    if d == "" then
-      if self.buf == "" then return nil end
-      local line = self.buf
-      self.buf = ""
-      return line
-    end
-    self.buf = self.buf .. d
-  end
-end
-
-function Reader:lines() return function() return self:readline() end end
+-- p.stdout and p.stderr are the one reader (wirelab.reader) over the
+-- pipe: read(n) waits for n bytes or the end, read1(n) takes what came.
+local function pipe_source(ctx) return ctx.p:_read(ctx.i) end
 
 local function env_list(env)
   if env == nil then return nil end
@@ -79,8 +40,8 @@ function M.spawn(spec)
     stderr = spec.stderr == nil and true or spec.stderr,
   })
   local obj = setmetatable({_p = p, pid = p.pid,
-    stdout = setmetatable({p = p, i = 1, buf = ""}, Reader),
-    stderr = setmetatable({p = p, i = 2, buf = ""}, Reader)}, M.Process)
+    stdout = reader.new(pipe_source, {p = p, i = 1}),
+    stderr = reader.new(pipe_source, {p = p, i = 2})}, M.Process)
   if feed then
     wirelab.spawn(function()
       pcall(p.write, p, feed)
@@ -93,6 +54,7 @@ end
 local Process = {}
 Process.__index = Process
 M.Process = Process
+-- wait([timeout]) -> code, signal; ETIMEDOUT raised when it runs longer
 function Process:wait(timeout) return self._p:wait(timeout) end
 function Process:kill(sig) return self._p:kill(sig) end
 function Process:write(data) return self._p:write(data) end
@@ -105,9 +67,11 @@ function M.run(spec)
   local p = M.spawn(spec)
   local out = wirelab.spawn(function() return p.stdout:read("a") end)
   local err = wirelab.spawn(function() return p.stderr:read("a") end)
-  local code, sig = p:wait(spec.timeout)
-  local timed_out = code == nil
-  if timed_out then
+  local ok, code, sig = pcall(p.wait, p, spec.timeout)
+  local timed_out = false
+  if not ok then
+    if not errors.is(code, "ETIMEDOUT") then p:kill(9); p:close(); error(code, 0) end
+    timed_out = true
     p:kill(9)
     code, sig = p:wait()
   end

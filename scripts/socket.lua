@@ -3,6 +3,7 @@
 -- name resolution, connect_ex, makefile and the module-level helpers.
 local core = require "socket.core"
 local errors = require "wirelab.error"
+local reader = require "wirelab.reader"
 
 local type, error, pcall, setmetatable = type, error, pcall, setmetatable
 local concat = table.concat
@@ -76,98 +77,35 @@ end
 Socket.__close = Socket.close
 
 -- ---- makefile: a buffered file over the socket ----------------------------
-
-local File = {}
-File.__index = File
-M.SocketFile = File
+-- Reads go through the one reader (wirelab.reader); writes are buffered
+-- here and leave with sendall.
 
 local READ_SIZE = 65536
 
--- makefile([mode[, {buffering=}]]); buffering 0 sends each write at once
+local function sock_source(sock) return sock:recv(READ_SIZE) end
+
+local File = reader.extend()
+M.SocketFile = File
+
+-- makefile([mode[, {buffering=, max_line=}]]); buffering 0 sends each
+-- write at once. A mode without "b" is text: "\r\n" reads as "\n".
 function Socket:makefile(mode, opts)
   mode = mode or "r"
   if type(mode) ~= "string" or not mode:find("^[rwb]+$") then
     error("bad argument #1 to 'makefile' (mode of 'r', 'w', 'rw' or 'b' expected)", 2)
   end
-  local buffering = opts and opts.buffering
-  return setmetatable({sock = self, buf = "", pos = 1, out = {}, nout = 0, bytes = 0,
-                       unbuffered = buffering == 0, closed = false, mode = mode}, File)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'makefile' (table of options expected, got " .. type(opts) .. ")", 2)
+  end
+  local f = reader.new_of(File, sock_source, self,
+    {text = not mode:find("b", 1, true), max_line = opts and opts.max_line})
+  f.sock, f.out, f.nout, f.bytes, f.mode = self, {}, 0, 0, mode
+  f.unbuffered = opts and opts.buffering == 0
+  return f
 end
 
 local function check_file(f, op)
   if f.closed then errors.raise(op, "EBADF") end
-end
-
--- Fill until at least `need` bytes are buffered or EOF; false at EOF.
-local function fill(f, need)
-  while #f.buf - f.pos + 1 < need do
-    local data = f.sock:recv(READ_SIZE)
-    if data == "" then return false end
-    if f.pos > 1 then f.buf, f.pos = f.buf:sub(f.pos), 1 end
-    f.buf = f.buf .. data
-  end
-  return true
-end
-
-local function take(f, n)
-  local s = f.buf:sub(f.pos, f.pos + n - 1)
-  f.pos = f.pos + #s
-  if f.pos > #f.buf then f.buf, f.pos = "", 1 end
-  return s
-end
-
-local function read_line(f, keep)
-  while true do
-    local i = f.buf:find("\n", f.pos, true)
-    if i then
-      local line = f.buf:sub(f.pos, keep and i or i - 1)
-      f.pos = i + 1
-      if f.pos > #f.buf then f.buf, f.pos = "", 1 end
-      return line
-    end
-    if not fill(f, #f.buf - f.pos + 2) then
-      if f.pos > #f.buf then return nil end
-      return take(f, #f.buf - f.pos + 1)
-    end
-  end
-end
-
--- read(n | "a" | "l" | "L"): Python's semantics for n (n bytes unless EOF),
--- Lua's for the formats; nil at EOF except for "a".
-function File:read(fmt)
-  check_file(self, "read")
-  fmt = fmt or "l"
-  if math.type(fmt) == "integer" then
-    if fmt < 0 then fmt = "a" else
-      fill(self, fmt)
-      if fmt > 0 and self.pos > #self.buf then return nil end
-      return take(self, fmt)
-    end
-  end
-  if type(fmt) ~= "string" then
-    error("bad argument #1 to 'read' (invalid format)", 2)
-  end
-  fmt = fmt:gsub("^%*", "")
-  local c = fmt:sub(1, 1)
-  if c == "a" then
-    while fill(self, #self.buf - self.pos + 2) do end
-    return take(self, #self.buf - self.pos + 1)
-  elseif c == "l" then
-    return read_line(self, false)
-  elseif c == "L" then
-    return read_line(self, true)
-  end
-  error("bad argument #1 to 'read' (invalid format '" .. fmt .. "')", 2)
-end
-
--- readline(): the next line with its "\n" (Python), "" at EOF
-function File:readline()
-  check_file(self, "readline")
-  return read_line(self, true) or ""
-end
-
-function File:lines(fmt)
-  return function() return self:read(fmt or "l") end
 end
 
 function File:write(...)
@@ -196,16 +134,13 @@ function File:flush()
   return self
 end
 
--- Data not yet read from the buffer (what recv would have returned).
-function File:buffered()
-  return #self.buf - self.pos + 1
-end
-
+-- close(): flushes what is written, then closes the file (not the socket)
+local reader_close = File.close
 function File:close()
   if self.closed then return end
   local ok, err = true, nil
   if self.nout > 0 then ok, err = pcall(self.flush, self) end
-  self.closed = true
+  reader_close(self)
   if not ok then error(err, 0) end
 end
 File.__close = File.close

@@ -7,6 +7,7 @@ local wirelab = require "wirelab"
 local socket = require "socket"
 local class = require "wirelab.class"
 local errors = require "wirelab.error"
+local reader = require "wirelab.reader"
 
 local type, pcall, xpcall, tostring = type, pcall, xpcall, tostring
 
@@ -361,27 +362,16 @@ function Buffer:getvalue() return table.concat(self.parts) end
 function Buffer:flush() return self end
 function Buffer:close() end
 
-local Reader = {}
-Reader.__index = Reader
-function Reader:read(n)
-  local d = self.data
-  if n == nil or n == "a" then self.data = ""; return d end
-  if n == "l" or n == "L" then
-    local i = d:find("\n", 1, true)
-    if not i then self.data = ""; return d ~= "" and d or nil end
-    self.data = d:sub(i + 1)
-    return n == "L" and d:sub(1, i) or d:sub(1, i - 1)
-  end
-  self.data = d:sub(n + 1)
-  return d:sub(1, n)
+-- the datagram, once, as the source of the one reader (wirelab.reader)
+local function packet_source(ctx)
+  local d = ctx.data
+  ctx.data = nil
+  return d
 end
-function Reader:readline() return self:read("L") or "" end
-function Reader:lines(fmt) return function() return self:read(fmt or "l") end end
-function Reader:close() end
 
 function DatagramRequestHandler:setup()
   self.packet, self.socket = self.request[1], self.request[2]
-  self.rfile = setmetatable({data = self.packet}, Reader)
+  self.rfile = reader.new(packet_source, {data = self.packet})
   self.wfile = setmetatable({parts = {}}, Buffer)
 end
 

@@ -74,7 +74,7 @@ describe("http.client against python3 -m http.server", function()
     local p = process.spawn{"python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
                             "--directory", dir, "--protocol", "HTTP/1.1", stderr = false}
     local ok, err = pcall(function()
-      local line = p.stdout:readline() or ""
+      local line = p.stdout:read("l") or ""
       local port = math.tointeger(tonumber(line:match("^Serving HTTP on 127%.0%.0%.1 port (%d+)")))
       assert(port, "python3 -m http.server did not start: " .. line)
       fn(port)

@@ -871,7 +871,7 @@ srv:server_close()
 ]]
     local p = process.spawn{wirelab_path(), "-e", code}
     defer(function() pcall(p.kill, p, 9); pcall(p.wait, p, 5); p:close() end)
-    local port = math.tointeger(tonumber(p.stdout:readline()))
+    local port = math.tointeger(tonumber(p.stdout:read("l")))
     assert.is_not_nil(port)
     local function exchange(req)
       local c = connect(port)

@@ -499,7 +499,7 @@ describe("http.static SimpleHTTPRequestHandler", function()
       local full = {wirelab_path(), "-m", "http.server", cwd = cwd}
       for i, a in ipairs(argv) do full[#full + 1] = a end
       local p = process.spawn(full)
-      local line = p.stdout:readline()
+      local line = p.stdout:read("l")
       return p, line
     end
 
@@ -594,7 +594,7 @@ describe("http.static SimpleHTTPRequestHandler", function()
                                  "-d", root}
         local wl, line = start{"0", "-b", "127.0.0.1", "-d", root}
         local ok, err = pcall(function()
-          local pyport = tonumber(py.stdout:readline():match("port (%d+) "))
+          local pyport = tonumber(py.stdout:read("l"):match("port (%d+) "))
           local wlport = tonumber(line:match("port (%d+) "))
           for _, path in ipairs{"/", "/sub/", "/%3Cb%3Edir/", "/a%20dir/", "/evil.example/"} do
             local s1, t1, b1 = curl(("http://127.0.0.1:%d%s"):format(pyport, path))

@@ -8,6 +8,7 @@ local socket = require "socket"
 local wirelab = require "wirelab"
 local class = require "wirelab.class"
 local errors = require "wirelab.error"
+local reader = require "wirelab.reader"
 local core = require "http.core"
 local headers_mod = require "http.headers"
 local url_mod = require "http.url"
@@ -40,21 +41,15 @@ local REDIRECTS = {[301] = true, [302] = true, [303] = true, [307] = true, [308]
 
 -- A wirelab error whose message goes on to name the problem:
 --   getresponse 127.0.0.1:8000: protocol error: malformed response: ... (EPROTO)
+-- new_error(op, code, detail, host, port): the one error object, with detail
 local function new_error(op, code, detail, host, port)
-  local err = errors.new(op, code, host, port)
-  if detail then
-    err.detail = detail
-    err.message = err.message .. ": " .. detail
-  end
-  return err
+  return errors.new(op, code, host, port, detail)
 end
 
 -- bytes quoted for an argument error, controls as \xHH
 local show = url_mod.show
 
-local function argerror(n, fname, msg, level)
-  error(format("bad argument #%d to '%s' (%s)", n, fname, msg), level + 1)
-end
+local argerror = errors.argerror
 
 -- headers: case-insensitive, in arrival order (http.headers)
 local new_headers = headers_mod.new
@@ -437,6 +432,13 @@ function HTTPConnection:_read_head(method)
   end
 end
 
+-- The reader's source: the piece read with the head, then the body.
+local function body_source(r)   -- (HTTPResponse:_next, below)
+  local c = r._first
+  if c then r._first = nil; return c end
+  return r:_next()
+end
+
 -- getresponse() -> the response to the request sent last
 function HTTPConnection:getresponse()
   local pend = self._pending
@@ -472,15 +474,15 @@ function HTTPConnection:getresponse()
   r.length = head.content_length
   r.will_close = not head.keep_alive or head.status == 101
   r.closed = false
-  r._pending, r._received, r._done = "", 0, false
+  r._received, r._done = 0, false
+  r._rd = reader.new(body_source, r)
   self._response = r
   local s = head.status
   if s == 101 then
     r:_complete()                   -- what follows is another protocol
   elseif method == "HEAD" or s == 204 or s == 304 or head.content_length == 0 then
     -- the parser ends these without another byte: free the connection now
-    local c = r:_next()
-    if c then r._pending = c end
+    r._first = r:_next()
   end
   return r
 end
@@ -547,50 +549,12 @@ function HTTPResponse:_next()
   end
 end
 
--- read([n | "a" | "l" | "L"]): the whole rest of the body, or n bytes
--- (fewer only at the end), or a line; "" (nil for lines) at the end.
-function HTTPResponse:read(n)
-  if n == nil or n == "a" or n == "*a" or (math_type(n) == "integer" and n < 0) then
-    local parts = {self._pending}
-    self._pending = ""
-    while true do
-      local c = self:_next()
-      if not c then break end
-      parts[#parts + 1] = c
-    end
-    return concat(parts)
-  end
-  if n == "l" or n == "L" then
-    local pend = self._pending
-    while not pend:find("\n", 1, true) do
-      local c = self:_next()
-      if not c then break end
-      pend = pend .. c
-    end
-    if pend == "" then self._pending = ""; return nil end
-    local i = pend:find("\n", 1, true) or #pend
-    self._pending = pend:sub(i + 1)
-    local line = pend:sub(1, i)
-    if n == "l" then line = line:gsub("\r?\n$", "") end
-    return line
-  end
-  if math_type(n) ~= "integer" then
-    argerror(1, "read", "integer or format 'a', 'l', 'L' expected, got " .. (math_type(n) or type(n)), 2)
-  end
-  local parts, have = {self._pending}, #self._pending
-  while have < n do
-    local c = self:_next()
-    if not c then break end
-    parts[#parts + 1] = c
-    have = have + #c
-  end
-  local all = concat(parts)
-  self._pending = all:sub(n + 1)
-  return all:sub(1, n)
+-- read, readline, lines, read1, peek: the one reader (wirelab.reader)
+-- over the body, so a response reads as every other stream does.
+for _, name in ipairs{"read", "readline", "lines", "read1", "peek", "buffered"} do
+  local method = reader.Reader[name]
+  HTTPResponse[name] = function(self, ...) return method(self._rd, ...) end
 end
-
-function HTTPResponse:readline() return self:read("L") or "" end
-function HTTPResponse:lines(fmt) return function() return self:read(fmt or "l") end end
 
 function HTTPResponse:getheader(name, default)
   if type(name) ~= "string" then argerror(1, "getheader", "string expected, got " .. type(name), 2) end
@@ -620,11 +584,12 @@ function HTTPResponse:_drain()
     while not self._done and self._received <= DRAIN_LIMIT do self:_next() end
   end)
   if (not ok or not self._done) and conn.sock == self._sock then conn:_drop() end
-  self._pending = ""
 end
 
 -- close(): done with the response; unread body bytes cost the connection.
+-- Reads after close raise EBADF, as on every closed stream.
 function HTTPResponse:close()
+  self._rd:close()
   if self.closed then return end
   self.closed = true
   if not self._done then

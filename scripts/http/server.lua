@@ -8,6 +8,7 @@ local wirelab = require "wirelab"
 local core = require "http.core"
 local headers_mod = require "http.headers"
 local errors = require "wirelab.error"
+local reader = require "wirelab.reader"
 
 local type, tostring, pcall, error, select = type, tostring, pcall, error, select
 local concat, format = table.concat, string.format
@@ -70,9 +71,6 @@ M.ThreadingHTTPServer = HTTPServer:extend({daemon_threads = true}):include(socke
 -- Raised through the handler when the client failed mid-body (its 4xx is
 -- already sent): the request ends quietly, not as a handler error.
 local ABORT = setmetatable({}, {__tostring = function() return "request aborted by the client" end})
-
-local Body = {}
-Body.__index = Body
 
 -- fill(h, timeout, phase[, deadline]): reads more bytes into h's buffer;
 -- false on EOF, timeout or reset. phase: "idle" (between requests),
@@ -138,42 +136,8 @@ local function body_chunk(b)
   end
 end
 
-function Body:read(n)
-  if n == nil or n == "a" or n == -1 then
-    local parts = {self.pending}
-    self.pending = ""
-    while true do
-      local c = body_chunk(self)
-      if c == "" then break end
-      parts[#parts + 1] = c
-    end
-    return concat(parts)
-  end
-  if n == "l" or n == "L" then
-    while not self.pending:find("\n", 1, true) do
-      local c = body_chunk(self)
-      if c == "" then break end
-      self.pending = self.pending .. c
-    end
-    local p = self.pending
-    if p == "" then return nil end
-    local i = p:find("\n", 1, true) or #p
-    self.pending = p:sub(i + 1)
-    return n == "L" and p:sub(1, i) or p:sub(1, i):gsub("\r?\n$", "")
-  end
-  while #self.pending < n do
-    local c = body_chunk(self)
-    if c == "" then break end
-    self.pending = self.pending .. c
-  end
-  local p = self.pending
-  self.pending = p:sub(n + 1)
-  return p:sub(1, n)
-end
-
-function Body:readline() return self:read("L") or "" end
-function Body:lines(fmt) return function() return self:read(fmt or "l") end end
-function Body:close() end
+-- self.rfile is the one reader (wirelab.reader) over body_chunk, made once
+-- per connection and reset for each request.
 
 -- ---- the response ---------------------------------------------------------
 -- is built in C (bindings/http_out.c): the writer core.writer(sock) is the
@@ -250,9 +214,6 @@ local function handler_traceback(e)
   return debug.traceback(e, 2)
 end
 
--- the body of every request without one
-local NO_BODY = setmetatable({pending = "", received = 0, done = true}, Body)
-
 function Base:handle_one_request()
   self._w:begin()
   self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
@@ -288,16 +249,16 @@ function Base:handle_one_request()
   self._pos = a
   self._requests = (self._requests or 0) + 1
   self._clen = clen
-  local body = NO_BODY
-  if has_body then
-    body = self._body_obj
-    if body == nil then
-      body = setmetatable({h = self}, Body)
-      self._body_obj = body
-    end
-    body.pending, body.received, body.done, body.failed, body.trailers = "", 0, false, false, nil
+  local body, rfile = self._body, self._rfile
+  if body == nil then
+    body = {h = self}
+    rfile = reader.new(body_chunk, body)
+    self._body, self._rfile = body, rfile
+  else
+    reader.reset(rfile, body)
   end
-  self._body, self.rfile = body, body
+  body.received, body.done, body.failed, body.trailers = 0, not has_body, false, nil
+  self.rfile = rfile
   local maxreq = self._max_requests
   if maxreq and self._requests > maxreq then
     self.close_connection = true

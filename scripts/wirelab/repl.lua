@@ -5,6 +5,7 @@
 -- an unfinished one is continued with ">> ". From a pipe it reads lines
 -- without prompts, so a session can be scripted.
 local rl = require "wirelab.readline"
+local reader = require "wirelab.reader"
 
 local M = {}
 
@@ -39,14 +40,23 @@ local function show(res)
   io.stdout:flush()
 end
 
+-- The next line: edited on a terminal (libedit), else from the one reader
+-- over stdin; nil at EOF.
+local piped
+local function read_line(prompt)
+  if rl.isatty() then return rl.readline(prompt) end
+  piped = piped or reader.new(rl.read)
+  return piped:read("l")
+end
+
 -- One chunk from the prompt, run: false at EOF.
 local function step(prompt, more)
-  local line = rl.readline(prompt)
+  local line = read_line(prompt)
   if line == nil then return false end
   local src = line
   local chunk, err = compile(src)
   while not chunk and incomplete(err) do
-    local next_line = rl.readline(more)
+    local next_line = read_line(more)
     if next_line == nil then break end
     src = src .. "\n" .. next_line
     chunk, err = compile(src)

@@ -72,7 +72,7 @@ srv:serve_forever()
 local function start(blocks)
   local code = SERVER:gsub("@BLOCKS@", tostring(blocks or 1))
   local p = process.spawn{wirelab_path(), "-e", code}
-  local port = math.tointeger(tonumber(p.stdout:readline()))
+  local port = math.tointeger(tonumber(p.stdout:read("l")))
   if not port then error("the server did not start: " .. tostring(p.stderr:read("a"))) end
   defer(function() stop(p) end)
   return p, port

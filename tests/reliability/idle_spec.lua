@@ -433,7 +433,7 @@ local function start_server(code)
   argv.stdin = false
   local p = process.spawn(argv)
   defer(function() stop(p) end)
-  local line = p.stdout:readline()
+  local line = p.stdout:read("l")
   local port = math.tointeger(tonumber(line))
   if not port then
     stop(p)
@@ -449,7 +449,7 @@ local function start_helper(port, kind)
   argv.stdin = true
   local h = process.spawn(argv)
   defer(function() stop(h) end)
-  local line = h.stdout:readline()
+  local line = h.stdout:read("l")
   if line ~= "ready" then
     stop(h)
     error("the client helper did not start: " .. tostring(line) .. " " .. tostring(h.stderr:read("a")))
@@ -460,7 +460,7 @@ end
 
 local function ask(h, cmd)
   h:write(cmd .. "\n")
-  local line = h.stdout:readline()
+  local line = h.stdout:read("l")
   if not line then
     h:kill(9)
     h:wait(5)
