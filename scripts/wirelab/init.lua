@@ -14,17 +14,19 @@ local M = {
   fork = core.fork, waitpid = core.waitpid, _exit = core._exit,
 }
 
-local function check_timeout(t, level)
+-- check_timeout(t, n, fname): Lua's argument error for a bad timeout, at
+-- the caller of the function named fname (n: the argument's number)
+local function check_timeout(t, n, fname)
   if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
-    error("bad timeout (a non-negative number of seconds or nil expected)", level + 1)
+    errors.argerror(n, fname, "timeout: non-negative number of seconds or nil expected", 3)
   end
 end
 
 -- timeout(seconds, fn, ...): fn's results, or ETIMEDOUT with fn cancelled.
 function M.timeout(seconds, fn, ...)
-  check_timeout(seconds, 2)
+  check_timeout(seconds, 1, "timeout")
   if type(fn) ~= "function" then
-    error("bad argument #2 to 'timeout' (function expected, got " .. type(fn) .. ")", 2)
+    errors.argerror(2, "timeout", "function expected, got " .. type(fn))
   end
   local task = spawn(fn, ...)
   local res = table_pack(pcall(task.join, task, seconds))
@@ -57,7 +59,7 @@ function Event:is_set() return self._flag end
 -- wait([timeout]) -> true once set, false on timeout. A waiter released by
 -- set() returns true even if clear() came before it ran, as in Python.
 function Event:wait(timeout)
-  check_timeout(timeout, 2)
+  check_timeout(timeout, 1, "wait")
   if self._flag then return true end
   local gen = self._gen
   local deadline = timeout and now() + timeout
@@ -75,7 +77,7 @@ Queue.__index = Queue
 
 function M.queue(maxsize)
   if maxsize ~= nil and (math.type(maxsize) ~= "integer" or maxsize < 0) then
-    error("bad argument #1 to 'queue' (non-negative integer expected)", 2)
+    errors.argerror(1, "queue", "non-negative integer expected")
   end
   return setmetatable({_items = {}, _head = 1, _tail = 0, _max = maxsize or 0,
                        _getters = waitq(), _putters = waitq()}, Queue)
@@ -99,7 +101,7 @@ end
 
 -- put(v[, timeout]): waits while the queue is full
 function Queue:put(v, timeout)
-  check_timeout(timeout, 2)
+  check_timeout(timeout, 2, "put")
   local deadline = timeout and now() + timeout
   while self:full() do wait_on(self._putters, deadline, "put") end
   self._tail = self._tail + 1
@@ -109,7 +111,7 @@ end
 
 -- get([timeout]) -> v; raises ETIMEDOUT when nothing came in time
 function Queue:get(timeout)
-  check_timeout(timeout, 2)
+  check_timeout(timeout, 1, "get")
   local deadline = timeout and now() + timeout
   while self._tail < self._head do wait_on(self._getters, deadline, "get") end
   local h = self._head

@@ -101,6 +101,11 @@ local function check_open(r, op)
   if r.closed then raise(op, "EBADF") end
 end
 
+local function too_long(r, op)
+  merge(r)
+  raise(op, "EMSGSIZE", nil, nil, ("line longer than the limit of %d bytes (max_line)"):format(r.max_line))
+end
+
 -- The next line with its "\n" (at most limit bytes), nil at end of input.
 local function line(r, op, limit)
   local i = find(r.buf, "\n", r.pos, true)
@@ -115,17 +120,15 @@ local function line(r, op, limit)
       if k <= r.np then break end
       local have = avail(r)
       if limit and have >= limit then break end
-      if have > r.max_line then
-        merge(r)
-        raise(op, "EMSGSIZE", nil, nil, ("line longer than the limit of %d bytes (max_line)"):format(r.max_line))
-      end
+      if have > r.max_line then too_long(r, op) end
       if not pull(r) then break end
     end
     merge(r)
     i = find(r.buf, "\n", r.pos, true)
   end
   local n = i and i - r.pos + 1 or #r.buf - r.pos + 1
-  if limit and n > limit then n = limit end
+  if limit and n > limit then n = limit
+  elseif n - (i and 1 or 0) > r.max_line then too_long(r, op) end
   if n == 0 then return nil end
   return take(r, n)
 end
