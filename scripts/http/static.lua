@@ -10,6 +10,7 @@
 local server = require "http.server"
 local core = require "http.core"
 local fs = require "wirelab.fs"
+local mime = require "http.mime"
 
 local tonumber, tostring, ipairs, pcall, error = tonumber, tostring, ipairs, pcall, error
 local concat, sort, lower, format, char = table.concat, table.sort, string.lower, string.format, string.char
@@ -82,14 +83,11 @@ Simple.server_version = "SimpleHTTP/0.6"
 Simple.index_pages = {"index.html", "index.htm"}
 Simple.default_type = "application/octet-stream"
 Simple.read_size = 65536            -- a file leaves in reads of this size
+-- Python's: what the handler decides before asking the media-type table
+-- (http.mime); keys with or without the dot
 Simple.extensions_map = {
-  html = "text/html", htm = "text/html", css = "text/css", js = "text/javascript",
-  json = "application/json", txt = "text/plain", png = "image/png", jpg = "image/jpeg",
-  jpeg = "image/jpeg", gif = "image/gif", svg = "image/svg+xml", ico = "image/vnd.microsoft.icon",
-  pdf = "application/pdf", wasm = "application/wasm", mp4 = "video/mp4", lua = "text/x-lua",
-  py = "text/x-python", c = "text/plain", h = "text/plain", md = "text/markdown",
-  csv = "text/csv", xml = "text/xml", zip = "application/zip", gz = "application/gzip",
-  tar = "application/x-tar",
+  gz = "application/gzip", Z = "application/octet-stream", bz2 = "application/x-bzip2",
+  xz = "application/x-xz",
 }
 
 -- SimpleHTTPRequestHandler(request, client_address, server[, directory]):
@@ -158,14 +156,19 @@ function Simple:stat(path)
   return info
 end
 
+-- guess_type(path): Python's order: extensions_map, then the system's
+-- media types (/etc/mime.types), then default_type
 function Simple:guess_type(path)
   local ext = path:match("%.([^./]+)$")
   if ext then
     local map = self.extensions_map
-    local t = map[ext] or map[lower(ext)]
+    local t = map[ext] or map["." .. ext]
+    if t then return t end
+    local l = lower(ext)
+    t = map[l] or map["." .. l]
     if t then return t end
   end
-  return self.default_type
+  return (mime.guess(path)) or self.default_type
 end
 
 -- A source for copyfile: at most `size` bytes of f; `short` once it ended early.
@@ -217,10 +220,10 @@ function Simple:send_head()
     local index
     for _, name in ipairs(self.index_pages) do
       local i = self:stat(info.real .. "/" .. name)
-      if i and i.kind == "file" then index = i; break end
+      if i and i.kind == "file" then index = i; i.name = name; break end
     end
     if not index then return self:list_directory(info.real) end
-    info = index
+    info, path = index, path .. (path:sub(-1) == "/" and "" or "/") .. index.name
   elseif path:sub(-1) == "/" then
     -- "file.txt/" is not the file (Python's issue 17324)
     self:send_error(404, "File not found")
@@ -248,7 +251,8 @@ function Simple:send_head()
     end
   end
   self:send_response(200)
-  self:send_header("Content-type", self:guess_type(info.real))
+  -- the type of the name asked for, as Python: a link's target may differ
+  self:send_header("Content-type", self:guess_type(path))
   self:send_header("Content-Length", tostring(info.size))
   self:send_header("Last-Modified", self:date_time_string(info.mtime))
   self:end_headers()
