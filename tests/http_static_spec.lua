@@ -633,6 +633,38 @@ for name in sys.stdin.read().split("\n"):
       end)
     end)
 
+    it("answers errors as python3 -m http.server does, page for page", function()
+      wirelab.timeout(10, function()
+        local before = wirelab.handles()
+        local py = process.spawn{"python3", "-u", "-m", "http.server", "0", "-b", "127.0.0.1",
+                                 "-d", root}
+        local wl, line = start{"0", "-b", "127.0.0.1", "-d", root}
+        local ok, err = pcall(function()
+          local pyport = tonumber(py.stdout:read("l"):match("port (%d+) "))
+          local wlport = tonumber(line:match("port (%d+) "))
+          for _, req in ipairs{
+            "GET /no-such-file HTTP/1.1",         -- 404: "Nothing matches the given URI"
+            "BREW /pot HTTP/1.1",                 -- 501: unsupported method
+            "GET /sub HTTP/1.1",                  -- 301 to the slash
+          } do
+            local r = req .. "\r\nHost: test\r\nConnection: close\r\n\r\n"
+            local s1, h1, b1 = raw(pyport, r)
+            local s2, h2, b2 = raw(wlport, r)
+            assert.are.same({s1, h1["content-type"], h1["location"], b1},
+                            {s2, h2["content-type"], h2["location"], b2}, req)
+          end
+        end)
+        for _, p in ipairs{py, wl} do
+          p:kill(15)
+          p:wait(5)
+          p:close()
+        end
+        if not ok then error(err, 0) end
+        collectgarbage()
+        assert.are.equal(before, wirelab.handles())
+      end)
+    end)
+
     it("prints its usage for -h and refuses a bad argument with status 2", function()
       wirelab.timeout(10, function()
         local r = process.run{wirelab_path(), "-m", "http.server", "-h", timeout = 5}

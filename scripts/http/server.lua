@@ -29,9 +29,11 @@ M.DEFAULT_ERROR_MESSAGE = [[<!DOCTYPE HTML>
 </html>
 ]]
 
-local function html_escape(s)
-  return (tostring(s):gsub("[&<>\"']", {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;",
-                                        ['"'] = "&quot;", ["'"] = "&#x27;"}))
+-- html_escape(s[, quote]): Python's html.escape; quote (default true)
+-- escapes quotes too
+local ESCAPES = {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#x27;"}
+local function html_escape(s, quote)
+  return (tostring(s):gsub(quote == false and "[&<>]" or "[&<>\"']", ESCAPES))
 end
 M.html_escape = html_escape
 
@@ -351,17 +353,85 @@ Base.end_headers = core.end_headers
 
 function Base:flush_headers() self._w:flush() end
 
+-- The explanation an error page gives for each status: the wording
+-- Python's http.server sends, so that pages compare byte for byte.
+M.explanations = {
+  [100] = "Request received, please continue",
+  [101] = "Switching to new protocol; obey Upgrade header",
+  [102] = "",
+  [103] = "",
+  [200] = "Request fulfilled, document follows",
+  [201] = "Document created, URL follows",
+  [202] = "Request accepted, processing continues off-line",
+  [203] = "Request fulfilled from cache",
+  [204] = "Request fulfilled, nothing follows",
+  [205] = "Clear input form for further input",
+  [206] = "Partial content follows",
+  [207] = "",
+  [208] = "",
+  [226] = "",
+  [300] = "Object has several resources -- see URI list",
+  [301] = "Object moved permanently -- see URI list",
+  [302] = "Object moved temporarily -- see URI list",
+  [303] = "Object moved -- see Method and URL list",
+  [304] = "Document has not changed since given time",
+  [305] = "You must use proxy specified in Location to access this resource",
+  [307] = "Object moved temporarily -- see URI list",
+  [308] = "Object moved permanently -- see URI list",
+  [400] = "Bad request syntax or unsupported method",
+  [401] = "No permission -- see authorization schemes",
+  [402] = "No payment -- see charging schemes",
+  [403] = "Request forbidden -- authorization will not help",
+  [404] = "Nothing matches the given URI",
+  [405] = "Specified method is invalid for this resource",
+  [406] = "URI not available in preferred format",
+  [407] = "You must authenticate with this proxy before proceeding",
+  [408] = "Request timed out; try again later",
+  [409] = "Request conflict",
+  [410] = "URI no longer exists and has been permanently removed",
+  [411] = "Client must specify Content-Length",
+  [412] = "Precondition in headers is false",
+  [413] = "Entity is too large",
+  [414] = "URI is too long",
+  [415] = "Entity body in unsupported format",
+  [416] = "Cannot satisfy request range",
+  [417] = "Expect condition could not be satisfied",
+  [418] = "Server refuses to brew coffee because it is a teapot.",
+  [421] = "Server is not able to produce a response",
+  [422] = "",
+  [423] = "",
+  [424] = "",
+  [425] = "",
+  [426] = "",
+  [428] = "The origin server requires the request to be conditional",
+  [429] = "The user has sent too many requests in a given amount of time (\"rate limiting\")",
+  [431] = "The server is unwilling to process the request because its header fields are too large",
+  [451] = "The server is denying access to the resource as a consequence of a legal demand",
+  [500] = "Server got itself in trouble",
+  [501] = "Server does not support this operation",
+  [502] = "Invalid responses from another server/proxy",
+  [503] = "The server cannot process the request due to a high load",
+  [504] = "The gateway server did not receive a timely response",
+  [505] = "Cannot fulfill request",
+  [506] = "",
+  [507] = "",
+  [508] = "",
+  [510] = "",
+  [511] = "The client needs to authenticate to gain network access",
+}
+
 -- send_error(code[, message[, explain]]): Python's HTML error page
 function Base:send_error(code, message, explain)
-  local reason = core.status_reason(code) or "???"
-  message = message or reason
-  explain = explain or reason
+  local reason = core.status_reason(code)
+  message = message or reason or "???"
+  explain = explain or (reason and M.explanations[code]) or "???"
   self:log_error("code %d, message %s", code, message)
   self:send_response(code, (message:gsub("[\r\n%z]", " ")))
   self:send_header("Connection", "close")
   local body
   if code >= 200 and code ~= 204 and code ~= 205 and code ~= 304 then
-    body = format(self.error_message_format, code, html_escape(message), code, html_escape(explain))
+    body = format(self.error_message_format, code, html_escape(message, false), code,
+      html_escape(explain, false))
     self:send_header("Content-Type", self.error_content_type)
     self:send_header("Content-Length", #body)
   end

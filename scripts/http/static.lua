@@ -62,9 +62,7 @@ end
 M.quote = quote
 
 -- html.escape(s, quote=False), as Python's listing uses
-local function escape(s)
-  return (s:gsub("[&<>]", {["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;"}))
-end
+local function escape(s) return server.html_escape(s, false) end
 
 -- The path and query of a request target; an absolute-form target
 -- ("http://host/p") loses its scheme and authority first.
