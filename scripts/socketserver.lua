@@ -13,6 +13,19 @@ local type, pcall, xpcall, tostring = type, pcall, xpcall, tostring
 
 local M = {}
 
+-- A request's error travels out through several handlers (the handler's,
+-- the server's); it carries its traceback from the first one, once.
+local Traced = {__tostring = function(t) return t.traceback end}
+
+-- traceback(e[, level]): the message handler of every request: e and the
+-- traceback where it was raised, or e itself when it already has one
+local function traceback(e, level)
+  if getmetatable(e) == Traced then return e end
+  local msg = type(e) == "string" and e or tostring(e)
+  return setmetatable({error = e, traceback = debug.traceback(msg, level or 2)}, Traced)
+end
+M.traceback = traceback
+
 -- ---- servers ------------------------------------------------------------
 
 local BaseServer = class.Object:extend()
@@ -110,9 +123,9 @@ function BaseServer:_handle_request_noblock()
     return
   end
   if self:verify_request(request, client_address) then
-    local pok, err = xpcall(self.process_request, debug.traceback, self, request, client_address)
+    local pok, err = xpcall(self.process_request, traceback, self, request, client_address)
     if not pok then
-      self:handle_error(request, client_address, err)
+      self:handle_error(request, client_address, tostring(err))
       self:shutdown_request(request)
     end
   else
@@ -228,8 +241,8 @@ local ThreadingMixIn = {daemon_threads = false, block_on_close = true}
 M.ThreadingMixIn = ThreadingMixIn
 
 function ThreadingMixIn:process_request_thread(request, client_address)
-  local ok, err = xpcall(self.finish_request, debug.traceback, self, request, client_address)
-  if not ok then self:handle_error(request, client_address, err) end
+  local ok, err = xpcall(self.finish_request, traceback, self, request, client_address)
+  if not ok then self:handle_error(request, client_address, tostring(err)) end
   self:shutdown_request(request)
 end
 
@@ -287,9 +300,9 @@ function ForkingMixIn:process_request(request, client_address)
   -- the child: serve this request and exit, never returning to the loop
   local status = 0
   if self.socket_type == socket.SOCK_STREAM then self.socket:close() end
-  local ok, err = xpcall(self.finish_request, debug.traceback, self, request, client_address)
+  local ok, err = xpcall(self.finish_request, traceback, self, request, client_address)
   if not ok then
-    self:handle_error(request, client_address, err)
+    self:handle_error(request, client_address, tostring(err))
     status = 1
   end
   pcall(self.shutdown_request, self, request)
@@ -316,7 +329,7 @@ function BaseRequestHandler:init(request, client_address, server)
   self.client_address = client_address
   self.server = server
   self:setup()
-  local ok, err = xpcall(self.handle, debug.traceback, self)
+  local ok, err = xpcall(self.handle, traceback, self)
   self:finish()
   if not ok then error(err, 0) end
 end

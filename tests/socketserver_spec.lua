@@ -116,6 +116,38 @@ describe("socketserver", function()
     assert.is_truthy(r.stderr:find("bad handler", 1, true))
   end))
 
+  -- Python prints the banner and one traceback; the error passes several
+  -- handlers on its way out, each of which must not add its own
+  for _, case in ipairs{
+    {"socketserver.TCPServer", [[
+      local S = require("socketserver").TCPServer({"127.0.0.1", 0}, function() error("bad handler") end)]]},
+    {"http.server.HTTPServer", [[
+      local hs = require "http.server"
+      local H = hs.BaseHTTPRequestHandler:extend()
+      function H:do_GET() error("bad handler") end
+      function H:log_message() end
+      local S = hs.HTTPServer({"127.0.0.1", 0}, H)]]},
+    {"socketserver.ThreadingTCPServer", [[
+      local S = require("socketserver").ThreadingTCPServer({"127.0.0.1", 0}, function() error("bad handler") end)]]},
+  } do
+    it("a handler error prints one banner and one traceback: " .. case[1], bounded(15, function()
+      local r = process.run{os.getenv("WIRELAB") or arg[-1] or "./wirelab", "-e", case[2] .. [[
+        local socket = require "socket"
+        S:start()
+        local c = socket.create_connection("127.0.0.1", S.server_address[2])
+        c:sendall("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        while c:recv(4096) ~= "" do end
+        S:shutdown()
+        S:server_close()
+      ]], timeout = 10}
+      assert.are.equal(0, r.code, r.stderr)
+      local _, banners = r.stderr:gsub("Exception occurred during processing", "")
+      local _, traces = r.stderr:gsub("stack traceback:", "")
+      local _, messages = r.stderr:gsub("bad handler", "")
+      assert.are.same({1, 1, 1}, {banners, traces, messages}, r.stderr)
+    end))
+  end
+
   it("shutdown() from another task stops serve_forever promptly and waits for it", bounded(10, function()
     local server = socketserver.TCPServer({"127.0.0.1", 0}, Echo)
     local returned = false

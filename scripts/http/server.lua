@@ -213,7 +213,7 @@ end})
 -- the message handler of a request: a traceback, except for ABORT
 local function handler_traceback(e)
   if e == ABORT then return e end
-  return debug.traceback(e, 2)
+  return socketserver.traceback(e, 3)
 end
 
 function Base:handle_one_request()
