@@ -462,11 +462,12 @@ static int sock_recvfrom(lua_State *L) {
 }
 
 /* wait_readable([timeout]) -> true when a recv or accept would not block,
-** false on timeout or task:interrupt() -- a select() on one socket. */
+** false on timeout -- a select() on one socket. task:interrupt() and
+** Ctrl-C raise EINTR, as they do in every other wait. */
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   int rc = (int)lua_tointeger(L, -1);
   (void)status; (void)ctx;
-  if (rc == UV_ETIMEDOUT || rc == UV_EINTR) { lua_pushboolean(L, 0); return 1; }
+  if (rc == UV_ETIMEDOUT) { lua_pushboolean(L, 0); return 1; }
   check_wake(L, "wait_readable");
   lua_pushboolean(L, 1);
   return 1;

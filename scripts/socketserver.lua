@@ -67,9 +67,11 @@ function BaseServer:serve_forever(poll_interval)
   local ok, err = pcall(function()
     while not self._shutdown_request do
       self._in_select = true
-      local ready = self.socket:wait_readable(poll_interval)
+      local wok, ready = pcall(self.socket.wait_readable, self.socket, poll_interval)
       self._in_select = false
       if self._shutdown_request then break end
+      -- EINTR without a shutdown: Ctrl-C (Python's KeyboardInterrupt)
+      if not wok then error(ready, 0) end
       if ready then self:_handle_request_noblock() end
       self:service_actions()
     end
@@ -118,6 +120,7 @@ function BaseServer:_handle_request_noblock()
   local ok, request, client_address = pcall(self.get_request, self)
   if not ok then
     if errors.is(request, "EAGAIN") or errors.is(request, "ETIMEDOUT") then return end
+    if errors.is(request, "EINTR") or type(request) == "string" then error(request, 0) end
     -- e.g. EMFILE: the client has been shed; report and go on serving
     io.stderr:write("socketserver: get_request: ", tostring(request), "\n")
     return

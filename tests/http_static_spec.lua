@@ -665,6 +665,46 @@ for name in sys.stdin.read().split("\n"):
       end)
     end)
 
+    it("speaks HTTP/1.0 by default and -p/--protocol's version when asked, as Python", function()
+      wirelab.timeout(15, function()
+        for _, case in ipairs{{{}, "HTTP/1.0", "close"}, {{"-p", "HTTP/1.1"}, "HTTP/1.1", nil},
+                              {{"--protocol=HTTP/1.1"}, "HTTP/1.1", nil}} do
+          local argv = {"0", "-b", "127.0.0.1", "-d", root}
+          for _, a in ipairs(case[1]) do argv[#argv + 1] = a end
+          local p, line = start(argv)
+          local ok, err = pcall(function()
+            local port = tonumber(line:match("port (%d+) "))
+            local c <close> = socket.create_connection("127.0.0.1", port, 5)
+            c:sendall("GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            local f = c:makefile("rb")
+            local status = f:read("l")
+            assert.are.equal(case[2] .. " 200 OK", status, table.concat(case[1], " "))
+            local conn
+            for l in f:lines() do
+              if l == "" then break end
+              conn = conn or l:match("^[Cc]onnection: (%S+)")
+            end
+            assert.are.equal(case[3], conn)
+          end)
+          p:kill(15)
+          p:wait(5)
+          p:close()
+          if not ok then error(err, 0) end
+        end
+      end)
+    end)
+
+    it("Ctrl-C prints Python's message and exits 0", function()
+      wirelab.timeout(15, function()
+        local p, line = start{"0", "-b", "127.0.0.1", "-d", root}
+        assert.matches("^Serving HTTP on 127.0.0.1 port %d+", line)
+        p:kill(2)
+        assert.are.equal(0, (p:wait(5)))
+        assert.are.equal("\nKeyboard interrupt received, exiting.\n", p.stdout:read("a"))
+        p:close()
+      end)
+    end)
+
     it("prints its usage for -h and refuses a bad argument with status 2", function()
       wirelab.timeout(10, function()
         local r = process.run{wirelab_path(), "-m", "http.server", "-h", timeout = 5}

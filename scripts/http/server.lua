@@ -475,44 +475,96 @@ end})
 
 -- ---- the command line: wirelab -m http.server [port] [-b ADDR] [-d DIR] ------
 
-function M.main(args)
-  local port, bind, dir = 8000, nil, nil
+local USAGE = [[
+usage: wirelab -m http.server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [port]
+
+positional arguments:
+  port                  bind to this port (default: 8000)
+
+options:
+  -h, --help            show this help message and exit
+  -b ADDRESS, --bind ADDRESS
+                        bind to this address (default: all interfaces)
+  -d DIRECTORY, --directory DIRECTORY
+                        serve this directory (default: current directory)
+  -p VERSION, --protocol VERSION
+                        conform to this HTTP version (default: HTTP/1.0)]]
+
+-- Python's options: -b, -d, -p take a value, as "-b ADDR" or "--bind=ADDR"
+local VALUE_OPTS = {["-b"] = "bind", ["--bind"] = "bind", ["-d"] = "dir", ["--directory"] = "dir",
+                    ["-p"] = "protocol", ["--protocol"] = "protocol"}
+
+local function parse_args(args)
+  local o = {port = 8000, protocol = "HTTP/1.0"}
   local i = 1
   while i <= #args do
     local a = args[i]
-    if (a == "-b" or a == "--bind" or a == "-d" or a == "--directory") and args[i + 1] == nil then
-      io.stderr:write("wirelab -m http.server: argument ", a, ": expected one argument\n")
-      return 2
-    end
-    if a == "-b" or a == "--bind" then bind, i = args[i + 1], i + 2
-    elseif a == "-d" or a == "--directory" then dir, i = args[i + 1], i + 2
+    local name, value = a:match("^(%-%-%a+)=(.*)$")
+    if not (name and VALUE_OPTS[name]) then name, value = a, nil end
+    local key = VALUE_OPTS[name]
+    if key then
+      if value == nil then
+        value = args[i + 1]
+        if value == nil then return nil, "argument " .. a .. ": expected one argument" end
+        i = i + 1
+      end
+      o[key] = value
+      i = i + 1
     elseif a == "-h" or a == "--help" then
-      print("usage: wirelab -m http.server [-h] [-b ADDRESS] [-d DIRECTORY] [port]")
-      return 0
+      o.help = true
+      i = i + 1
     elseif a:match("^%d+$") then
       -- a decimal port, as Python's argparse type=int: not "1.5" nor "0x10"
-      port, i = math.tointeger(tonumber(a)), i + 1
-      if not port or port > 65535 then
-        io.stderr:write("wirelab -m http.server: port out of range 0-65535: '", a, "'\n")
-        return 2
-      end
+      o.port, i = math.tointeger(tonumber(a)), i + 1
+      if not o.port or o.port > 65535 then return nil, "port out of range 0-65535: '" .. a .. "'" end
     else
-      io.stderr:write("wirelab -m http.server: unknown argument '", a, "'\n")
-      return 2
+      return nil, "unknown argument '" .. a .. "'"
     end
   end
+  if not o.protocol:match("^HTTP/%d+%.%d+$") then
+    return nil, "argument -p/--protocol: HTTP/major.minor expected, got '" .. o.protocol .. "'"
+  end
+  return o
+end
+
+-- interrupted(err): the error Ctrl-C raises in the task that catches it
+local function interrupted(err)
+  return errors.is(err, "EINTR") or (type(err) == "string" and err:find("interrupted", 1, true) ~= nil)
+end
+
+function M.main(args)
+  local o, msg = parse_args(args)
+  if not o then
+    io.stderr:write("wirelab -m http.server: ", msg, "\n")
+    return 2
+  end
+  if o.help then
+    print(USAGE)
+    return 0
+  end
   local static = require "http.static"
-  local Handler = static.SimpleHTTPRequestHandler:extend({directory = dir})
-  local host = bind or ""
+  local Handler = static.SimpleHTTPRequestHandler:extend({directory = o.dir, protocol_version = o.protocol})
+  local host = o.bind or ""
   local cls = M.ThreadingHTTPServer
   if host:find(":", 1, true) then cls = cls:extend({address_family = socket.AF_INET6}) end
-  local server = cls({host, port}, Handler)
+  local server = cls({host, o.port}, Handler)
   local h, p = server.server_address[1], server.server_address[2]
-  local shown = h
   local url_host = h:find(":", 1, true) and ("[" .. h .. "]") or h
-  print(format("Serving HTTP on %s port %d (http://%s:%d/) ...", shown, p, url_host, p))
-  io.stdout:flush()
-  server:serve_forever()
+  -- Ctrl-C ends serving as Python's KeyboardInterrupt does: a message, 0.
+  -- Caught from before the banner, which tells a user it may be pressed.
+  local rl = require "wirelab.readline"
+  local ok, err = pcall(function()
+    rl.catch_sigint(true)
+    print(format("Serving HTTP on %s port %d (http://%s:%d/) ...", h, p, url_host, p))
+    io.stdout:flush()
+    server:serve_forever()
+  end)
+  rl.catch_sigint(false)
+  server:server_close()
+  if not ok then
+    if not interrupted(err) then error(err, 0) end
+    print("\nKeyboard interrupt received, exiting.")
+  end
   return 0
 end
 
