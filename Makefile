@@ -117,6 +117,7 @@ bench-http: wirelab
 
 install: wirelab
 	install -D -m 755 $(BUILD)/wirelab $(DESTDIR)$(PREFIX)/bin/wirelab
+	install -D -m 644 docs/wirelab.1 $(DESTDIR)$(PREFIX)/share/man/man1/wirelab.1
 
 clean:
 	rm -rf build build-asan wirelab
