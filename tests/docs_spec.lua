@@ -194,6 +194,7 @@ local function modules()
       BaseHTTPRequestHandler = {prefixes = HANDLER, ctor = true},
       SimpleHTTPRequestHandler = {prefixes = HANDLER, ctor = true},
       Headers = {prefixes = {"headers:"}},
+      explanations = {data = true},
     }},
     {name = "http.client", mod = hc, prefix = "http.client.", tables = {
       HTTPConnection = {prefixes = {"conn:"}, ctor = true},
@@ -212,6 +213,9 @@ local function modules()
       codes = {data = true},
     }},
     {name = "wirelab.fs", mod = fs, prefix = "fs."},
+    {name = "wirelab.reader", mod = require "wirelab.reader", prefix = "reader.", tables = {
+      Reader = {prefixes = {"f:"}},
+    }},
     {name = "wirelab.class", mod = require "wirelab.class", prefix = "class.", tables = {
       Object = {prefixes = {"Class:", "obj:"}},
     }},
