@@ -5,6 +5,7 @@
 #ifndef WL_H
 #define WL_H
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <lua.h>
 #include <uv.h>
@@ -26,6 +27,8 @@ typedef struct wl_waiter_t {
   struct wl_waiter_t *prev, *next;
 } wl_waiter_t;
 
+/* The loop, the timer heap and the task table, before any module loads. */
+void wl_sched_init(lua_State *L);
 uv_loop_t *wl_loop(void);
 
 void wl_waiter_init(wl_waiter_t *w);
@@ -48,9 +51,17 @@ int wl_check_park(lua_State *L);
 int wl_yield(lua_State *L, lua_KFunction k, lua_KContext ctx);
 /* Whether the running task has held the loop past its slice (5 ms). */
 int wl_turn_over(void);
-/* While on, SIGINT interrupts the running task (the prompt's) with an
-** error, or its wait with EINTR, instead of ending the process. */
-void wl_soft_sigint(lua_State *L, int on);
+
+/* The task L runs in (NULL for the main thread and plain coroutines); the
+** task running now (NULL between tasks: safe in a signal handler); a
+** task's thread; waking a parked task with status (1 when it was parked). */
+wl_task_t *wl_task_of(lua_State *L);
+wl_task_t *wl_running_task(void);
+lua_State *wl_task_thread(wl_task_t *t);
+int wl_task_interrupt(wl_task_t *t, int status);
+/* In the child of fork(): the loop made usable again, and from now on
+** only L's task runs. 0 or a libuv error. */
+int wl_sched_forked(lua_State *L);
 
 /* Wait lists: a waiter used as the list head, never parked itself. */
 void wl_list_init(wl_waiter_t *head);
@@ -63,6 +74,27 @@ void wl_handle_count(int delta);
 
 int wl_sched_run(lua_State *L, int nargs);      /* runs the main task */
 int luaopen_wirelab_core(lua_State *L);
+
+/* ---- signals (signals.c) --------------------------------------------- */
+
+/* SIGINT and SIGTERM end the process with 128 + signal once the running
+** task is stopped; SIGPIPE is caught and does nothing (EPIPE instead). */
+void wl_signals_init(void);
+/* The signal that ends the process, 0 until one comes: the scheduler
+** stops at its next turn. Read on every resume, hence a variable. */
+extern volatile sig_atomic_t wl_signo;
+/* While on, SIGINT interrupts the running task (the prompt's) with an
+** error, or its wait with EINTR, instead of ending the process. */
+void wl_soft_sigint(lua_State *L, int on);
+/* Task t has ended: it is no longer the one SIGINT interrupts. */
+void wl_signals_task_ended(wl_task_t *t);
+
+/* ---- stderr buffering (errbuf.c) --------------------------------------- */
+
+/* stderr block-buffered: a server's access log is a line per request. */
+void wl_errbuf_init(void);
+/* What tasks wrote to stderr and stdout goes out: once per loop turn. */
+void wl_errbuf_flush(void);
 
 /* ---- errors (error.c) ------------------------------------------------ */
 
