@@ -1,6 +1,22 @@
 /*
 ** wl.h: the runtime's table of contents -- everything bindings may use
-** across files: the loop, parking a task and waking it, errors, addresses.
+** across files: the loop, parking a task and waking it, signals, errors,
+** addresses, embedding.
+**
+** The rule for C files. runtime/ is the host program and the services
+** that other C code shares: the process (main.c), the embedded modules
+** (embed.c; tools/embed.c is the build tool behind build/scripts.c),
+** the loop and scheduler (sched.c), signals (signals.c), stderr
+** buffering (errbuf.c), errors (error.c), addresses (addr.c). Each
+** service is declared here, and may carry its own Lua face (wirelab.core,
+** wirelab.error). bindings/ is the C half of one Lua module each
+** (socket.core, http.core, process.core, wirelab.fs, wirelab.fork,
+** wirelab.readline), one file per concern, the files of one module
+** sharing a bindings/ header (socket.h, http.h). A binding reaches the
+** runtime only through this header; nothing in runtime/ calls into
+** bindings/ but embed.c's table of luaopen_* functions. The test: if
+** other C code calls it, it belongs in runtime/; if only Lua does, in
+** bindings/.
 */
 #ifndef WL_H
 #define WL_H
@@ -73,6 +89,11 @@ int wl_list_wake_all(wl_waiter_t *head, int status);
 void wl_handle_count(int delta);
 
 int wl_sched_run(lua_State *L, int nargs);      /* runs the main task */
+/* At exit: wl_sched_close forgets every wait before lua_close; after it,
+** wl_loop_close runs the close callbacks of what is left and closes the
+** loop. */
+void wl_sched_close(void);
+void wl_loop_close(void);
 int luaopen_wirelab_core(lua_State *L);
 
 /* ---- signals (signals.c) --------------------------------------------- */
@@ -125,7 +146,5 @@ typedef struct wl_script_t {
 extern const wl_script_t wl_scripts[];     /* build/scripts.c */
 
 void wl_open_modules(lua_State *L);
-void wl_sched_close(void);
-void wl_loop_close(void);
 
 #endif
