@@ -253,102 +253,128 @@ end
 -- the body of every request without one
 local NO_BODY = setmetatable({pending = "", received = 0, done = true}, Body)
 
-function Base:handle_one_request()
-  self._w:begin()
-  self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
-  self.close_connection = true
-  -- wait for the head: an idle connection may wait keepalive_timeout (the
-  -- first request header_timeout) and is closed silently; once a byte of
-  -- the head has come, the whole head must arrive by the header deadline.
-  -- take_head fills in command, path, headers... (bindings/http.c).
+-- Waits for the next head: an idle connection may wait keepalive_timeout
+-- (the first request header_timeout) and is closed silently; once a byte of
+-- the head has come, the whole head must arrive by the header deadline.
+-- take_head fills in command, path, headers... (bindings/http.c). Returns
+-- true, has_body, expect, clen; false when the connection is done.
+local function read_head(self)
   local parser = self._parser
   local idle = self._pos > #self._buf      -- no byte of this request yet
   local deadline
-  local ev, a, has_body, expect, clen
   while true do
     if idle then          -- the parser waits at a message start: read first
       local t = self._requests and self._keepalive_timeout or self._header_timeout
-      if not fill(self, t, "idle") then return end
+      if not fill(self, t, "idle") then return false end
       idle = false
     end
-    ev, a, has_body, expect, clen = parser:take_head(self, self._buf, self._pos)
-    if ev == "head" then break end
+    local ev, a, has_body, expect, clen = parser:take_head(self, self._buf, self._pos)
+    if ev == "head" then
+      self._pos = a
+      return true, has_body, expect, clen
+    end
     if ev ~= "more" then                      -- "error"
       self:_fail(a or 400, has_body or "Bad Request")
-      return
+      return false
     end
     self._pos = a
     -- the whole head must arrive within header_timeout of its first byte
     deadline = deadline or wirelab.now() + self._header_timeout
     if not fill(self, nil, "head", deadline) then
       if self._eof then self:_fail(400, "Bad Request: incomplete request") end
-      return
+      return false
     end
   end
-  self._pos = a
-  self._requests = (self._requests or 0) + 1
-  self._clen = clen
-  local body = NO_BODY
-  if has_body then
-    body = self._body_obj
-    if body == nil then
-      body = setmetatable({h = self}, Body)
-      self._body_obj = body
-    end
-    body.pending, body.received, body.done, body.failed, body.trailers = "", 0, false, false, nil
+end
+
+-- The request's rfile: the connection's body reader, reset, or NO_BODY.
+local function request_body(self, has_body)
+  if not has_body then return NO_BODY end
+  local body = self._body_obj
+  if body == nil then
+    body = setmetatable({h = self}, Body)
+    self._body_obj = body
   end
-  self._body, self.rfile = body, body
+  body.pending, body.received, body.done, body.failed, body.trailers = "", 0, false, false, nil
+  return body
+end
+
+-- max_requests_per_socket: the last request allowed closes the connection,
+-- one more gets a 503. True when this request was refused.
+local function refuse_over_limit(self)
   local maxreq = self._max_requests
   if maxreq and self._requests > maxreq then
     self.close_connection = true
     self:send_error(503, "Service Unavailable", "Too many requests on this connection")
     self._w:flush()
-    return
+    return true
   elseif maxreq and self._requests == maxreq then
     self.close_connection = true
   end
+  return false
+end
 
-  if expect then
-    if not self:handle_expect_100() then self._w:flush(); return end
-  end
-
+-- do_<command> under the message handler; a 501 when there is none. A
+-- handler error gets a 500 and goes on up. False when the connection is done.
+local function run_method(self)
   local method = self[do_names[self.command]]
   if not method then
     self:send_error(501, ("Unsupported method ('%s')"):format(self.command))
     self._w:flush()
     self.close_connection = true
-    return
+    return false
   end
   local ok, err = xpcall(method, handler_traceback, self)
-  if not ok and err == ABORT then
+  if ok then return true end
+  if err == ABORT then
     self.close_connection = true
-    return
+    return false
   end
-  if not ok then
-    -- Python closes the socket; a 500 first tells the client why
-    local w = self._w
-    if not w:headers_sent() and not self.connection.closed then
-      w:discard()
-      pcall(self.send_error, self, 500, "Internal Server Error")
-      pcall(w.flush, w)
-    end
-    self.close_connection = true
-    error(err, 0)
+  -- Python closes the socket; a 500 first tells the client why
+  local w = self._w
+  if not w:headers_sent() and not self.connection.closed then
+    w:discard()
+    pcall(self.send_error, self, 500, "Internal Server Error")
+    pcall(w.flush, w)
   end
-  -- after the handler: end a chunked body, flush, and skip an unread body
+  self.close_connection = true
+  error(err, 0)
+end
+
+-- A body the handler left unread is read past up to this; beyond it the
+-- connection is given up instead.
+local UNREAD_LIMIT = 1024 * 1024
+
+-- After the handler: end a chunked body, flush, and skip an unread body.
+local function end_request(self)
   local w = self._w
   if w:end_response() then self:end_headers() end
   w:flush()
   local b = self._body
   if not b.done and not self.close_connection then
-    -- the handler left some body unread: read past it, or give up on the
-    -- connection if it is large
-    local limit = 1024 * 1024
     local ok = pcall(function()
-      while not b.done and b.received < limit do body_chunk(b) end
+      while not b.done and b.received < UNREAD_LIMIT do body_chunk(b) end
     end)
     if not ok or not b.done or b.failed then self.close_connection = true end
   end
+end
+
+function Base:handle_one_request()
+  self._w:begin()
+  self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
+  self.close_connection = true
+  local ok, has_body, expect, clen = read_head(self)
+  if not ok then return end
+  self._requests = (self._requests or 0) + 1
+  self._clen = clen
+  local body = request_body(self, has_body)
+  self._body, self.rfile = body, body
+  if refuse_over_limit(self) then return end
+  if expect and not self:handle_expect_100() then
+    self._w:flush()
+    return
+  end
+  if run_method(self) then end_request(self) end
 end
 
 function Base:handle_expect_100()
