@@ -107,16 +107,6 @@ static int on_value_complete(llhttp_t *h) {
   return 0;
 }
 
-static int ieq(const char *a, size_t n, const char *lit) {
-  size_t i;
-  if (strlen(lit) != n)
-    return 0;
-  for (i = 0; i < n; i++)
-    if ((a[i] | 0x20) != lit[i])
-      return 0;
-  return 1;
-}
-
 /* Request rules llhttp leaves to us: Host (RFC 9112 3.2) and a
    Transfer-Encoding we can decode (exactly one "chunked", 9112 6.1). */
 static int check_request(parser_t *P) {
@@ -128,15 +118,15 @@ static int check_request(parser_t *P) {
   for (i = 0; i < P->nf; i++) {
     const field_t *f = &P->fields[i];
     const char *name = P->arena + f->name, *v = P->arena + f->value;
-    if (ieq(name, f->nlen, "host"))
+    if (WL_HTTP_IEQ(name, f->nlen, "host"))
       host++;
-    else if (ieq(name, f->nlen, "transfer-encoding")) {
+    else if (WL_HTTP_IEQ(name, f->nlen, "transfer-encoding")) {
       if (++te > 1)
         return fail(P, 400, "More than one Transfer-Encoding");
-      if (!ieq(v, f->vlen, "chunked"))
+      if (!WL_HTTP_IEQ(v, f->vlen, "chunked"))
         return fail(P, 400, "Unsupported Transfer-Encoding");
-    } else if (ieq(name, f->nlen, "expect") && h->http_minor >= 1)
-      P->expect = ieq(v, f->vlen, "100-continue");
+    } else if (WL_HTTP_IEQ(name, f->nlen, "expect") && h->http_minor >= 1)
+      P->expect = WL_HTTP_IEQ(v, f->vlen, "100-continue");
   }
   if (host > 1)
     return fail(P, 400, "More than one Host header");

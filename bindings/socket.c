@@ -40,7 +40,7 @@ int wl_sock_raise(lua_State *L, wl_sock_t *s, const char *op, int code) {
   if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0 ||
       (len = sizeof sa, getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 &&
        ((struct sockaddr_in *)&sa)->sin_port != 0))
-    wl_format_addr((struct sockaddr *)&sa, buf, sizeof buf);
+    wl_format_sockaddr((struct sockaddr *)&sa, buf, sizeof buf);
   return wl_raise(L, op, code, buf);
 }
 
@@ -207,61 +207,94 @@ static void on_resolved(uv_getaddrinfo_t *uv, int status, struct addrinfo *res) 
   }
 }
 
+static void free_request(gai_req *req) {
+  uv_freeaddrinfo(req->res);
+  free(req);
+}
+
+/* Both resolutions start here: host (NULL for the wildcard) and service
+** on the thread pool. 0 with *out, or a libuv error with nothing left. */
+static int start_resolve(lua_State *L, const char *host, const char *service,
+                         int family, int type, gai_req **out) {
+  struct addrinfo hints;
+  gai_req *req;
+  int rc;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = family;
+  hints.ai_socktype = type;
+  if ((req = malloc(sizeof *req)) == NULL) return luaL_error(L, "not enough memory");
+  wl_waiter_init(&req->w);
+  req->res = NULL;
+  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved, host, service, &hints);
+  if (rc < 0) {
+    free(req);
+    return rc;
+  }
+  *out = req;
+  return 0;
+}
+
+/* In k, with the wake status on top (popped): the request, or a raise
+** naming (host, port) at hi. A timeout or cancel woke the task before the
+** callback ran, and the callback still owns the request then. */
+static gai_req *take_request(lua_State *L, lua_KContext ctx, const char *op,
+                             int hi) {
+  gai_req *req = (gai_req *)ctx;
+  int rc = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED)
+    wl_raise_addr(L, op, rc, hi);
+  if (rc < 0) {
+    free_request(req);
+    wl_raise_addr(L, op, rc, hi);
+    return NULL;                             /* not reached: raise longjmps */
+  }
+  return req;
+}
+
 /* A host name in bind, connect or sendto: resolved on the thread pool for
 ** the socket's family, then k puts the first address in the name's place
 ** (take_resolved) and starts the call again. */
 static int resolve_host(lua_State *L, wl_sock_t *s, int hi, const char *op,
                         lua_KFunction k) {
-  struct addrinfo hints;
   gai_req *req;
   int rc;
   wl_check_park(L);
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = s->family;
-  hints.ai_socktype = s->type;
-  if ((req = malloc(sizeof *req)) == NULL) return luaL_error(L, "not enough memory");
-  wl_waiter_init(&req->w);
-  req->res = NULL;
-  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved, lua_tostring(L, hi), NULL, &hints);
-  if (rc < 0) {
-    free(req);
-    return wl_raise_addr(L, op, rc, hi);
-  }
+  rc = start_resolve(L, lua_tostring(L, hi), NULL, s->family, s->type, &req);
+  if (rc < 0) return wl_raise_addr(L, op, rc, hi);
   return wl_park(L, &req->w, s->timeout, k, (lua_KContext)req);
 }
 
-/* In k: the wake status is on top. A timeout or cancel woke the task before
-** the callback ran, and the callback still owns the request then. */
-static void take_resolved(lua_State *L, lua_KContext ctx, const char *op, int hi) {
-  gai_req *req = (gai_req *)ctx;
-  int rc = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED) {
-    wl_raise_addr(L, op, rc, hi);
-    return;                                  /* not reached: raise longjmps */
-  }
-  if (rc == 0 && req->res == NULL) rc = UV_EAI_NONAME;
-  if (rc < 0) {
-    uv_freeaddrinfo(req->res);
-    free(req);
-    wl_raise_addr(L, op, rc, hi);
-    return;
+static void take_resolved(lua_State *L, lua_KContext ctx, const char *op,
+                          int hi) {
+  gai_req *req = take_request(L, ctx, op, hi);
+  if (req->res == NULL) {
+    free_request(req);
+    wl_raise_addr(L, op, UV_EAI_NONAME, hi);
+    return;                                  /* not reached */
   }
   wl_push_addr(L, req->res->ai_addr);
   lua_pop(L, 1);                             /* the port: the call has its own */
-  uv_freeaddrinfo(req->res);
-  free(req);
+  free_request(req);
   lua_replace(L, hi);
+}
+
+/* The (host, port) arguments at hi, hi + 1, checked: argument errors. */
+static const char *check_hostport(lua_State *L, int hi, lua_Integer *port) {
+  const char *host = luaL_checkstring(L, hi);
+  *port = luaL_checkinteger(L, hi + 1);
+  luaL_argcheck(L, *port >= 0 && *port <= 65535, hi + 1,
+                "port out of range 0-65535");
+  return host;
 }
 
 /* Fills sa from (host, port) at hi, hi + 1: 0, or UV_EAI_NONAME when the
 ** host is a name to resolve first; other errors raise. */
 static int check_addr(lua_State *L, wl_sock_t *s, int hi, const char *op,
                       struct sockaddr_storage *sa, socklen_t *len) {
-  const char *host = luaL_checkstring(L, hi);
-  lua_Integer port = luaL_checkinteger(L, hi + 1);
+  lua_Integer port;
+  const char *host = check_hostport(L, hi, &port);
   int rc;
-  luaL_argcheck(L, port >= 0 && port <= 65535, hi + 1, "port out of range 0-65535");
   rc = wl_parse_addr(host, (int)port, s->family, sa, len);
   if (rc < 0 && rc != UV_EAI_NONAME) wl_raise_addr(L, op, rc, hi);
   return rc;
@@ -339,6 +372,30 @@ static int sock_connect(lua_State *L) {
     return wl_raise_addr(L, "connect", -errno, 2);
   if (s->timeout == 0) return wl_raise_addr(L, "connect", -EINPROGRESS, 2);
   return wait_io(L, s, "connect", UV_WRITABLE, deadline_of(s), connect_k);
+}
+
+/* connect_ex(host, port) -> 0 or the error's code ("ECONNREFUSED"), as
+** Python's returns errno; argument errors still raise. connect runs under
+** lua_pcallk, whose continuation gets its result after any wait. */
+static int connect_ex_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  if (status == LUA_OK || status == LUA_YIELD) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  if (!wl_is_error(L, -1)) return lua_error(L);
+  lua_getfield(L, -1, "code");
+  return 1;
+}
+
+static int sock_connect_ex(lua_State *L) {
+  lua_Integer port;
+  to_box(L, 1);
+  check_hostport(L, 2, &port);
+  lua_settop(L, 3);
+  lua_pushcfunction(L, sock_connect);
+  lua_insert(L, 1);
+  return connect_ex_k(L, lua_pcallk(L, 3, 0, 0, 0, connect_ex_k), 0);
 }
 
 /* ---- accept ------------------------------------------------------------- */
@@ -694,10 +751,10 @@ static int sock_tostring(lua_State *L) {
     return 1;
   }
   if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
-    wl_format_addr((struct sockaddr *)&sa, laddr, sizeof laddr);
+    wl_format_sockaddr((struct sockaddr *)&sa, laddr, sizeof laddr);
   len = sizeof sa;
   if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
-    wl_format_addr((struct sockaddr *)&sa, raddr, sizeof raddr);
+    wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
   lua_pushfstring(L, "<socket fd=%d %s %s laddr=%s%s%s>", s->fd,
                   s->family == AF_INET ? "AF_INET" : "AF_INET6",
                   s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM", laddr,
@@ -705,20 +762,11 @@ static int sock_tostring(lua_State *L) {
   return 1;
 }
 
-/* ctx is the request. A timeout or cancel woke the task before the
-** callback ran: the callback still owns the request then. */
 static int gai_k(lua_State *L, int status, lua_KContext ctx) {
-  gai_req *req = (gai_req *)ctx;
-  int rc = (int)lua_tointeger(L, -1), i = 0;
+  gai_req *req = take_request(L, ctx, "getaddrinfo", 1);
   struct addrinfo *ai;
+  int i = 0;
   (void)status;
-  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED)
-    return wl_raise_addr(L, "getaddrinfo", rc, 1);
-  if (rc < 0) {
-    uv_freeaddrinfo(req->res);
-    free(req);
-    return wl_raise_addr(L, "getaddrinfo", rc, 1);
-  }
   lua_newtable(L);
   for (ai = req->res; ai != NULL; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
@@ -732,8 +780,7 @@ static int gai_k(lua_State *L, int status, lua_KContext ctx) {
     lua_setfield(L, -2, "host");
     lua_rawseti(L, -2, ++i);
   }
-  uv_freeaddrinfo(req->res);
-  free(req);
+  free_request(req);
   return 1;
 }
 
@@ -741,26 +788,23 @@ static int gai_k(lua_State *L, int status, lua_KContext ctx) {
 static int socket_getaddrinfo(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   char port[16];
-  struct addrinfo hints;
+  int family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
+  int type = (int)luaL_optinteger(L, 4, SOCK_STREAM);
   double timeout = luaL_optnumber(L, 5, -1);
   gai_req *req;
   int rc;
   snprintf(port, sizeof port, "%d", (int)luaL_optinteger(L, 2, 0));
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
-  hints.ai_socktype = (int)luaL_optinteger(L, 4, SOCK_STREAM);
   lua_settop(L, 2);
   wl_check_park(L);
-  if ((req = malloc(sizeof *req)) == NULL) return luaL_error(L, "not enough memory");
-  wl_waiter_init(&req->w);
-  req->res = NULL;
-  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved,
-                      host[0] ? host : NULL, port, &hints);
-  if (rc < 0) {
-    free(req);
-    return wl_raise_addr(L, "getaddrinfo", rc, 1);
-  }
+  rc = start_resolve(L, host[0] ? host : NULL, port, family, type, &req);
+  if (rc < 0) return wl_raise_addr(L, "getaddrinfo", rc, 1);
   return wl_park(L, &req->w, timeout, gai_k, (lua_KContext)req);
+}
+
+/* _is_numeric(host): wl_numeric_host, for the Lua half */
+static int socket_is_numeric(lua_State *L) {
+  lua_pushboolean(L, wl_numeric_host(luaL_checkstring(L, 1)));
+  return 1;
 }
 
 static int socket_gethostname(lua_State *L) {
@@ -789,12 +833,13 @@ static int socket_fromfd(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"socket", socket_socket}, {"getaddrinfo", socket_getaddrinfo},
   {"gethostname", socket_gethostname}, {"fromfd", socket_fromfd},
-  {NULL, NULL}
+  {"_is_numeric", socket_is_numeric}, {NULL, NULL}
 };
 
 static const luaL_Reg methods[] = {
   {"bind", sock_bind}, {"listen", sock_listen}, {"accept", sock_accept},
-  {"connect", sock_connect}, {"send", sock_send}, {"sendall", sock_sendall},
+  {"connect", sock_connect}, {"connect_ex", sock_connect_ex},
+  {"send", sock_send}, {"sendall", sock_sendall},
   {"sendto", sock_sendto}, {"recv", sock_recv}, {"recvfrom", sock_recvfrom},
   {"shutdown", sock_shutdown}, {"close", sock_close}, {"detach", sock_detach},
   {"fileno", sock_fileno}, {"settimeout", sock_settimeout},

@@ -124,18 +124,26 @@ int wl_raise(lua_State *L, const char *op, int code, const char *addr);
 /* Same, with the address "host:port" taken from stack slots hi, hi+1. */
 int wl_raise_addr(lua_State *L, const char *op, int code, int hi);
 void wl_push_error(lua_State *L, const char *op, int code, const char *addr);
+/* Whether the value at idx is such an error object. */
+int wl_is_error(lua_State *L, int idx);
 int luaopen_wirelab_error(lua_State *L);
 
 /* ---- addresses (addr.c) ---------------------------------------------- */
 
+/* Whether host is a literal to parse, not a name to resolve. */
+int wl_numeric_host(const char *host);
 /* Numeric host (or "" / "<broadcast>") + port into sa; 0 or a libuv
 ** error (UV_EAI_NONAME when host is a name that needs resolving). */
 int wl_parse_addr(const char *host, int port, int family,
                   struct sockaddr_storage *sa, socklen_t *len);
 /* Pushes host, port of sa; returns 2. */
 int wl_push_addr(lua_State *L, const struct sockaddr *sa);
-/* "host:port" or "[v6]:port" into buf. */
-void wl_format_addr(const struct sockaddr *sa, char *buf, size_t size);
+/* "host:port", or "[v6]:port" when host has a colon; host alone when
+** port < 0. The one place this is written (Lua's: http.url.authority). */
+void wl_format_addr(const char *host, lua_Integer port, char *buf,
+                    size_t size);
+/* The same for a socket address. */
+void wl_format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
 
 /* ---- embedding (embed.c) --------------------------------------------- */
 

@@ -7,6 +7,7 @@ local socket = require "socket"
 local wirelab = require "wirelab"
 local core = require "http.core"
 local headers_mod = require "http.headers"
+local url = require "http.url"
 local errors = require "wirelab.error"
 
 local type, tostring, pcall, error, select = type, tostring, pcall, error, select
@@ -46,12 +47,11 @@ local HTTPServer = socketserver.TCPServer:extend()
 M.HTTPServer = HTTPServer
 HTTPServer.allow_reuse_address = true
 HTTPServer.request_queue_size = 128
--- limits (RELIABILITY.md items 6 and 7), each overridable per server
-HTTPServer.max_line = 8192
-HTTPServer.max_header_bytes = 65536
-HTTPServer.max_headers = 100
-HTTPServer.max_body = 100 * 1024 * 1024
-HTTPServer.max_chunk_ext = 16384
+-- limits (RELIABILITY.md items 6 and 7), each overridable per server:
+-- max_line (414), max_header_bytes and max_headers (431), max_body (413),
+-- max_chunk_ext (400); their defaults are the parser's, written down in
+-- bindings/http.c only
+for name, default in pairs(core.default_limits) do HTTPServer[name] = default end
 HTTPServer.header_timeout = 30       -- a client must finish its head within this
 HTTPServer.keepalive_timeout = 5     -- idle time allowed between requests
 HTTPServer.body_timeout = 30         -- longest silence while a body arrives
@@ -202,10 +202,10 @@ function Base:setup()
   -- read once per connection: a server's limits are its configuration
   self._header_timeout, self._keepalive_timeout = srv.header_timeout, srv.keepalive_timeout
   self._max_requests = srv.max_requests_per_socket
+  -- a limit the server lacks (not an HTTPServer) is the parser's default
   self._parser = core.parser("request", {
-    max_line = srv.max_line or 8192, max_header_bytes = srv.max_header_bytes or 65536,
-    max_headers = srv.max_headers or 100, max_body = srv.max_body or 100 * 1024 * 1024,
-    max_chunk_ext = srv.max_chunk_ext or 16384})
+    max_line = srv.max_line, max_header_bytes = srv.max_header_bytes,
+    max_headers = srv.max_headers, max_body = srv.max_body, max_chunk_ext = srv.max_chunk_ext})
 end
 
 function Base:finish()
@@ -503,9 +503,7 @@ function M.main(args)
   if host:find(":", 1, true) then cls = cls:extend({address_family = socket.AF_INET6}) end
   local server = cls({host, port}, Handler)
   local h, p = server.server_address[1], server.server_address[2]
-  local shown = h
-  local url_host = h:find(":", 1, true) and ("[" .. h .. "]") or h
-  print(format("Serving HTTP on %s port %d (http://%s:%d/) ...", shown, p, url_host, p))
+  print(format("Serving HTTP on %s port %d (http://%s/) ...", h, p, url.authority(h, p)))
   io.stdout:flush()
   server:serve_forever()
   return 0
