@@ -190,95 +190,6 @@ static int socket_socket(lua_State *L) {
   return 1;
 }
 
-/* ---- name resolution, on libuv's thread pool ---------------------------- */
-
-typedef struct {
-  uv_getaddrinfo_t uv;
-  wl_waiter_t w;
-  struct addrinfo *res;
-} gai_req;
-
-static void on_resolved(uv_getaddrinfo_t *uv, int status, struct addrinfo *res) {
-  gai_req *req = (gai_req *)uv;
-  req->res = res;
-  if (!wl_wake(&req->w, status)) {    /* the task gave up: nobody reads it */
-    uv_freeaddrinfo(res);
-    free(req);
-  }
-}
-
-static void free_request(gai_req *req) {
-  uv_freeaddrinfo(req->res);
-  free(req);
-}
-
-/* Both resolutions start here: host (NULL for the wildcard) and service
-** on the thread pool. 0 with *out, or a libuv error with nothing left. */
-static int start_resolve(lua_State *L, const char *host, const char *service,
-                         int family, int type, gai_req **out) {
-  struct addrinfo hints;
-  gai_req *req;
-  int rc;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = family;
-  hints.ai_socktype = type;
-  if ((req = malloc(sizeof *req)) == NULL) return luaL_error(L, "not enough memory");
-  wl_waiter_init(&req->w);
-  req->res = NULL;
-  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved, host, service, &hints);
-  if (rc < 0) {
-    free(req);
-    return rc;
-  }
-  *out = req;
-  return 0;
-}
-
-/* In k, with the wake status on top (popped): the request, or a raise
-** naming (host, port) at hi. A timeout or cancel woke the task before the
-** callback ran, and the callback still owns the request then. */
-static gai_req *take_request(lua_State *L, lua_KContext ctx, const char *op,
-                             int hi) {
-  gai_req *req = (gai_req *)ctx;
-  int rc = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED)
-    wl_raise_addr(L, op, rc, hi);
-  if (rc < 0) {
-    free_request(req);
-    wl_raise_addr(L, op, rc, hi);
-    return NULL;                             /* not reached: raise longjmps */
-  }
-  return req;
-}
-
-/* A host name in bind, connect or sendto: resolved on the thread pool for
-** the socket's family, then k puts the first address in the name's place
-** (take_resolved) and starts the call again. */
-static int resolve_host(lua_State *L, wl_sock_t *s, int hi, const char *op,
-                        lua_KFunction k) {
-  gai_req *req;
-  int rc;
-  wl_check_park(L);
-  rc = start_resolve(L, lua_tostring(L, hi), NULL, s->family, s->type, &req);
-  if (rc < 0) return wl_raise_addr(L, op, rc, hi);
-  return wl_park(L, &req->w, s->timeout, k, (lua_KContext)req);
-}
-
-static void take_resolved(lua_State *L, lua_KContext ctx, const char *op,
-                          int hi) {
-  gai_req *req = take_request(L, ctx, op, hi);
-  if (req->res == NULL) {
-    free_request(req);
-    wl_raise_addr(L, op, UV_EAI_NONAME, hi);
-    return;                                  /* not reached */
-  }
-  wl_push_addr(L, req->res->ai_addr);
-  lua_pop(L, 1);                             /* the port: the call has its own */
-  free_request(req);
-  lua_replace(L, hi);
-}
-
 /* The (host, port) arguments at hi, hi + 1, checked: argument errors. */
 static const char *check_hostport(lua_State *L, int hi, lua_Integer *port) {
   const char *host = luaL_checkstring(L, hi);
@@ -304,7 +215,7 @@ static int sock_bind(lua_State *L);
 
 static int bind_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  take_resolved(L, ctx, "bind", 2);
+  wl_take_resolved(L, ctx, "bind", 2);
   return sock_bind(L);
 }
 
@@ -314,7 +225,7 @@ static int sock_bind(lua_State *L) {
   socklen_t len;
   lua_settop(L, 3);
   if (check_addr(L, s, 2, "bind", &sa, &len) == UV_EAI_NONAME)
-    return resolve_host(L, s, 2, "bind", bind_k);
+    return wl_resolve_host(L, s, 2, "bind", bind_k);
   if (bind(s->fd, (struct sockaddr *)&sa, len) < 0)
     return wl_raise_addr(L, "bind", -errno, 2);
   return 0;
@@ -356,7 +267,7 @@ static int sock_connect(lua_State *L);
 
 static int connect_resolved_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  take_resolved(L, ctx, "connect", 2);
+  wl_take_resolved(L, ctx, "connect", 2);
   return sock_connect(L);
 }
 
@@ -366,7 +277,7 @@ static int sock_connect(lua_State *L) {
   socklen_t len;
   lua_settop(L, 3);
   if (check_addr(L, s, 2, "connect", &sa, &len) == UV_EAI_NONAME)
-    return resolve_host(L, s, 2, "connect", connect_resolved_k);
+    return wl_resolve_host(L, s, 2, "connect", connect_resolved_k);
   if (connect(s->fd, (struct sockaddr *)&sa, len) == 0) return 0;
   if (errno != EINPROGRESS || s->type != SOCK_STREAM)
     return wl_raise_addr(L, "connect", -errno, 2);
@@ -629,7 +540,7 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
   socklen_t len;
   ssize_t r;
   if (check_addr(L, s, 3, "sendto", &sa, &len) == UV_EAI_NONAME)
-    return resolve_host(L, s, 3, "sendto", sendto_resolved_k);
+    return wl_resolve_host(L, s, 3, "sendto", sendto_resolved_k);
   TAKE_TURN(L, s, sendto_k, dl);
   r = send_once(s, p, n, &sa, len);
   if (r == UV_EAGAIN) return wait_io(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
@@ -647,7 +558,7 @@ static int sendto_k(lua_State *L, int status, lua_KContext dl) {
 /* after a name: the deadline starts again with the resolved address */
 static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  take_resolved(L, ctx, "sendto", 3);
+  wl_take_resolved(L, ctx, "sendto", 3);
   return sendto_do(L, deadline_of(wl_check_sock(L, 1, "sendto")));
 }
 
@@ -762,51 +673,6 @@ static int sock_tostring(lua_State *L) {
   return 1;
 }
 
-static int gai_k(lua_State *L, int status, lua_KContext ctx) {
-  gai_req *req = take_request(L, ctx, "getaddrinfo", 1);
-  struct addrinfo *ai;
-  int i = 0;
-  (void)status;
-  lua_newtable(L);
-  for (ai = req->res; ai != NULL; ai = ai->ai_next) {
-    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, ai->ai_family);
-    lua_setfield(L, -2, "family");
-    lua_pushinteger(L, ai->ai_socktype);
-    lua_setfield(L, -2, "type");
-    wl_push_addr(L, ai->ai_addr);
-    lua_setfield(L, -3, "port");
-    lua_setfield(L, -2, "host");
-    lua_rawseti(L, -2, ++i);
-  }
-  free_request(req);
-  return 1;
-}
-
-/* getaddrinfo(host, port[, family[, type[, timeout]]]) -> list */
-static int socket_getaddrinfo(lua_State *L) {
-  const char *host = luaL_checkstring(L, 1);
-  char port[16];
-  int family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
-  int type = (int)luaL_optinteger(L, 4, SOCK_STREAM);
-  double timeout = luaL_optnumber(L, 5, -1);
-  gai_req *req;
-  int rc;
-  snprintf(port, sizeof port, "%d", (int)luaL_optinteger(L, 2, 0));
-  lua_settop(L, 2);
-  wl_check_park(L);
-  rc = start_resolve(L, host[0] ? host : NULL, port, family, type, &req);
-  if (rc < 0) return wl_raise_addr(L, "getaddrinfo", rc, 1);
-  return wl_park(L, &req->w, timeout, gai_k, (lua_KContext)req);
-}
-
-/* _is_numeric(host): wl_numeric_host, for the Lua half */
-static int socket_is_numeric(lua_State *L) {
-  lua_pushboolean(L, wl_numeric_host(luaL_checkstring(L, 1)));
-  return 1;
-}
-
 static int socket_gethostname(lua_State *L) {
   char buf[256];
   size_t n = sizeof buf;
@@ -831,9 +697,8 @@ static int socket_fromfd(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-  {"socket", socket_socket}, {"getaddrinfo", socket_getaddrinfo},
-  {"gethostname", socket_gethostname}, {"fromfd", socket_fromfd},
-  {"_is_numeric", socket_is_numeric}, {NULL, NULL}
+  {"socket", socket_socket}, {"gethostname", socket_gethostname},
+  {"fromfd", socket_fromfd}, {NULL, NULL}
 };
 
 static const luaL_Reg methods[] = {
@@ -852,6 +717,7 @@ int luaopen_socket_core(lua_State *L) {
   luaL_newlib(L, funcs);                     /* module */
   luaL_newlib(L, methods);                   /* methods */
   wl_sockopt_register(L, lua_gettop(L), lua_gettop(L) - 1);
+  wl_resolve_register(L, lua_gettop(L) - 1);
   luaL_newmetatable(L, SOCK_MT);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sock_index, 1);
