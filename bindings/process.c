@@ -116,26 +116,43 @@ static char **string_array(lua_State *L, int idx) {
   return v;
 }
 
-/* The three stdio slots from the options at index 2: true makes a pipe,
-** "inherit" (stdout, stderr) shares ours, anything else is /dev/null. */
-static void open_stdio(lua_State *L, proc_t *p,
-                       uv_stdio_container_t *stdio) {
+enum { STDIO_IGNORE, STDIO_PIPE, STDIO_INHERIT };
+
+/* What the options at index 2 ask for stdin, stdout, stderr: true makes a
+** pipe, "inherit" (stdout, stderr) shares ours, anything else /dev/null.
+** Read before anything is allocated: a getfield may raise. */
+static void stdio_modes(lua_State *L, int modes[3]) {
   static const char *names[] = {"stdin", "stdout", "stderr"};
+  int i;
+  for (i = 0; i < 3; i++) {
+    lua_getfield(L, 2, names[i]);
+    if (lua_type(L, -1) != LUA_TSTRING && lua_toboolean(L, -1))
+      modes[i] = STDIO_PIPE;
+    else if (i > 0 && lua_isstring(L, -1) &&
+             strcmp(lua_tostring(L, -1), "inherit") == 0)
+      modes[i] = STDIO_INHERIT;
+    else
+      modes[i] = STDIO_IGNORE;
+    lua_pop(L, 1);
+  }
+}
+
+/* The three stdio slots of p as modes says; never raises. */
+static void open_stdio(proc_t *p, const int modes[3],
+                       uv_stdio_container_t *stdio) {
   int i;
   for (i = 0; i < 3; i++) {
     pstream_t *st = &p->io[i];
     st->p = p;
     wl_waiter_init(&st->readers);
-    lua_getfield(L, 2, names[i]);
-    if (lua_type(L, -1) != LUA_TSTRING && lua_toboolean(L, -1)) {
+    if (modes[i] == STDIO_PIPE) {
       uv_pipe_init(wl_loop(), &st->pipe, 0);
       st->open = 1;
       p->refs++;
       stdio[i].flags = UV_CREATE_PIPE |
                        (i == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
       stdio[i].data.stream = (uv_stream_t *)&st->pipe;
-    } else if (i > 0 && lua_isstring(L, -1) &&
-               strcmp(lua_tostring(L, -1), "inherit") == 0) {
+    } else if (modes[i] == STDIO_INHERIT) {
       stdio[i].flags = UV_INHERIT_FD;
       stdio[i].data.fd = i;
       st->eof = 1;                           /* nothing to read on our side */
@@ -143,7 +160,6 @@ static void open_stdio(lua_State *L, proc_t *p,
       stdio[i].flags = UV_IGNORE;
       st->eof = 1;
     }
-    lua_pop(L, 1);
   }
 }
 
@@ -164,12 +180,14 @@ static void start_reading(proc_t *p) {
     }
 }
 
-/* spawn(argv, {cwd=, env={"K=V"...}, stdin=bool, stdout=bool, stderr=bool}) */
+/* spawn(argv, {cwd=, env={"K=V"...}, stdin=bool, stdout=bool, stderr=bool})
+** Everything that may raise (the arguments, the box) comes first; from the
+** calloc on nothing does until p is in its box, or closed on failure. */
 static int process_spawn(lua_State *L) {
   uv_process_options_t opt;
   uv_stdio_container_t stdio[3];
   char **args, **env = NULL;
-  int rc;
+  int rc, modes[3];
   proc_t **box, *p;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -184,12 +202,13 @@ static int process_spawn(lua_State *L) {
   opt.flags = UV_PROCESS_DETACHED;           /* own process group */
   lua_getfield(L, 2, "cwd");
   opt.cwd = lua_tostring(L, -1);
+  stdio_modes(L, modes);
   box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, PROC_MT);
   if ((p = calloc(1, sizeof *p)) == NULL) return luaL_error(L, "not enough memory");
   wl_waiter_init(&p->waiters);
-  open_stdio(L, p, stdio);
+  open_stdio(p, modes, stdio);
   opt.stdio = stdio;
   opt.stdio_count = 3;
   opt.exit_cb = on_exit_cb;
