@@ -3,6 +3,8 @@
 ** library lacks (module "wirelab.fs"): realpath, stat, listing a directory,
 ** the working directory. Each is one quick local system call, made
 ** directly: no task parks. Failures return nil, message, code (io style).
+** An open directory is held by a box ("wirelab.dir") while the listing
+** is built, so a memory error half-way closes it from __gc.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +16,8 @@
 #include <sys/stat.h>
 #include <lauxlib.h>
 #include "wl.h"
+
+#define DIR_MT "wirelab.dir"
 
 static int fail(lua_State *L, const char *what) {
   int e = errno;
@@ -56,14 +60,29 @@ static int fs_stat(lua_State *L) {
   return 1;
 }
 
+/* The one place a listed directory is closed; the box holds NULL after. */
+static int close_dir(DIR **box) {
+  int rc = *box ? closedir(*box) : 0;
+  *box = NULL;
+  return rc;
+}
+
+static int dir_gc(lua_State *L) {
+  close_dir(luaL_checkudata(L, 1, DIR_MT));
+  return 0;
+}
+
 /* listdir(path) -> {{name=, isdir=, islink=}...} without "." and "..";
 ** isdir follows symlinks, as a listing shows where a link leads */
 static int fs_listdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  DIR *d = opendir(path);
+  DIR **box, *d;
   struct dirent *de;
   int i = 0;
-  if (d == NULL) return fail(L, path);
+  box = lua_newuserdatauv(L, sizeof *box, 0);  /* first, holding NULL */
+  *box = NULL;
+  luaL_setmetatable(L, DIR_MT);
+  if ((d = *box = opendir(path)) == NULL) return fail(L, path);
   lua_newtable(L);
   while ((errno = 0, de = readdir(d)) != NULL) {
     struct stat st, lst;
@@ -86,11 +105,11 @@ static int fs_listdir(lua_State *L) {
   }
   if (errno != 0) {
     int e = errno;
-    closedir(d);
+    close_dir(box);
     errno = e;
     return fail(L, path);
   }
-  closedir(d);
+  close_dir(box);
   return 1;
 }
 
@@ -108,6 +127,11 @@ static const luaL_Reg funcs[] = {
 };
 
 int luaopen_wirelab_fs(lua_State *L) {
+  if (luaL_newmetatable(L, DIR_MT)) {
+    lua_pushcfunction(L, dir_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -345,18 +345,33 @@ static int parser_tostring(lua_State *L) {
   return 1;
 }
 
-static uint64_t opt_limit(lua_State *L, const char *key, uint64_t dflt,
-                          uint64_t max) {
+/* The parser's limits and their defaults, written here only: http.server
+   takes its defaults from core.default_limits (RELIABILITY.md items 6, 7). */
+enum {
+  LIM_LINE, LIM_HEADER_BYTES, LIM_HEADERS, LIM_BODY, LIM_CHUNK_EXT, LIM_N
+};
+static const struct { const char *name; uint64_t dflt, max; } limits[] = {
+  [LIM_LINE] = {"max_line", 8192, 1u << 30},
+  [LIM_HEADER_BYTES] = {"max_header_bytes", 65536, 1u << 30},
+  [LIM_HEADERS] = {"max_headers", 100, 1u << 20},
+  [LIM_BODY] = {"max_body", 100 * 1024 * 1024, INT64_MAX},
+  [LIM_CHUNK_EXT] = {"max_chunk_ext", 16384, 1u << 30},
+};
+
+/* Limit i from the options table at index 2; nil gives its default. */
+static uint64_t opt_limit(lua_State *L, int i) {
+  const char *key = limits[i].name;
   lua_Integer v;
   int isnum;
   if (lua_getfield(L, 2, key) == LUA_TNIL) {
     lua_pop(L, 1);
-    return dflt;
+    return limits[i].dflt;
   }
   v = lua_tointegerx(L, -1, &isnum);
-  if (!isnum || v < 0 || (uint64_t)v > max)
+  if (!isnum || v < 0 || (uint64_t)v > limits[i].max)
     luaL_argerror(L, 2, lua_pushfstring(L, "%s must be an integer in "
-                                        "0..%I", key, (lua_Integer)max));
+                                        "0..%I", key,
+                                        (lua_Integer)limits[i].max));
   lua_pop(L, 1);
   return (uint64_t)v;
 }
@@ -365,7 +380,6 @@ static int http_parser(lua_State *L) {
   static const char *const kinds[] = {"request", "response", NULL};
   int kind = luaL_checkoption(L, 1, NULL, kinds);
   parser_t *P;
-  const uint64_t big = (uint64_t)1 << 30;
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
     lua_newtable(L);           /* all defaults */
@@ -376,12 +390,11 @@ static int http_parser(lua_State *L) {
   P = (parser_t *)lua_newuserdatauv(L, sizeof *P, 0);
   memset(P, 0, sizeof *P);     /* buffers NULL: __gc is safe at any point */
   luaL_setmetatable(L, PARSER_MT);
-  P->max_line = (size_t)opt_limit(L, "max_line", 8192, big);
-  P->max_header_bytes = (size_t)opt_limit(L, "max_header_bytes", 65536, big);
-  P->max_headers = (size_t)opt_limit(L, "max_headers", 100, 1 << 20);
-  P->max_body = opt_limit(L, "max_body", 100 * 1024 * 1024,
-                          (uint64_t)INT64_MAX);
-  P->max_chunk_ext = (size_t)opt_limit(L, "max_chunk_ext", 16384, big);
+  P->max_line = (size_t)opt_limit(L, LIM_LINE);
+  P->max_header_bytes = (size_t)opt_limit(L, LIM_HEADER_BYTES);
+  P->max_headers = (size_t)opt_limit(L, LIM_HEADERS);
+  P->max_body = opt_limit(L, LIM_BODY);
+  P->max_chunk_ext = (size_t)opt_limit(L, LIM_CHUNK_EXT);
   P->h.type = kind == 0 ? HTTP_REQUEST : HTTP_RESPONSE;
   wl_hp_reset(P);
   return 1;
@@ -437,6 +450,12 @@ int luaopen_http_core(lua_State *L) {
   luaL_setfuncs(L, funcs, 1);
   luaL_setfuncs(L, wl_http_helpers, 0);
   lua_remove(L, -2);           /* the string cache, now in upvalues */
+  lua_createtable(L, 0, LIM_N);
+  for (m = 0; m < LIM_N; m++) {
+    lua_pushinteger(L, (lua_Integer)limits[m].dflt);
+    lua_setfield(L, -2, limits[m].name);
+  }
+  lua_setfield(L, -2, "default_limits");
   wl_http_writer_open(L);
   return 1;
 }

@@ -14,6 +14,20 @@
 
 #define WL_HTTP_DATE_LEN 29    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
 
+/* An ASCII case-insensitive comparison of s[0..n) with a lowercase
+   literal: WL_HTTP_IEQ(name, len, "host"). Inline: per header field. */
+static inline int wl_http_ieq(const char *s, size_t n, const char *lit,
+                              size_t litn) {
+  size_t i;
+  if (n != litn)
+    return 0;
+  for (i = 0; i < n; i++)
+    if ((char)(s[i] | 0x20) != lit[i])
+      return 0;
+  return 1;
+}
+#define WL_HTTP_IEQ(s, n, lit) wl_http_ieq(s, n, "" lit, sizeof(lit) - 1)
+
 /* http_check.c */
 extern const unsigned char wl_http_tchar[256];
 extern const luaL_Reg wl_http_helpers[];

@@ -430,19 +430,6 @@ static int handler_send_response_only(lua_State *L) {
   return 0;
 }
 
-/* An ASCII case-insensitive comparison with a lowercase literal. */
-static int ieq(const char *s, size_t n, const char *lit, size_t litn) {
-  size_t i;
-  if (n != litn)
-    return 0;
-  for (i = 0; i < n; i++)
-    if ((char)(s[i] | 0x20) != lit[i])
-      return 0;
-  return 1;
-}
-
-#define IEQ(s, n, lit) ieq(s, n, "" lit, sizeof(lit) - 1)
-
 /* send_header(keyword, value): raises, sending nothing, for a malformed
    name or a value with CR, LF or NUL (header injection, RELIABILITY.md
    item 11); tracks the fields that decide the framing */
@@ -486,17 +473,17 @@ static int handler_send_header(lua_State *L) {
     add(L, &w->head, v, vlen);
     ADDLIT(L, &w->head, "\r\n");
   }
-  if (IEQ(k, klen, "connection")) {
-    if (IEQ(v, vlen, "close")) {
+  if (WL_HTTP_IEQ(k, klen, "connection")) {
+    if (WL_HTTP_IEQ(v, vlen, "close")) {
       lua_pushboolean(L, 1);
       set_field(L, 1, C_CLOSE_CONNECTION);
-    } else if (IEQ(v, vlen, "keep-alive")) {
+    } else if (WL_HTTP_IEQ(v, vlen, "keep-alive")) {
       lua_pushboolean(L, 0);
       set_field(L, 1, C_CLOSE_CONNECTION);
     }
     w->conn_header = 1;
-  } else if (IEQ(k, klen, "content-length") ||
-             IEQ(k, klen, "transfer-encoding")) {
+  } else if (WL_HTTP_IEQ(k, klen, "content-length") ||
+             WL_HTTP_IEQ(k, klen, "transfer-encoding")) {
     w->has_length = 1;         /* with TE, the handler frames the body */
   }
   return 0;

@@ -107,16 +107,6 @@ static int on_value_complete(llhttp_t *h) {
   return 0;
 }
 
-static int ieq(const char *a, size_t n, const char *lit) {
-  size_t i;
-  if (strlen(lit) != n)
-    return 0;
-  for (i = 0; i < n; i++)
-    if ((a[i] | 0x20) != lit[i])
-      return 0;
-  return 1;
-}
-
 /* Request rules llhttp leaves to us: Host (RFC 9112 3.2) and a
    Transfer-Encoding we can decode (exactly one "chunked", 9112 6.1). */
 static int check_request(parser_t *P) {
@@ -128,15 +118,15 @@ static int check_request(parser_t *P) {
   for (i = 0; i < P->nf; i++) {
     const field_t *f = &P->fields[i];
     const char *name = P->arena + f->name, *v = P->arena + f->value;
-    if (ieq(name, f->nlen, "host"))
+    if (WL_HTTP_IEQ(name, f->nlen, "host"))
       host++;
-    else if (ieq(name, f->nlen, "transfer-encoding")) {
+    else if (WL_HTTP_IEQ(name, f->nlen, "transfer-encoding")) {
       if (++te > 1)
         return fail(P, 400, "More than one Transfer-Encoding");
-      if (!ieq(v, f->vlen, "chunked"))
+      if (!WL_HTTP_IEQ(v, f->vlen, "chunked"))
         return fail(P, 400, "Unsupported Transfer-Encoding");
-    } else if (ieq(name, f->nlen, "expect") && h->http_minor >= 1)
-      P->expect = ieq(v, f->vlen, "100-continue");
+    } else if (WL_HTTP_IEQ(name, f->nlen, "expect") && h->http_minor >= 1)
+      P->expect = WL_HTTP_IEQ(v, f->vlen, "100-continue");
   }
   if (host > 1)
     return fail(P, 400, "More than one Host header");
@@ -255,20 +245,259 @@ static int keep_line_byte(parser_t *P, unsigned char c) {
   return 0;
 }
 
+/* Scanner pieces: each takes the byte at *sp in a state of its part of
+   the message, may move *sp over a run of plain bytes (to its last byte),
+   and returns SC_GO to go on or what scan() returns. */
+enum { SC_GO = -1 };
+
+/* The start line (request or status line), after any empty lines. */
+static int scan_start_line(parser_t *P, const unsigned char **sp,
+                           const unsigned char *e, const char **stop) {
+  const unsigned char *s = *sp;
+  unsigned char c = *s;
+  int req = P->h.type == HTTP_REQUEST;
+  switch (P->st) {
+  case S_START:                /* empty lines before a message are skipped */
+    if (c == '\r') { P->st = S_START_CR; break; }
+    if (c == '\n') { P->lf_ok = 0; break; }
+    P->st = S_LINE;
+    P->llen = 0;
+    /* fall through */
+  case S_LINE:
+    if (P->method_st != M_IN && c >= 0x20 && c != 0x7f) {
+      /* fast path: a run of plain bytes, copied and counted at once */
+      const unsigned char *q = s;
+      size_t n;
+      while (q < e && *q >= 0x20 && *q != 0x7f)
+        q++;
+      n = (size_t)(q - s);
+      if (n > P->max_line - P->line_len)
+        n = P->max_line - P->line_len + 1;  /* up to the first too many */
+      if (n > P->lcap - P->llen &&
+          grow(&P->line, &P->lcap, P->llen + n) < 0)
+        ERR(503, "out of memory");
+      if (P->line_len + n > P->max_line) {
+        s += n - 1;
+        ERR(414, req ? "Request line too long" : "Status line too long");
+      }
+      memcpy(P->line + P->llen, s, n);
+      P->llen += n;
+      P->line_len += n;
+      s += n - 1;
+      break;
+    }
+    /* a request line that ends inside its method ("HELLO\r\n") is
+       decided now, or the verdict would wait for bytes never coming */
+    if (req && (c == '\r' || c == '\n') && P->method_st == M_IN)
+      P->method_st = M_BAD;
+    if (c == '\r') { P->st = S_LINE_CR; break; }
+    if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; break; }
+    if (is_ctl(c) || (req && c == '\t'))  /* llhttp takes HTAB in URLs */
+      ERR(400, req ? "Control character in request line"
+                   : "Control character in status line");
+    if (++P->line_len > P->max_line)
+      ERR(414, req ? "Request line too long" : "Status line too long");
+    if (P->method_st == M_IN) {
+      if (wl_http_tchar[c]) P->mlen++;
+      else P->method_st = (c == ' ' && P->mlen > 0) ? M_SP : M_BAD;
+    }
+    if (keep_line_byte(P, c) < 0)
+      ERR(503, "out of memory");
+    break;
+  default:                     /* S_START_CR, S_LINE_CR */
+    if (c != '\n')
+      ERR(400, "CR not followed by LF");
+    P->st = P->st == S_START_CR ? S_START : S_FIELD;
+    break;
+  }
+  *sp = s;
+  return SC_GO;
+}
+
+/* A field line of the head or a trailer section, or the empty line that
+   ends the section: there llhttp must pause too (SC_SYNC). */
+static int scan_field(parser_t *P, const unsigned char **sp,
+                      const unsigned char *e, const char **stop) {
+  const unsigned char *s = *sp;
+  unsigned char c = *s;
+  switch (P->st) {
+  case S_FIELD:                /* start of a field line, or the empty line */
+    if (++P->sect_bytes > P->max_header_bytes)
+      goto too_large;
+    if (c == '\r') { P->st = S_END_CR; break; }
+    if (c == '\n') { P->lf_ok = 0; goto section_end; }
+    if (c == ' ' || c == '\t')
+      ERR(400, "Obsolete line folding");
+    if (c == ':')
+      ERR(400, "Empty header name");
+    if (!wl_http_tchar[c])
+      ERR(400, "Invalid character in header name");
+    if (++P->nfields > P->max_headers)
+      ERR(431, P->trailers ? "Too many trailer fields"
+                           : "Too many header fields");
+    P->st = S_NAME;
+    break;
+  case S_NAME:
+    if (wl_http_tchar[c]) {    /* fast path: the rest of the name */
+      const unsigned char *q = s;
+      while (q < e && wl_http_tchar[*q])
+        q++;
+      if ((size_t)(q - s) > P->max_header_bytes - P->sect_bytes) {
+        s += P->max_header_bytes - P->sect_bytes;
+        goto too_large;
+      }
+      P->sect_bytes += (size_t)(q - s);
+      s = q - 1;
+      break;
+    }
+    if (++P->sect_bytes > P->max_header_bytes)
+      goto too_large;
+    if (c == ':') { P->st = S_VALUE; break; }
+    if (c == ' ' || c == '\t')
+      ERR(400, "Whitespace in header name");
+    if (!wl_http_tchar[c])
+      ERR(400, "Invalid character in header name");
+    break;
+  case S_VALUE:
+    if ((c >= 0x20 && c != 0x7f) || c == '\t') {  /* fast path, as above */
+      const unsigned char *q = s;
+      while (q < e && ((*q >= 0x20 && *q != 0x7f) || *q == '\t'))
+        q++;
+      if ((size_t)(q - s) > P->max_header_bytes - P->sect_bytes) {
+        s += P->max_header_bytes - P->sect_bytes;
+        goto too_large;
+      }
+      P->sect_bytes += (size_t)(q - s);
+      s = q - 1;
+      break;
+    }
+    if (++P->sect_bytes > P->max_header_bytes)
+      goto too_large;
+    if (c == '\r') { P->st = S_VALUE_CR; break; }
+    if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; break; }
+    if (is_ctl(c))
+      ERR(400, "Control character in header value");
+    break;
+  case S_VALUE_CR:
+    if (++P->sect_bytes > P->max_header_bytes)
+      goto too_large;
+    if (c != '\n')
+      ERR(400, "CR not followed by LF");
+    P->st = S_FIELD;
+    break;
+  default:                     /* S_END_CR */
+    /* "\r\n\r" then not "\n": CVE-2023-30589 */
+    if (c != '\n')
+      ERR(400, "CR not followed by LF");
+    if (++P->sect_bytes > P->max_header_bytes)
+      goto too_large;
+  section_end:
+    /* llhttp must pause right here: on_headers_complete sets the body
+       state; a trailer section waits in S_TEND for the message end */
+    *stop = (const char *)s + 1;
+    P->sync_end = 1;
+    if (P->trailers)
+      P->st = S_TEND;
+    return SC_SYNC;
+  }
+  *sp = s;
+  return SC_GO;
+too_large:
+  ERR(431, P->trailers ? "Trailer section too large"
+                       : "Header section too large");
+}
+
+/* Chunked framing: size lines, extensions, chunk data and its CRLF. The
+   last chunk hands over to scan_field for the trailer section. */
+static int scan_chunked(parser_t *P, const unsigned char **sp,
+                        const unsigned char *e, const char **stop) {
+  const unsigned char *s = *sp;
+  unsigned char c = *s;
+  switch (P->st) {
+  case S_CSIZE:
+    if (hexval(c) < 0)
+      ERR(400, "Invalid chunk size");
+    P->csize = (uint64_t)hexval(c);
+    P->st = S_CSIZE_D;
+    break;
+  case S_CSIZE_D:
+    if (hexval(c) >= 0) {
+      if (P->csize >> 59)
+        ERR(400, "Chunk size too large");
+      P->csize = P->csize * 16 + (uint64_t)hexval(c);
+      break;
+    }
+    if (P->csize > P->max_body - P->body_total)
+      ERR(413, "Chunked body exceeds the size limit");
+    if (c == ';') { P->st = S_CEXT; P->ext_len = 1; break; }
+    if (c == '\r') { P->st = S_CLINE_CR; break; }
+    ERR(400, c == '\n' ? "Bare LF in chunk line"
+                       : "Invalid chunk size");
+  case S_CEXT:
+    if (c == '\r') { P->st = S_CLINE_CR; break; }
+    if (c == '\n')             /* "2;\nxx": the chunked smuggling payload */
+      ERR(400, "Bare LF in chunk extension");
+    if (is_ctl(c))
+      ERR(400, "Control character in chunk extension");
+    if (++P->ext_len > P->max_chunk_ext)
+      ERR(400, "Chunk extension too long");
+    break;
+  case S_CLINE_CR:
+    if (c != '\n')
+      ERR(400, "Bare CR in chunk line");
+    P->body_total += P->csize;
+    if (P->csize == 0) {       /* last chunk: a trailer section follows */
+      P->trailers = 1;
+      P->sect_bytes = P->nfields = 0;
+      P->st = S_FIELD;
+    } else {
+      P->cleft = P->csize;
+      P->st = S_CDATA;
+    }
+    break;
+  case S_CDATA: {              /* one chunk per llhttp run: one body span */
+    size_t n = (size_t)(e - s);
+    if ((uint64_t)n > P->cleft)
+      n = (size_t)P->cleft;
+    P->cleft -= n;
+    s += n;
+    if (P->cleft > 0) {
+      *stop = (const char *)e;
+      return SC_MORE;
+    }
+    P->st = S_CDATA_CR;
+    *stop = (const char *)s;
+    P->sync_end = 0;
+    return SC_SYNC;
+  }
+  case S_CDATA_CR:             /* llhttp 8.1 would skip any two bytes here */
+    if (c != '\r')
+      ERR(400, "Missing CRLF after chunk data");
+    P->st = S_CDATA_LF;
+    break;
+  default:                     /* S_CDATA_LF */
+    if (c != '\n')
+      ERR(400, "Missing CRLF after chunk data");
+    P->st = S_CSIZE;
+    break;
+  }
+  *sp = s;
+  return SC_GO;
+}
+
 /* Scans [p, end) from the current state. Sets *stop to where llhttp may
    run to, and says why it stopped there. */
 static int scan(parser_t *P, const char *p, const char *end,
                 const char **stop) {
   const unsigned char *s = (const unsigned char *)p;
   const unsigned char *e = (const unsigned char *)end;
-  int req = P->h.type == HTTP_REQUEST;
+  int r;
   for (; s < e; s++) {
-    unsigned char c = *s;
     /* A bare LF ending a head line: llhttp 8.1 takes it only after the
        start line, so it is handed a CR first, once (lf_ok). Body framing
        (chunk lines, trailers) must use CRLF: no smuggling room there. */
-    if (c == '\n' && !P->lf_ok && (P->st == S_START || P->st == S_LINE ||
-                                   P->st == S_FIELD || P->st == S_VALUE)) {
+    if (*s == '\n' && !P->lf_ok && (P->st == S_START || P->st == S_LINE ||
+                                    P->st == S_FIELD || P->st == S_VALUE)) {
       if (P->trailers)
         ERR(400, "Bare LF in trailer section");
       P->lf_ok = 1;
@@ -276,208 +505,24 @@ static int scan(parser_t *P, const char *p, const char *end,
       return SC_INJECT;
     }
     switch (P->st) {
-    case S_START:              /* empty lines before a message are skipped */
-      if (c == '\r') { P->st = S_START_CR; break; }
-      if (c == '\n') { P->lf_ok = 0; break; }
-      P->st = S_LINE;
-      P->llen = 0;
-      /* fall through */
-    case S_LINE:
-      if (P->method_st != M_IN && c >= 0x20 && c != 0x7f) {
-        /* fast path: a run of plain bytes, copied and counted at once */
-        const unsigned char *q = s;
-        size_t n;
-        while (q < e && *q >= 0x20 && *q != 0x7f)
-          q++;
-        n = (size_t)(q - s);
-        if (n > P->max_line - P->line_len)
-          n = P->max_line - P->line_len + 1;  /* up to the first too many */
-        if (n > P->lcap - P->llen &&
-            grow(&P->line, &P->lcap, P->llen + n) < 0)
-          ERR(503, "out of memory");
-        if (P->line_len + n > P->max_line) {
-          s += n - 1;
-          ERR(414, req ? "Request line too long" : "Status line too long");
-        }
-        memcpy(P->line + P->llen, s, n);
-        P->llen += n;
-        P->line_len += n;
-        s += n - 1;
-        break;
-      }
-      /* a request line that ends inside its method ("HELLO\r\n") is
-         decided now, or the verdict would wait for bytes never coming */
-      if (req && (c == '\r' || c == '\n') && P->method_st == M_IN)
-        P->method_st = M_BAD;
-      if (c == '\r') { P->st = S_LINE_CR; break; }
-      if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; break; }
-      if (is_ctl(c) || (req && c == '\t'))  /* llhttp takes HTAB in URLs */
-        ERR(400, req ? "Control character in request line"
-                     : "Control character in status line");
-      if (++P->line_len > P->max_line)
-        ERR(414, req ? "Request line too long" : "Status line too long");
-      if (P->method_st == M_IN) {
-        if (wl_http_tchar[c]) P->mlen++;
-        else P->method_st = (c == ' ' && P->mlen > 0) ? M_SP : M_BAD;
-      }
-      if (keep_line_byte(P, c) < 0)
-        ERR(503, "out of memory");
+    case S_START: case S_START_CR: case S_LINE: case S_LINE_CR:
+      r = scan_start_line(P, &s, e, stop);
       break;
-    case S_VALUE_CR:
-      if (++P->sect_bytes > P->max_header_bytes)
-        goto too_large;
-      /* fall through */
-    case S_START_CR:
-    case S_LINE_CR:
-      if (c != '\n')
-        ERR(400, "CR not followed by LF");
-      P->st = P->st == S_START_CR ? S_START : S_FIELD;
+    case S_FIELD: case S_NAME: case S_VALUE: case S_VALUE_CR: case S_END_CR:
+      r = scan_field(P, &s, e, stop);
       break;
-    case S_FIELD:              /* start of a field line, or the empty line */
-      if (++P->sect_bytes > P->max_header_bytes)
-        goto too_large;
-      if (c == '\r') { P->st = S_END_CR; break; }
-      if (c == '\n') { P->lf_ok = 0; goto section_end; }
-      if (c == ' ' || c == '\t')
-        ERR(400, "Obsolete line folding");
-      if (c == ':')
-        ERR(400, "Empty header name");
-      if (!wl_http_tchar[c])
-        ERR(400, "Invalid character in header name");
-      if (++P->nfields > P->max_headers)
-        ERR(431, P->trailers ? "Too many trailer fields"
-                             : "Too many header fields");
-      P->st = S_NAME;
-      break;
-    case S_NAME:
-      if (wl_http_tchar[c]) {  /* fast path: the rest of the name */
-        const unsigned char *q = s;
-        while (q < e && wl_http_tchar[*q])
-          q++;
-        if ((size_t)(q - s) > P->max_header_bytes - P->sect_bytes) {
-          s += P->max_header_bytes - P->sect_bytes;
-          goto too_large;
-        }
-        P->sect_bytes += (size_t)(q - s);
-        s = q - 1;
-        break;
-      }
-      if (++P->sect_bytes > P->max_header_bytes)
-        goto too_large;
-      if (c == ':') { P->st = S_VALUE; break; }
-      if (c == ' ' || c == '\t')
-        ERR(400, "Whitespace in header name");
-      if (!wl_http_tchar[c])
-        ERR(400, "Invalid character in header name");
-      break;
-    case S_VALUE:
-      if ((c >= 0x20 && c != 0x7f) || c == '\t') {  /* fast path, as above */
-        const unsigned char *q = s;
-        while (q < e && ((*q >= 0x20 && *q != 0x7f) || *q == '\t'))
-          q++;
-        if ((size_t)(q - s) > P->max_header_bytes - P->sect_bytes) {
-          s += P->max_header_bytes - P->sect_bytes;
-          goto too_large;
-        }
-        P->sect_bytes += (size_t)(q - s);
-        s = q - 1;
-        break;
-      }
-      if (++P->sect_bytes > P->max_header_bytes)
-        goto too_large;
-      if (c == '\r') { P->st = S_VALUE_CR; break; }
-      if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; break; }
-      if (is_ctl(c))
-        ERR(400, "Control character in header value");
-      break;
-    case S_END_CR:             /* "\r\n\r" then not "\n": CVE-2023-30589 */
-      if (c != '\n')
-        ERR(400, "CR not followed by LF");
-      if (++P->sect_bytes > P->max_header_bytes)
-        goto too_large;
-    section_end:
-      /* llhttp must pause right here: on_headers_complete sets the body
-         state; a trailer section waits in S_TEND for the message end */
-      *stop = (const char *)s + 1;
-      P->sync_end = 1;
-      if (P->trailers)
-        P->st = S_TEND;
-      return SC_SYNC;
-    too_large:
-      ERR(431, P->trailers ? "Trailer section too large"
-                           : "Header section too large");
     case S_BODY:
       *stop = end;
       return SC_MORE;
-    case S_CSIZE:
-      if (hexval(c) < 0)
-        ERR(400, "Invalid chunk size");
-      P->csize = (uint64_t)hexval(c);
-      P->st = S_CSIZE_D;
-      break;
-    case S_CSIZE_D:
-      if (hexval(c) >= 0) {
-        if (P->csize >> 59)
-          ERR(400, "Chunk size too large");
-        P->csize = P->csize * 16 + (uint64_t)hexval(c);
-        break;
-      }
-      if (P->csize > P->max_body - P->body_total)
-        ERR(413, "Chunked body exceeds the size limit");
-      if (c == ';') { P->st = S_CEXT; P->ext_len = 1; break; }
-      if (c == '\r') { P->st = S_CLINE_CR; break; }
-      ERR(400, c == '\n' ? "Bare LF in chunk line"
-                         : "Invalid chunk size");
-    case S_CEXT:
-      if (c == '\r') { P->st = S_CLINE_CR; break; }
-      if (c == '\n')           /* "2;\nxx": the chunked smuggling payload */
-        ERR(400, "Bare LF in chunk extension");
-      if (is_ctl(c))
-        ERR(400, "Control character in chunk extension");
-      if (++P->ext_len > P->max_chunk_ext)
-        ERR(400, "Chunk extension too long");
-      break;
-    case S_CLINE_CR:
-      if (c != '\n')
-        ERR(400, "Bare CR in chunk line");
-      P->body_total += P->csize;
-      if (P->csize == 0) {     /* last chunk: a trailer section follows */
-        P->trailers = 1;
-        P->sect_bytes = P->nfields = 0;
-        P->st = S_FIELD;
-      } else {
-        P->cleft = P->csize;
-        P->st = S_CDATA;
-      }
-      break;
-    case S_CDATA: {            /* one chunk per llhttp run: one body span */
-      size_t n = (size_t)(e - s);
-      if ((uint64_t)n > P->cleft)
-        n = (size_t)P->cleft;
-      P->cleft -= n;
-      s += n;
-      if (P->cleft > 0) {
-        *stop = end;
-        return SC_MORE;
-      }
-      P->st = S_CDATA_CR;
-      *stop = (const char *)s;
-      P->sync_end = 0;
-      return SC_SYNC;
-    }
-    case S_CDATA_CR:           /* llhttp 8.1 would skip any two bytes here */
-      if (c != '\r')
-        ERR(400, "Missing CRLF after chunk data");
-      P->st = S_CDATA_LF;
-      break;
-    case S_CDATA_LF:
-      if (c != '\n')
-        ERR(400, "Missing CRLF after chunk data");
-      P->st = S_CSIZE;
+    case S_CSIZE: case S_CSIZE_D: case S_CEXT: case S_CLINE_CR:
+    case S_CDATA: case S_CDATA_CR: case S_CDATA_LF:
+      r = scan_chunked(P, &s, e, stop);
       break;
     default:                   /* S_TEND: llhttp did not end the message */
       ERR(400, "Malformed message framing");
     }
+    if (r != SC_GO)
+      return r;
   }
   *stop = end;
   return SC_MORE;
@@ -547,87 +592,133 @@ static int settle(parser_t *P, const char *p) {
   return EV_MORE;
 }
 
-/* Runs until one event is ready. *next: where the caller continues. */
+/* Not an event: the run goes on (internal to the pieces below). */
+enum { EV_GO = -1 };
+
+/* What is due before any byte is scanned: the error of a dead parser, the
+   end that follows a body, nothing on a closed connection, the steps
+   llhttp takes after a pause. EV_GO when nothing is. */
+static int pending_event(parser_t *P, const char *p, const char *end,
+                         const char **next) {
+  int ev;
+  if (P->st == S_DEAD)
+    return EV_ERROR;
+  if (P->pending_end) {
+    P->pending_end = 0;
+    return EV_END;
+  }
+  if (P->st == S_CLOSED) {     /* the peer must close; llhttp is not run */
+    *next = end;
+    return EV_MORE;
+  }
+  if (P->paused && (ev = settle(P, p)) != EV_MORE)
+    return ev;
+  return EV_GO;
+}
+
+/* llhttp refused the method: the scanner decides between 501 and 400,
+   once it has seen enough of the line; until then, more input. */
+static int await_method_verdict(parser_t *P, int sc, const char *end,
+                                const char **next) {
+  if (method_verdict(P, sc))
+    return EV_ERROR;
+  *next = end;
+  return EV_MORE;
+}
+
+/* Runs llhttp over [p, stop), the bytes the scanner accepted; *done is
+   where it stopped. EV_GO, or the event an llhttp error makes: the body
+   bytes before it (the 413 follows), the error, a method verdict. */
+static int execute(parser_t *P, int sc, const char *p, const char *stop,
+                   const char *end, const char **done, const char **next) {
+  llhttp_errno_t err;
+  P->ev = EV_MORE;
+  P->body_len = 0;
+  err = llhttp_execute(&P->h, p, (size_t)(stop - p));
+  *done = stop;
+  if (err == HPE_PAUSED) {
+    *done = llhttp_get_error_pos(&P->h);
+    P->paused = 1;
+  } else if (err == HPE_INVALID_METHOD && P->h.type == HTTP_REQUEST) {
+    P->bad_method = 1;
+    return await_method_verdict(P, sc, end, next);
+  } else if (err != HPE_OK) {
+    llhttp_failed(P, err);
+    if (P->body_len == 0)
+      return EV_ERROR;
+    *next = P->body_at + P->body_len;
+    return EV_BODY;            /* the body up to max_body, then the 413 */
+  }
+  return EV_GO;
+}
+
+/* llhttp must pause exactly where the scanner saw a head or trailer
+   section end; anything else means the two read different framing, and
+   the parser dies. */
+static void check_framing(parser_t *P, int sc, const char *done,
+                          const char *stop) {
+  int bad;
+  if (P->ev == EV_HEAD)
+    bad = !(sc == SC_SYNC && P->sync_end && done == stop);
+  else if (P->ev == EV_END)
+    bad = P->st == S_TEND ? done != stop : P->st != S_BODY;
+  else
+    bad = sc == SC_SYNC && P->sync_end;
+  if (bad && P->h.method == HTTP_PRI && P->h.http_major == 2)
+    failf(P, 505, "Invalid HTTP version (2.0)");  /* the h2 preface */
+  else if (bad)
+    fail(P, 400, "Malformed message framing");
+}
+
+/* The event a run made once the framing agreed; a body comes before the
+   end it reached (pending_end). EV_GO: none, scanning goes on. */
+static int run_event(parser_t *P, int sc) {
+  if (P->ev == EV_HEAD)
+    return EV_HEAD;
+  if (P->ev == EV_END)
+    end_message(P);
+  if (P->body_len > 0) {
+    P->pending_end = P->ev == EV_END;
+    return EV_BODY;
+  }
+  if (P->ev == EV_END)
+    return EV_END;
+  if (sc == SC_ERROR) {
+    fail(P, P->sstatus, P->sreason);
+    return EV_ERROR;
+  }
+  return EV_GO;
+}
+
+/* Runs until one event is ready. *next: where the caller continues. Each
+   turn: what is pending, then the scanner, then llhttp over what the
+   scanner accepted, then the two must agree. */
 int wl_hp_run(parser_t *P, const char *p, const char *end,
                const char **next) {
   for (;;) {
     const char *stop, *done;
-    llhttp_errno_t err;
-    int sc, ev, bad;
+    int sc, ev;
     *next = p;
-    if (P->st == S_DEAD)
-      return EV_ERROR;
-    if (P->pending_end) {
-      P->pending_end = 0;
-      return EV_END;
-    }
-    if (P->st == S_CLOSED) {   /* the peer must close; llhttp is not run */
-      *next = end;
-      return EV_MORE;
-    }
-    if (P->paused && (ev = settle(P, p)) != EV_MORE)
+    if ((ev = pending_event(P, p, end, next)) != EV_GO)
       return ev;
     sc = scan(P, p, end, &stop);
-    if (P->bad_method) {       /* llhttp gave up; only the verdict is left */
-      if (method_verdict(P, sc))
-        return EV_ERROR;
-      *next = end;
-      return EV_MORE;
-    }
-    P->ev = EV_MORE;
-    P->body_len = 0;
-    err = llhttp_execute(&P->h, p, (size_t)(stop - p));
-    done = stop;
-    if (err == HPE_PAUSED) {
-      done = llhttp_get_error_pos(&P->h);
-      P->paused = 1;
-    } else if (err == HPE_INVALID_METHOD && P->h.type == HTTP_REQUEST) {
-      P->bad_method = 1;
-      if (method_verdict(P, sc))
-        return EV_ERROR;
-      *next = end;
-      return EV_MORE;
-    } else if (err != HPE_OK) {
-      llhttp_failed(P, err);
-      if (P->body_len == 0)
-        return EV_ERROR;
-      *next = P->body_at + P->body_len;
-      return EV_BODY;          /* the body up to max_body, then the 413 */
-    }
-    /* llhttp must pause exactly where the scanner saw a head or trailer
-       section end; anything else means the two read different framing */
-    if (P->ev == EV_HEAD)
-      bad = !(sc == SC_SYNC && P->sync_end && done == stop);
-    else if (P->ev == EV_END)
-      bad = P->st == S_TEND ? done != stop : P->st != S_BODY;
-    else
-      bad = sc == SC_SYNC && P->sync_end;
-    if (bad && P->h.method == HTTP_PRI && P->h.http_major == 2)
-      failf(P, 505, "Invalid HTTP version (2.0)");  /* the h2 preface */
-    else if (bad)
-      fail(P, 400, "Malformed message framing");
+    if (P->bad_method)         /* llhttp gave up; only the verdict is left */
+      return await_method_verdict(P, sc, end, next);
+    if ((ev = execute(P, sc, p, stop, end, &done, next)) != EV_GO)
+      return ev;
+    check_framing(P, sc, done, stop);
     if (P->st == S_DEAD)
       return EV_ERROR;
-    if (sc == SC_INJECT && P->ev == EV_MORE &&
-        (err = llhttp_execute(&P->h, "\r", 1)) != HPE_OK) {
-      llhttp_failed(P, err);
-      return EV_ERROR;
+    if (sc == SC_INJECT && P->ev == EV_MORE) {   /* the CR of a bare LF */
+      llhttp_errno_t err = llhttp_execute(&P->h, "\r", 1);
+      if (err != HPE_OK) {
+        llhttp_failed(P, err);
+        return EV_ERROR;
+      }
     }
     *next = done;
-    if (P->ev == EV_HEAD)
-      return EV_HEAD;
-    if (P->ev == EV_END)
-      end_message(P);
-    if (P->body_len > 0) {
-      P->pending_end = P->ev == EV_END;
-      return EV_BODY;
-    }
-    if (P->ev == EV_END)
-      return EV_END;
-    if (sc == SC_ERROR) {
-      fail(P, P->sstatus, P->sreason);
-      return EV_ERROR;
-    }
+    if ((ev = run_event(P, sc)) != EV_GO)
+      return ev;
     if (done == end)
       return EV_MORE;
     p = done;

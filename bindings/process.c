@@ -101,60 +101,58 @@ static proc_t *check_proc(lua_State *L) {
   return *box;
 }
 
-/* spawn(argv, {cwd=, env={"K=V"...}, stdin=bool, stdout=bool, stderr=bool}) */
-static int process_spawn(lua_State *L) {
-  uv_process_options_t opt;
-  uv_stdio_container_t stdio[3];
-  char **args, **env = NULL;
-  int n, i, rc, nenv = 0;
-  proc_t **box, *p;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  n = (int)luaL_len(L, 1);
-  luaL_argcheck(L, n > 0, 1, "empty argv");
-  args = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *args, 0);  /* freed by GC */
+/* The strings of the array at idx, as a NULL-terminated char *[] in a
+** userdata left on the stack (collected with it); the strings stay alive
+** in the table. */
+static char **string_array(lua_State *L, int idx) {
+  int n = (int)luaL_len(L, idx), i;
+  char **v = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *v, 0);
   for (i = 0; i < n; i++) {
-    lua_rawgeti(L, 1, i + 1);
-    args[i] = (char *)luaL_checkstring(L, -1);   /* kept alive by argv */
+    lua_rawgeti(L, idx, i + 1);
+    v[i] = (char *)luaL_checkstring(L, -1);
     lua_pop(L, 1);
   }
-  args[n] = NULL;
-  if (lua_getfield(L, 2, "env") == LUA_TTABLE) {
-    nenv = (int)luaL_len(L, -1);
-    env = lua_newuserdatauv(L, (size_t)(nenv + 1) * sizeof *env, 0);
-    for (i = 0; i < nenv; i++) {
-      lua_rawgeti(L, -2, i + 1);
-      env[i] = (char *)luaL_checkstring(L, -1);
-      lua_pop(L, 1);
-    }
-    env[nenv] = NULL;
-  }
-  memset(&opt, 0, sizeof opt);
-  opt.file = args[0];
-  opt.args = args;
-  opt.env = env;
-  opt.flags = UV_PROCESS_DETACHED;           /* own process group */
-  lua_getfield(L, 2, "cwd");
-  opt.cwd = lua_tostring(L, -1);
-  box = lua_newuserdatauv(L, sizeof *box, 0);
-  *box = NULL;
-  luaL_setmetatable(L, PROC_MT);
-  if ((p = calloc(1, sizeof *p)) == NULL)
-    return wl_raise(L, "spawn", UV_ENOMEM, NULL);
-  wl_waiter_init(&p->waiters);
+  v[n] = NULL;
+  return v;
+}
+
+enum { STDIO_IGNORE, STDIO_PIPE, STDIO_INHERIT };
+
+/* What the options at index 2 ask for stdin, stdout, stderr: true makes a
+** pipe, "inherit" (stdout, stderr) shares ours, anything else /dev/null.
+** Read before anything is allocated: a getfield may raise. */
+static void stdio_modes(lua_State *L, int modes[3]) {
+  static const char *names[] = {"stdin", "stdout", "stderr"};
+  int i;
   for (i = 0; i < 3; i++) {
-    static const char *names[] = {"stdin", "stdout", "stderr"};
+    lua_getfield(L, 2, names[i]);
+    if (lua_type(L, -1) != LUA_TSTRING && lua_toboolean(L, -1))
+      modes[i] = STDIO_PIPE;
+    else if (i > 0 && lua_isstring(L, -1) &&
+             strcmp(lua_tostring(L, -1), "inherit") == 0)
+      modes[i] = STDIO_INHERIT;
+    else
+      modes[i] = STDIO_IGNORE;
+    lua_pop(L, 1);
+  }
+}
+
+/* The three stdio slots of p as modes says; never raises. */
+static void open_stdio(proc_t *p, const int modes[3],
+                       uv_stdio_container_t *stdio) {
+  int i;
+  for (i = 0; i < 3; i++) {
     pstream_t *st = &p->io[i];
     st->p = p;
     wl_waiter_init(&st->readers);
-    lua_getfield(L, 2, names[i]);
-    if (lua_type(L, -1) != LUA_TSTRING && lua_toboolean(L, -1)) {
+    if (modes[i] == STDIO_PIPE) {
       uv_pipe_init(wl_loop(), &st->pipe, 0);
       st->open = 1;
       p->refs++;
-      stdio[i].flags = UV_CREATE_PIPE | (i == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
+      stdio[i].flags = UV_CREATE_PIPE |
+                       (i == 0 ? UV_READABLE_PIPE : UV_WRITABLE_PIPE);
       stdio[i].data.stream = (uv_stream_t *)&st->pipe;
-    } else if (i > 0 && lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "inherit") == 0) {
+    } else if (modes[i] == STDIO_INHERIT) {
       stdio[i].flags = UV_INHERIT_FD;
       stdio[i].data.fd = i;
       st->eof = 1;                           /* nothing to read on our side */
@@ -162,25 +160,67 @@ static int process_spawn(lua_State *L) {
       stdio[i].flags = UV_IGNORE;
       st->eof = 1;
     }
-    lua_pop(L, 1);
   }
+}
+
+/* After a failed uv_spawn: libuv wants the handle closed all the same;
+** the close callbacks free p. */
+static void discard_proc(proc_t *p) {
+  int i;
+  for (i = 0; i < 3; i++) close_stream(&p->io[i]);
+  uv_close((uv_handle_t *)&p->proc, on_proc_close);
+}
+
+static void start_reading(proc_t *p) {
+  int i;
+  for (i = 1; i < 3; i++)
+    if (p->io[i].open) {
+      uv_read_start((uv_stream_t *)&p->io[i].pipe, on_alloc, on_read);
+      p->io[i].reading = 1;
+    }
+}
+
+/* spawn(argv, {cwd=, env={"K=V"...}, stdin=bool, stdout=bool, stderr=bool})
+** Everything that may raise (the arguments, the box) comes first; from the
+** calloc on nothing does until p is in its box, or closed on failure. */
+static int process_spawn(lua_State *L) {
+  uv_process_options_t opt;
+  uv_stdio_container_t stdio[3];
+  char **args, **env = NULL;
+  int rc, modes[3];
+  proc_t **box, *p;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_argcheck(L, luaL_len(L, 1) > 0, 1, "empty argv");
+  args = string_array(L, 1);                 /* freed by GC */
+  if (lua_getfield(L, 2, "env") == LUA_TTABLE)
+    env = string_array(L, lua_gettop(L));
+  memset(&opt, 0, sizeof opt);
+  opt.file = args[0];
+  opt.args = args;
+  opt.env = env;
+  opt.flags = UV_PROCESS_DETACHED;           /* own process group */
+  lua_getfield(L, 2, "cwd");
+  opt.cwd = lua_tostring(L, -1);
+  stdio_modes(L, modes);
+  box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, PROC_MT);
+  if ((p = calloc(1, sizeof *p)) == NULL) 
+    return wl_raise(L, "spawn", UV_ENOMEM, NULL);
+  wl_waiter_init(&p->waiters);
+  open_stdio(p, modes, stdio);
   opt.stdio = stdio;
   opt.stdio_count = 3;
   opt.exit_cb = on_exit_cb;
   rc = uv_spawn(wl_loop(), &p->proc, &opt);
   p->refs++;                                 /* the process handle */
   if (rc < 0) {
-    /* libuv wants the handle closed even when spawn failed */
-    for (i = 0; i < 3; i++) close_stream(&p->io[i]);
-    uv_close((uv_handle_t *)&p->proc, on_proc_close);
+    discard_proc(p);
     return wl_raise(L, "spawn", rc, args[0]);
   }
   p->pid = p->proc.pid;
-  for (i = 1; i < 3; i++)
-    if (p->io[i].open) {
-      uv_read_start((uv_stream_t *)&p->io[i].pipe, on_alloc, on_read);
-      p->io[i].reading = 1;
-    }
+  start_reading(p);
   *box = p;
   wl_handle_count(1);
   return 1;

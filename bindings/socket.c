@@ -40,7 +40,7 @@ int wl_sock_raise(lua_State *L, wl_sock_t *s, const char *op, int code) {
   if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0 ||
       (len = sizeof sa, getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 &&
        ((struct sockaddr_in *)&sa)->sin_port != 0))
-    wl_format_addr((struct sockaddr *)&sa, buf, sizeof buf);
+    wl_format_sockaddr((struct sockaddr *)&sa, buf, sizeof buf);
   return wl_raise(L, op, code, buf);
 }
 
@@ -190,78 +190,22 @@ static int socket_socket(lua_State *L) {
   return 1;
 }
 
-/* ---- name resolution, on libuv's thread pool ---------------------------- */
-
-typedef struct {
-  uv_getaddrinfo_t uv;
-  wl_waiter_t w;
-  struct addrinfo *res;
-} gai_req;
-
-static void on_resolved(uv_getaddrinfo_t *uv, int status, struct addrinfo *res) {
-  gai_req *req = (gai_req *)uv;
-  req->res = res;
-  if (!wl_wake(&req->w, status)) {    /* the task gave up: nobody reads it */
-    uv_freeaddrinfo(res);
-    free(req);
-  }
-}
-
-/* A host name in bind, connect or sendto: resolved on the thread pool for
-** the socket's family, then k puts the first address in the name's place
-** (take_resolved) and starts the call again. */
-static int resolve_host(lua_State *L, wl_sock_t *s, int hi, const char *op,
-                        lua_KFunction k) {
-  struct addrinfo hints;
-  gai_req *req;
-  int rc;
-  wl_check_park(L);
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = s->family;
-  hints.ai_socktype = s->type;
-  if ((req = malloc(sizeof *req)) == NULL) return luaL_error(L, "not enough memory");
-  wl_waiter_init(&req->w);
-  req->res = NULL;
-  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved, lua_tostring(L, hi), NULL, &hints);
-  if (rc < 0) {
-    free(req);
-    return wl_raise_addr(L, op, rc, hi);
-  }
-  return wl_park(L, &req->w, s->timeout, k, (lua_KContext)req);
-}
-
-/* In k: the wake status is on top. A timeout or cancel woke the task before
-** the callback ran, and the callback still owns the request then. */
-static void take_resolved(lua_State *L, lua_KContext ctx, const char *op, int hi) {
-  gai_req *req = (gai_req *)ctx;
-  int rc = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED) {
-    wl_raise_addr(L, op, rc, hi);
-    return;                                  /* not reached: raise longjmps */
-  }
-  if (rc == 0 && req->res == NULL) rc = UV_EAI_NONAME;
-  if (rc < 0) {
-    uv_freeaddrinfo(req->res);
-    free(req);
-    wl_raise_addr(L, op, rc, hi);
-    return;
-  }
-  wl_push_addr(L, req->res->ai_addr);
-  lua_pop(L, 1);                             /* the port: the call has its own */
-  uv_freeaddrinfo(req->res);
-  free(req);
-  lua_replace(L, hi);
+/* The (host, port) arguments at hi, hi + 1, checked: argument errors. */
+static const char *check_hostport(lua_State *L, int hi, lua_Integer *port) {
+  const char *host = luaL_checkstring(L, hi);
+  *port = luaL_checkinteger(L, hi + 1);
+  luaL_argcheck(L, *port >= 0 && *port <= 65535, hi + 1,
+                "port out of range 0-65535");
+  return host;
 }
 
 /* Fills sa from (host, port) at hi, hi + 1: 0, or UV_EAI_NONAME when the
 ** host is a name to resolve first; other errors raise. */
 static int check_addr(lua_State *L, wl_sock_t *s, int hi, const char *op,
                       struct sockaddr_storage *sa, socklen_t *len) {
-  const char *host = luaL_checkstring(L, hi);
-  lua_Integer port = luaL_checkinteger(L, hi + 1);
+  lua_Integer port;
+  const char *host = check_hostport(L, hi, &port);
   int rc;
-  luaL_argcheck(L, port >= 0 && port <= 65535, hi + 1, "port out of range 0-65535");
   rc = wl_parse_addr(host, (int)port, s->family, sa, len);
   if (rc < 0 && rc != UV_EAI_NONAME) wl_raise_addr(L, op, rc, hi);
   return rc;
@@ -271,7 +215,7 @@ static int sock_bind(lua_State *L);
 
 static int bind_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  take_resolved(L, ctx, "bind", 2);
+  wl_take_resolved(L, ctx, "bind", 2);
   return sock_bind(L);
 }
 
@@ -281,7 +225,7 @@ static int sock_bind(lua_State *L) {
   socklen_t len;
   lua_settop(L, 3);
   if (check_addr(L, s, 2, "bind", &sa, &len) == UV_EAI_NONAME)
-    return resolve_host(L, s, 2, "bind", bind_k);
+    return wl_resolve_host(L, s, 2, "bind", bind_k);
   if (bind(s->fd, (struct sockaddr *)&sa, len) < 0)
     return wl_raise_addr(L, "bind", -errno, 2);
   return 0;
@@ -323,7 +267,7 @@ static int sock_connect(lua_State *L);
 
 static int connect_resolved_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  take_resolved(L, ctx, "connect", 2);
+  wl_take_resolved(L, ctx, "connect", 2);
   return sock_connect(L);
 }
 
@@ -333,12 +277,36 @@ static int sock_connect(lua_State *L) {
   socklen_t len;
   lua_settop(L, 3);
   if (check_addr(L, s, 2, "connect", &sa, &len) == UV_EAI_NONAME)
-    return resolve_host(L, s, 2, "connect", connect_resolved_k);
+    return wl_resolve_host(L, s, 2, "connect", connect_resolved_k);
   if (connect(s->fd, (struct sockaddr *)&sa, len) == 0) return 0;
   if (errno != EINPROGRESS || s->type != SOCK_STREAM)
     return wl_raise_addr(L, "connect", -errno, 2);
   if (s->timeout == 0) return wl_raise_addr(L, "connect", -EINPROGRESS, 2);
   return wait_io(L, s, "connect", UV_WRITABLE, deadline_of(s), connect_k);
+}
+
+/* connect_ex(host, port) -> 0 or the error's code ("ECONNREFUSED"), as
+** Python's returns errno; argument errors still raise. connect runs under
+** lua_pcallk, whose continuation gets its result after any wait. */
+static int connect_ex_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  if (status == LUA_OK || status == LUA_YIELD) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  if (!wl_is_error(L, -1)) return lua_error(L);
+  lua_getfield(L, -1, "code");
+  return 1;
+}
+
+static int sock_connect_ex(lua_State *L) {
+  lua_Integer port;
+  to_box(L, 1);
+  check_hostport(L, 2, &port);
+  lua_settop(L, 3);
+  lua_pushcfunction(L, sock_connect);
+  lua_insert(L, 1);
+  return connect_ex_k(L, lua_pcallk(L, 3, 0, 0, 0, connect_ex_k), 0);
 }
 
 /* ---- accept ------------------------------------------------------------- */
@@ -573,7 +541,7 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
   socklen_t len;
   ssize_t r;
   if (check_addr(L, s, 3, "sendto", &sa, &len) == UV_EAI_NONAME)
-    return resolve_host(L, s, 3, "sendto", sendto_resolved_k);
+    return wl_resolve_host(L, s, 3, "sendto", sendto_resolved_k);
   TAKE_TURN(L, s, sendto_k, dl);
   r = send_once(s, p, n, &sa, len);
   if (r == UV_EAGAIN) return wait_io(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
@@ -591,7 +559,7 @@ static int sendto_k(lua_State *L, int status, lua_KContext dl) {
 /* after a name: the deadline starts again with the resolved address */
 static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  take_resolved(L, ctx, "sendto", 3);
+  wl_take_resolved(L, ctx, "sendto", 3);
   return sendto_do(L, deadline_of(wl_check_sock(L, 1, "sendto")));
 }
 
@@ -695,73 +663,15 @@ static int sock_tostring(lua_State *L) {
     return 1;
   }
   if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
-    wl_format_addr((struct sockaddr *)&sa, laddr, sizeof laddr);
+    wl_format_sockaddr((struct sockaddr *)&sa, laddr, sizeof laddr);
   len = sizeof sa;
   if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
-    wl_format_addr((struct sockaddr *)&sa, raddr, sizeof raddr);
+    wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
   lua_pushfstring(L, "<socket fd=%d %s %s laddr=%s%s%s>", s->fd,
                   s->family == AF_INET ? "AF_INET" : "AF_INET6",
                   s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM", laddr,
                   raddr[0] ? " raddr=" : "", raddr);
   return 1;
-}
-
-/* ctx is the request. A timeout or cancel woke the task before the
-** callback ran: the callback still owns the request then. */
-static int gai_k(lua_State *L, int status, lua_KContext ctx) {
-  gai_req *req = (gai_req *)ctx;
-  int rc = (int)lua_tointeger(L, -1), i = 0;
-  struct addrinfo *ai;
-  (void)status;
-  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED)
-    return wl_raise_addr(L, "getaddrinfo", rc, 1);
-  if (rc < 0) {
-    uv_freeaddrinfo(req->res);
-    free(req);
-    return wl_raise_addr(L, "getaddrinfo", rc, 1);
-  }
-  lua_newtable(L);
-  for (ai = req->res; ai != NULL; ai = ai->ai_next) {
-    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, ai->ai_family);
-    lua_setfield(L, -2, "family");
-    lua_pushinteger(L, ai->ai_socktype);
-    lua_setfield(L, -2, "type");
-    wl_push_addr(L, ai->ai_addr);
-    lua_setfield(L, -3, "port");
-    lua_setfield(L, -2, "host");
-    lua_rawseti(L, -2, ++i);
-  }
-  uv_freeaddrinfo(req->res);
-  free(req);
-  return 1;
-}
-
-/* getaddrinfo(host, port[, family[, type[, timeout]]]) -> list */
-static int socket_getaddrinfo(lua_State *L) {
-  const char *host = luaL_checkstring(L, 1);
-  char port[16];
-  struct addrinfo hints;
-  double timeout = luaL_optnumber(L, 5, -1);
-  gai_req *req;
-  int rc;
-  snprintf(port, sizeof port, "%d", (int)luaL_optinteger(L, 2, 0));
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
-  hints.ai_socktype = (int)luaL_optinteger(L, 4, SOCK_STREAM);
-  lua_settop(L, 2);
-  wl_check_park(L);
-  if ((req = malloc(sizeof *req)) == NULL) return luaL_error(L, "not enough memory");
-  wl_waiter_init(&req->w);
-  req->res = NULL;
-  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved,
-                      host[0] ? host : NULL, port, &hints);
-  if (rc < 0) {
-    free(req);
-    return wl_raise_addr(L, "getaddrinfo", rc, 1);
-  }
-  return wl_park(L, &req->w, timeout, gai_k, (lua_KContext)req);
 }
 
 static int socket_gethostname(lua_State *L) {
@@ -788,14 +698,14 @@ static int socket_fromfd(lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {
-  {"socket", socket_socket}, {"getaddrinfo", socket_getaddrinfo},
-  {"gethostname", socket_gethostname}, {"fromfd", socket_fromfd},
-  {NULL, NULL}
+  {"socket", socket_socket}, {"gethostname", socket_gethostname},
+  {"fromfd", socket_fromfd}, {NULL, NULL}
 };
 
 static const luaL_Reg methods[] = {
   {"bind", sock_bind}, {"listen", sock_listen}, {"accept", sock_accept},
-  {"connect", sock_connect}, {"send", sock_send}, {"sendall", sock_sendall},
+  {"connect", sock_connect}, {"connect_ex", sock_connect_ex},
+  {"send", sock_send}, {"sendall", sock_sendall},
   {"sendto", sock_sendto}, {"recv", sock_recv}, {"recvfrom", sock_recvfrom},
   {"shutdown", sock_shutdown}, {"close", sock_close}, {"detach", sock_detach},
   {"fileno", sock_fileno}, {"settimeout", sock_settimeout},
@@ -808,6 +718,7 @@ int luaopen_socket_core(lua_State *L) {
   luaL_newlib(L, funcs);                     /* module */
   luaL_newlib(L, methods);                   /* methods */
   wl_sockopt_register(L, lua_gettop(L), lua_gettop(L) - 1);
+  wl_resolve_register(L, lua_gettop(L) - 1);
   luaL_newmetatable(L, SOCK_MT);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sock_index, 1);

@@ -12,29 +12,53 @@
 #include <lauxlib.h>
 #include "socket.h"
 
+/* An integer flag at stack slot i: true is 1 and false 0, as Python's
+** setsockopt takes a bool; -1 when it is neither boolean nor integer. */
+static int to_flag(lua_State *L, int i, int *v) {
+  int isnum;
+  if (lua_isboolean(L, i)) {
+    *v = lua_toboolean(L, i);
+    return 0;
+  }
+  *v = (int)lua_tointegerx(L, i, &isnum);
+  return isnum ? 0 : -1;
+}
+
+/* SO_LINGER's value at 4: {onoff, seconds} (onoff a boolean or an
+** integer), or seconds alone, where a negative number turns it off. */
+static struct linger check_linger(lua_State *L) {
+  struct linger lg;
+  if (lua_istable(L, 4)) {
+    int onoff, secs;
+    lua_rawgeti(L, 4, 1);
+    lua_rawgeti(L, 4, 2);
+    if (to_flag(L, -2, &onoff) < 0 || !lua_isinteger(L, -1))
+      luaL_argerror(L, 4, "{onoff, seconds} expected (onoff a boolean or "
+                          "an integer, seconds an integer)");
+    secs = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    lg.l_onoff = onoff != 0;
+    lg.l_linger = secs;
+  } else {
+    lua_Integer secs = luaL_checkinteger(L, 4);
+    lg.l_onoff = secs >= 0;
+    lg.l_linger = secs >= 0 ? (int)secs : 0;
+  }
+  return lg;
+}
+
 static int sock_setsockopt(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "setsockopt");
   int level = (int)luaL_checkinteger(L, 2);
   int opt = (int)luaL_checkinteger(L, 3);
   int rc;
   if (level == SOL_SOCKET && opt == SO_LINGER) {
-    /* {onoff, seconds}, or seconds alone (negative turns it off) */
-    struct linger lg;
-    if (lua_istable(L, 4)) {
-      lua_rawgeti(L, 4, 1);
-      lua_rawgeti(L, 4, 2);
-      lg.l_onoff = lua_toboolean(L, -2) && lua_tointeger(L, -2) != 0;
-      lg.l_linger = (int)lua_tointeger(L, -1);
-    } else {
-      lua_Integer secs = luaL_checkinteger(L, 4);
-      lg.l_onoff = secs >= 0;
-      lg.l_linger = secs >= 0 ? (int)secs : 0;
-    }
+    struct linger lg = check_linger(L);
     rc = setsockopt(s->fd, level, opt, &lg, sizeof lg);
   } else {
     int v;
-    if (lua_isboolean(L, 4)) v = lua_toboolean(L, 4);
-    else v = (int)luaL_checkinteger(L, 4);
+    if (to_flag(L, 4, &v) < 0)
+      luaL_typeerror(L, 4, "integer or boolean");
     rc = setsockopt(s->fd, level, opt, &v, sizeof v);
   }
   if (rc < 0) return wl_sock_raise(L, s, "setsockopt", -errno);

@@ -1,7 +1,9 @@
 /*
-** addr.c: socket addresses to and from Lua's (host, port) pairs. Only
-** numeric hosts are parsed here; names are resolved, without blocking
-** the loop, by socket.getaddrinfo before they get this far.
+** addr.c: socket addresses to and from Lua's (host, port) pairs, and the
+** one place that decides what is a numeric host and how "[v6]:port" is
+** written. Only numeric hosts are parsed here; names are resolved,
+** without blocking the loop, by socket.getaddrinfo before they get this
+** far.
 */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,6 +11,17 @@
 #include <string.h>
 #include <lauxlib.h>
 #include "wl.h"
+
+/* A literal to parse, never a name to resolve: "", "<broadcast>", digits
+** and dots with a dot ("1.2.3.4", or a malformed "999.1.1.1"), or hex
+** digits, dots and colons with a colon. "123" and "cafe.be" are names,
+** as getaddrinfo has them; a scoped "fe80::1%eth0" is resolved too. */
+int wl_numeric_host(const char *host) {
+  if (host[0] == '\0' || strcmp(host, "<broadcast>") == 0) return 1;
+  if (strchr(host, ':') != NULL)
+    return strspn(host, "0123456789abcdefABCDEF.:") == strlen(host);
+  return strspn(host, "0123456789.") == strlen(host) && strchr(host, '.');
+}
 
 int wl_parse_addr(const char *host, int port, int family,
                   struct sockaddr_storage *sa, socklen_t *len) {
@@ -46,9 +59,8 @@ int wl_parse_addr(const char *host, int port, int family,
   } else {
     return UV_EAFNOSUPPORT;
   }
-  /* a name (resolve it first) or a malformed literal */
-  return strspn(host, "0123456789.:abcdefABCDEF") == strlen(host) &&
-         strpbrk(host, ".:") ? UV_EINVAL : UV_EAI_NONAME;
+  /* a malformed literal, or a name to resolve first */
+  return wl_numeric_host(host) ? UV_EINVAL : UV_EAI_NONAME;
 }
 
 int wl_push_addr(lua_State *L, const struct sockaddr *sa) {
@@ -70,16 +82,25 @@ int wl_push_addr(lua_State *L, const struct sockaddr *sa) {
   return 2;
 }
 
-void wl_format_addr(const struct sockaddr *sa, char *out, size_t size) {
+void wl_format_addr(const char *host, lua_Integer port, char *out,
+                    size_t size) {
+  if (port < 0)
+    snprintf(out, size, "%s", host);
+  else
+    snprintf(out, size, strchr(host, ':') ? "[%s]:%lld" : "%s:%lld", host,
+             (long long)port);
+}
+
+void wl_format_sockaddr(const struct sockaddr *sa, char *out, size_t size) {
   char buf[INET6_ADDRSTRLEN] = "?";
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
     inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-    snprintf(out, size, "%s:%d", buf, ntohs(a->sin_port));
+    wl_format_addr(buf, ntohs(a->sin_port), out, size);
   } else if (sa->sa_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
     inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-    snprintf(out, size, "[%s]:%d", buf, ntohs(a->sin6_port));
+    wl_format_addr(buf, ntohs(a->sin6_port), out, size);
   } else {
     snprintf(out, size, "?");
   }

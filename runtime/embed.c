@@ -10,6 +10,7 @@
 int luaopen_socket_core(lua_State *L);
 int luaopen_process_core(lua_State *L);
 int luaopen_wirelab_fs(lua_State *L);
+int luaopen_wirelab_fork(lua_State *L);
 int luaopen_wirelab_readline(lua_State *L);
 int luaopen_http_core(lua_State *L) __attribute__((weak));
 
@@ -19,6 +20,7 @@ static const luaL_Reg cmodules[] = {
   {"socket.core", luaopen_socket_core},
   {"process.core", luaopen_process_core},
   {"wirelab.fs", luaopen_wirelab_fs},
+  {"wirelab.fork", luaopen_wirelab_fork},
   {"wirelab.readline", luaopen_wirelab_readline},
   {"http.core", luaopen_http_core},
   {NULL, NULL}

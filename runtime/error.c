@@ -65,12 +65,19 @@ int wl_raise(lua_State *L, const char *op, int code, const char *addr) {
 int wl_raise_addr(lua_State *L, const char *op, int code, int hi) {
   char buf[300];
   const char *host = lua_tostring(L, hi);
-  if (host == NULL) host = "?";
-  if (strchr(host, ':') != NULL)
-    snprintf(buf, sizeof buf, "[%s]:%d", host, (int)lua_tointeger(L, hi + 1));
-  else
-    snprintf(buf, sizeof buf, "%s:%d", host, (int)lua_tointeger(L, hi + 1));
+  wl_format_addr(host ? host : "?", (int)lua_tointeger(L, hi + 1), buf,
+                 sizeof buf);
   return wl_raise(L, op, code, buf);
+}
+
+int wl_is_error(lua_State *L, int idx) {
+  int ok = 0;
+  if (lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, ERROR_MT);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  return ok;
 }
 
 static int error_tostring(lua_State *L) {
@@ -102,11 +109,8 @@ static int build(lua_State *L) {
   }
   if (!lua_isnoneornil(L, 3)) {
     const char *host = luaL_checkstring(L, 3);
-    if (lua_isnoneornil(L, 4))
-      snprintf(addr, sizeof addr, "%s", host);
-    else
-      snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d",
-               host, (int)luaL_checkinteger(L, 4));
+    lua_Integer port = lua_isnoneornil(L, 4) ? -1 : luaL_checkinteger(L, 4);
+    wl_format_addr(host, port, addr, sizeof addr);
   }
   wl_push_error(L, op, code, addr);
   if (!lua_isnoneornil(L, 5)) {
@@ -143,12 +147,7 @@ static int error_raise(lua_State *L) {
 
 /* is(err, code): true when err is a wirelab error with that code. */
 static int error_is(lua_State *L) {
-  int ok = 0;
-  if (lua_getmetatable(L, 1)) {
-    luaL_getmetatable(L, ERROR_MT);
-    ok = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-  }
+  int ok = wl_is_error(L, 1);
   if (ok && !lua_isnoneornil(L, 2)) {
     lua_getfield(L, 1, "code");
     ok = lua_rawequal(L, -1, 2);

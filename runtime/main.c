@@ -33,10 +33,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "wirelab: cannot create the Lua state\n");
     return 1;
   }
+  wl_errbuf_init();            /* before anything writes to stderr */
   luaL_openlibs(L);
+  wl_sched_init(L);
+  wl_signals_init();
   wl_open_modules(L);
-  luaL_requiref(L, "wirelab.core", luaopen_wirelab_core, 0);
-  lua_pop(L, 1);
   lua_getglobal(L, "os");
   lua_pushcfunction(L, os_exit);
   lua_setfield(L, -2, "exit");

@@ -8,12 +8,8 @@
 ** and a finished task has nothing to close.
 */
 #include <assert.h>
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
-#include <unistd.h>
-#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
@@ -44,7 +40,6 @@ static struct {
   uv_loop_t loop;
   uv_timer_t timer;          /* fires at the earliest deadline */
   double armed;              /* deadline the timer is set for, or -1 */
-  uv_async_t wakeup;         /* signal handlers break uv_run with it */
   lua_State *L;              /* the main thread */
   wl_task_t **ready;         /* ring buffer */
   size_t rhead, rcount, rcap;
@@ -54,9 +49,6 @@ static struct {
   wl_task_t *only;           /* in a forked child: the one task that runs */
   uint64_t polled_at;        /* uv_hrtime() of the loop's last poll */
   int handles;
-  volatile sig_atomic_t signo;
-  wl_task_t *soft;           /* the prompt's task: SIGINT interrupts it */
-  volatile sig_atomic_t soft_pending;   /* ... once the loop gets it */
 } S;
 
 uv_loop_t *wl_loop(void) { return &S.loop; }
@@ -67,6 +59,10 @@ static double now(void) { return (double)uv_hrtime() / 1e9; }
 static wl_task_t *task_of(lua_State *L) {
   return *(wl_task_t **)lua_getextraspace(L);
 }
+
+wl_task_t *wl_task_of(lua_State *L) { return task_of(L); }
+wl_task_t *wl_running_task(void) { return S.current; }
+lua_State *wl_task_thread(wl_task_t *t) { return t->co; }
 
 /* ---- ready queue ------------------------------------------------------ */
 
@@ -324,8 +320,7 @@ static int safe_tostring(lua_State *L) {
 static void finish(wl_task_t *t, int ok, int nres) {
   lua_State *L = S.L, *co = t->co;
   int i;
-  if (S.soft == t)
-    S.soft = NULL;
+  wl_signals_task_ended(t);
   push_task(L, t);
   if (ok) {
     lua_createtable(L, nres, 1);
@@ -412,7 +407,7 @@ static void run_task(wl_task_t *t) {
 ** that keeps yielding cannot hold off timers and I/O. */
 static void run_ready(void) {
   size_t n = 0, at_start = S.rcount;
-  while (S.rcount > 0 && n < MAX_BURST && !S.signo) {
+  while (S.rcount > 0 && n < MAX_BURST && !wl_signo) {
     wl_task_t *t;
     if (n >= at_start && wl_turn_over()) break;
     n++;
@@ -464,11 +459,14 @@ static int task_cancel(lua_State *L) {
   return 0;
 }
 
+int wl_task_interrupt(wl_task_t *t, int status) {
+  return t->state == T_PARKED && wl_wake(t->parked, status);
+}
+
 /* interrupt(): wake a parked task with EINTR, without the stickiness of
 ** cancel -- for a server's shutdown() to end its wait for a client. */
 static int task_interrupt(lua_State *L) {
-  wl_task_t *t = check_task(L, 1);
-  lua_pushboolean(L, t->state == T_PARKED && wl_wake(t->parked, UV_EINTR));
+  lua_pushboolean(L, wl_task_interrupt(check_task(L, 1), UV_EINTR));
   return 1;
 }
 
@@ -509,50 +507,6 @@ static int wl_time(lua_State *L) {
   uv_gettimeofday(&tv);
   lua_pushnumber(L, (double)tv.tv_sec + tv.tv_usec / 1e6);
   return 1;
-}
-
-/* fork() -> pid in the parent, 0 in the child, where only the calling
-** task goes on running: the parent's other tasks (its accept loop) must
-** not run twice. Python's ForkingMixIn, over a loop that survives fork. */
-static int wl_fork(lua_State *L) {
-  pid_t pid;
-  wl_task_t *t = task_of(L);
-  if (t == NULL) return luaL_error(L, "fork outside a wirelab task");
-  fflush(NULL);                /* or buffered output is written twice */
-  pid = fork();
-  if (pid < 0) return wl_raise(L, "fork", -errno, NULL);
-  if (pid == 0) {
-    int rc = uv_loop_fork(&S.loop);
-    if (rc < 0) return wl_raise(L, "fork", rc, NULL);
-    S.only = t;
-  }
-  lua_pushinteger(L, pid);
-  return 1;
-}
-
-/* waitpid(pid[, nohang]) -> code, signal | nil when still running */
-static int wl_waitpid(lua_State *L) {
-  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-  int st = 0, flags = lua_toboolean(L, 2) ? WNOHANG : 0;
-  pid_t r;
-  do r = waitpid(pid, &st, flags); while (r < 0 && errno == EINTR);
-  if (r < 0) return wl_raise(L, "waitpid", -errno, NULL);
-  if (r == 0) return 0;
-  if (WIFSIGNALED(st)) {
-    lua_pushnil(L);
-    lua_pushinteger(L, WTERMSIG(st));
-  } else {
-    lua_pushinteger(L, WEXITSTATUS(st));
-    lua_pushnil(L);
-  }
-  return 2;
-}
-
-/* _exit(code): leave a forked child without the parent's atexit work */
-static int wl_exit(lua_State *L) {
-  fflush(NULL);
-  _exit((int)luaL_optinteger(L, 1, 0));
-  return 0;
 }
 
 static int wl_handles(lua_State *L) { lua_pushinteger(L, S.handles); return 1; }
@@ -618,58 +572,6 @@ static int waitq_gc(lua_State *L) {
 
 /* ---- the main loop ---------------------------------------------------- */
 
-static void interrupt_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  S.soft_pending = 0;          /* a Ctrl-C at the prompt, delivered */
-  luaL_error(L, "interrupted");
-}
-
-static void on_sigpipe(int sig) { (void)sig; }
-
-static void on_signal(int signo) {
-  wl_task_t *t = S.current;
-  if (signo == SIGINT && S.soft != NULL && S.soft_pending < 2) {
-    /* at the prompt, Ctrl-C stops what it runs, not the process: Lua
-    ** code running now is interrupted by the hook; a wait (a recv, the
-    ** prompt itself) is interrupted from the loop, in on_wakeup. If the
-    ** loop does not get there (another task spins), a second Ctrl-C
-    ** stops the task that runs; a third ends the process as usual. */
-    if (S.soft_pending++ == 0 ? t == S.soft : t != NULL)
-      lua_sethook(t->co, interrupt_hook,
-                  LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-    uv_async_send(&S.wakeup);
-    return;
-  }
-  S.signo = signo;
-  if (t != NULL)   /* a task spinning in Lua never returns to the loop */
-    lua_sethook(t->co, interrupt_hook,
-                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-  uv_async_send(&S.wakeup);    /* async-signal-safe */
-}
-
-static void on_wakeup(uv_async_t *h) {
-  wl_task_t *t = S.soft;
-  (void)h;
-  if (!S.soft_pending || t == NULL)
-    return;
-  if (t->state == T_PARKED) {  /* its wait ends with EINTR */
-    lua_sethook(t->co, NULL, 0, 0);
-    S.soft_pending = 0;
-    wl_wake(t->parked, UV_EINTR);
-  } else {                     /* queued or running: stopped by the hook */
-    lua_sethook(t->co, interrupt_hook,
-                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-  }
-}
-
-/* The running task becomes the prompt's (on), or none (off): see
-** on_signal. */
-void wl_soft_sigint(lua_State *L, int on) {
-  S.soft = on ? task_of(L) : NULL;
-  S.soft_pending = 0;
-}
-
 /* Runs the function on the stack (below nargs arguments) as the main task
 ** until it ends; returns the process exit status. */
 int wl_sched_run(lua_State *L, int nargs) {
@@ -681,12 +583,9 @@ int wl_sched_run(lua_State *L, int nargs) {
   S.polled_at = uv_hrtime();
   for (;;) {
     run_ready();
-    if (main->state == T_DONE || main->state == T_FAILED || S.signo) break;
+    if (main->state == T_DONE || main->state == T_FAILED || wl_signo) break;
     arm_timer();
-    /* stderr is block-buffered (see sched_init): what the tasks wrote goes
-    ** out once per loop iteration, not one write(2) per log line */
-    fflush(stderr);
-    fflush(stdout);
+    wl_errbuf_flush();         /* once per loop turn, not per log line */
     if (S.rcount > 0) {
       uv_run(&S.loop, UV_RUN_NOWAIT);
     } else if (!uv_loop_alive(&S.loop)) {
@@ -699,8 +598,8 @@ int wl_sched_run(lua_State *L, int nargs) {
     }
     S.polled_at = uv_hrtime();
   }
-  if (S.signo) {
-    code = 128 + S.signo;
+  if (wl_signo) {
+    code = 128 + wl_signo;
   } else if (main->state == T_FAILED) {
     code = 1;
   } else {                   /* wirelab.main returns the exit status */
@@ -716,8 +615,7 @@ int wl_sched_run(lua_State *L, int nargs) {
 static const luaL_Reg funcs[] = {
   {"spawn", wl_spawn}, {"sleep", wl_sleep}, {"now", wl_now},
   {"time", wl_time}, {"handles", wl_handles}, {"current", wl_current},
-  {"waitq", waitq_new}, {"fork", wl_fork}, {"waitpid", wl_waitpid},
-  {"_exit", wl_exit}, {NULL, NULL}
+  {"waitq", waitq_new}, {NULL, NULL}
 };
 static const luaL_Reg task_methods[] = {
   {"join", task_join}, {"cancel", task_cancel}, {"done", task_done},
@@ -739,43 +637,31 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
   lua_pop(L, 1);
 }
 
-static void sched_init(lua_State *L) {
-  struct sigaction sa;
+/* Before any module loads (main.c): luaopen_wirelab_core only registers. */
+void wl_sched_init(lua_State *L) {
   /* copied into every new coroutine: plain coroutines are not tasks */
   *(wl_task_t **)lua_getextraspace(L) = NULL;
   S.L = L;
   S.armed = -1;
   uv_loop_init(&S.loop);
   uv_timer_init(&S.loop, &S.timer);   /* active only while tasks sleep */
-  uv_async_init(&S.loop, &S.wakeup, on_wakeup);
-  uv_unref((uv_handle_t *)&S.wakeup);
-  /* a server's access log is a line per request: batch it (flushed each
-  ** loop iteration and at exit) instead of a write(2) per line */
-  setvbuf(stderr, NULL, _IOFBF, 1 << 16);
-  /* SIGPIPE is caught by a handler that does nothing, not ignored: a
-  ** write to a closed pipe returns EPIPE all the same, and exec resets a
-  ** caught signal to its default, so programs started with io.popen or
-  ** os.execute (which do not go through libuv's reset) get SIG_DFL */
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigpipe;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGPIPE, &sa, NULL);
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
+  new_class(L, TASK_MT, task_methods, task_tostring, NULL);
+  new_class(L, WAITQ_MT, waitq_methods, NULL, waitq_gc);
+}
+
+/* fork() in the child: the parent's other tasks (its accept loop) must
+** not run twice, so only the calling task goes on. */
+int wl_sched_forked(lua_State *L) {
+  int rc = uv_loop_fork(&S.loop);
+  if (rc < 0) return rc;
+  S.only = task_of(L);
+  return 0;
 }
 
 int luaopen_wirelab_core(lua_State *L) {
-  if (S.L == NULL) {
-    sched_init(L);
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
-    new_class(L, TASK_MT, task_methods, task_tostring, NULL);
-    new_class(L, WAITQ_MT, waitq_methods, NULL, waitq_gc);
-  }
+  assert(S.L != NULL);         /* wl_sched_init first */
   luaL_newlib(L, funcs);
   lua_pushliteral(L, WL_VERSION);
   lua_setfield(L, -2, "version");

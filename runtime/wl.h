@@ -1,10 +1,27 @@
 /*
 ** wl.h: the runtime's table of contents -- everything bindings may use
-** across files: the loop, parking a task and waking it, errors, addresses.
+** across files: the loop, parking a task and waking it, signals, errors,
+** addresses, embedding.
+**
+** The rule for C files. runtime/ is the host program and the services
+** that other C code shares: the process (main.c), the embedded modules
+** (embed.c; tools/embed.c is the build tool behind build/scripts.c),
+** the loop and scheduler (sched.c), signals (signals.c), stderr
+** buffering (errbuf.c), errors (error.c), addresses (addr.c). Each
+** service is declared here, and may carry its own Lua face (wirelab.core,
+** wirelab.error). bindings/ is the C half of one Lua module each
+** (socket.core, http.core, process.core, wirelab.fs, wirelab.fork,
+** wirelab.readline), one file per concern, the files of one module
+** sharing a bindings/ header (socket.h, http.h). A binding reaches the
+** runtime only through this header; nothing in runtime/ calls into
+** bindings/ but embed.c's table of luaopen_* functions. The test: if
+** other C code calls it, it belongs in runtime/; if only Lua does, in
+** bindings/.
 */
 #ifndef WL_H
 #define WL_H
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <lua.h>
 #include <uv.h>
@@ -26,6 +43,8 @@ typedef struct wl_waiter_t {
   struct wl_waiter_t *prev, *next;
 } wl_waiter_t;
 
+/* The loop, the timer heap and the task table, before any module loads. */
+void wl_sched_init(lua_State *L);
 uv_loop_t *wl_loop(void);
 
 void wl_waiter_init(wl_waiter_t *w);
@@ -48,9 +67,17 @@ int wl_check_park(lua_State *L);
 int wl_yield(lua_State *L, lua_KFunction k, lua_KContext ctx);
 /* Whether the running task has held the loop past its slice (5 ms). */
 int wl_turn_over(void);
-/* While on, SIGINT interrupts the running task (the prompt's) with an
-** error, or its wait with EINTR, instead of ending the process. */
-void wl_soft_sigint(lua_State *L, int on);
+
+/* The task L runs in (NULL for the main thread and plain coroutines); the
+** task running now (NULL between tasks: safe in a signal handler); a
+** task's thread; waking a parked task with status (1 when it was parked). */
+wl_task_t *wl_task_of(lua_State *L);
+wl_task_t *wl_running_task(void);
+lua_State *wl_task_thread(wl_task_t *t);
+int wl_task_interrupt(wl_task_t *t, int status);
+/* In the child of fork(): the loop made usable again, and from now on
+** only L's task runs. 0 or a libuv error. */
+int wl_sched_forked(lua_State *L);
 
 /* Wait lists: a waiter used as the list head, never parked itself. */
 void wl_list_init(wl_waiter_t *head);
@@ -62,7 +89,33 @@ int wl_list_wake_all(wl_waiter_t *head, int status);
 void wl_handle_count(int delta);
 
 int wl_sched_run(lua_State *L, int nargs);      /* runs the main task */
+/* At exit: wl_sched_close forgets every wait before lua_close; after it,
+** wl_loop_close runs the close callbacks of what is left and closes the
+** loop. */
+void wl_sched_close(void);
+void wl_loop_close(void);
 int luaopen_wirelab_core(lua_State *L);
+
+/* ---- signals (signals.c) --------------------------------------------- */
+
+/* SIGINT and SIGTERM end the process with 128 + signal once the running
+** task is stopped; SIGPIPE is caught and does nothing (EPIPE instead). */
+void wl_signals_init(void);
+/* The signal that ends the process, 0 until one comes: the scheduler
+** stops at its next turn. Read on every resume, hence a variable. */
+extern volatile sig_atomic_t wl_signo;
+/* While on, SIGINT interrupts the running task (the prompt's) with an
+** error, or its wait with EINTR, instead of ending the process. */
+void wl_soft_sigint(lua_State *L, int on);
+/* Task t has ended: it is no longer the one SIGINT interrupts. */
+void wl_signals_task_ended(wl_task_t *t);
+
+/* ---- stderr buffering (errbuf.c) --------------------------------------- */
+
+/* stderr block-buffered: a server's access log is a line per request. */
+void wl_errbuf_init(void);
+/* What tasks wrote to stderr and stdout goes out: once per loop turn. */
+void wl_errbuf_flush(void);
 
 /* ---- errors (error.c) ------------------------------------------------ */
 
@@ -71,18 +124,26 @@ int wl_raise(lua_State *L, const char *op, int code, const char *addr);
 /* Same, with the address "host:port" taken from stack slots hi, hi+1. */
 int wl_raise_addr(lua_State *L, const char *op, int code, int hi);
 void wl_push_error(lua_State *L, const char *op, int code, const char *addr);
+/* Whether the value at idx is such an error object. */
+int wl_is_error(lua_State *L, int idx);
 int luaopen_wirelab_error(lua_State *L);
 
 /* ---- addresses (addr.c) ---------------------------------------------- */
 
+/* Whether host is a literal to parse, not a name to resolve. */
+int wl_numeric_host(const char *host);
 /* Numeric host (or "" / "<broadcast>") + port into sa; 0 or a libuv
 ** error (UV_EAI_NONAME when host is a name that needs resolving). */
 int wl_parse_addr(const char *host, int port, int family,
                   struct sockaddr_storage *sa, socklen_t *len);
 /* Pushes host, port of sa; returns 2. */
 int wl_push_addr(lua_State *L, const struct sockaddr *sa);
-/* "host:port" or "[v6]:port" into buf. */
-void wl_format_addr(const struct sockaddr *sa, char *buf, size_t size);
+/* "host:port", or "[v6]:port" when host has a colon; host alone when
+** port < 0. The one place this is written (Lua's: http.url.authority). */
+void wl_format_addr(const char *host, lua_Integer port, char *buf,
+                    size_t size);
+/* The same for a socket address. */
+void wl_format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
 
 /* ---- embedding (embed.c) --------------------------------------------- */
 
@@ -93,7 +154,5 @@ typedef struct wl_script_t {
 extern const wl_script_t wl_scripts[];     /* build/scripts.c */
 
 void wl_open_modules(lua_State *L);
-void wl_sched_close(void);
-void wl_loop_close(void);
 
 #endif

@@ -1,6 +1,6 @@
 -- socket: Python's socket module (API.md section 3). The C half
 -- (socket.core) is the socket object and its system calls; this half adds
--- name resolution, connect_ex, makefile and the module-level helpers.
+-- name resolution, makefile and the module-level helpers.
 local core = require "socket.core"
 local errors = require "wirelab.error"
 local reader = require "wirelab.reader"
@@ -11,9 +11,10 @@ local AF_INET, AF_INET6, AF_UNSPEC = core.AF_INET, core.AF_INET6, core.AF_UNSPEC
 local SOCK_STREAM = core.SOCK_STREAM
 
 local M = {}
-for k, v in pairs(core) do
-  if k ~= "methods" then M[k] = v end
+for k, v in pairs(core) do       -- "_" names are for this half only
+  if k ~= "methods" and k:sub(1, 1) ~= "_" then M[k] = v end
 end
+local is_numeric = core._is_numeric    -- addr.c's rule: a literal, not a name
 local Socket = core.methods
 M.Socket = Socket
 
@@ -44,35 +45,9 @@ function M.getaddrinfo(host, port, family, kind)
   return core.getaddrinfo(host, port or 0, family or AF_UNSPEC, kind or SOCK_STREAM)
 end
 
-local function is_numeric(host)
-  return host == "" or host == "<broadcast>" or host:find("^[%d.]+$") ~= nil
-      or (host:find(":", 1, true) ~= nil and host:find("[^%x:.%%]") == nil)
-end
-
--- bind, connect and sendto are C methods, which resolve names themselves.
+-- bind, connect, connect_ex and sendto are C methods, which check their
+-- arguments and resolve names themselves.
 local c_bind, c_connect = Socket.bind, Socket.connect
-
-local function check_hostport(op, host, port, first)
-  if type(host) ~= "string" then
-    error(("bad argument #%d to '%s' (string expected, got %s)"):format(first, op, type(host)), 3)
-  end
-  if math.type(port) ~= "integer" then
-    error(("bad argument #%d to '%s' (integer expected, got %s)"):format(first + 1, op,
-      math.type(port) or type(port)), 3)
-  end
-  if port < 0 or port > 65535 then
-    error(("bad argument #%d to '%s' (port out of range 0-65535)"):format(first + 1, op), 3)
-  end
-end
-
--- connect_ex(host, port) -> 0 or the errno name; argument errors still raise
-function Socket:connect_ex(host, port)
-  check_hostport("connect_ex", host, port, 1)
-  local ok, err = pcall(c_connect, self, host, port)
-  if ok then return 0 end
-  if errors.is(err) then return err.code end
-  error(err, 0)
-end
 
 Socket.__close = Socket.close
 
@@ -198,6 +173,9 @@ function M.has_dualstack_ipv6() return true end
 
 -- gethostbyname(name) -> the first IPv4 address
 function M.gethostbyname(name)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'gethostbyname' (string expected, got " .. type(name) .. ")", 2)
+  end
   if is_numeric(name) and not name:find(":", 1, true) and name ~= "" then return name end
   local list = M.getaddrinfo(name, 0, AF_INET)
   if not list[1] then errors.raise("gethostbyname", "EAI_NONAME", name) end

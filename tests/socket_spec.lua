@@ -289,6 +289,31 @@ describe("socket TCP", function()
     assert.are.equal("ECONNRESET", err.code)
   end))
 
+  it("takes booleans where an option is a flag, SO_LINGER's onoff included", bounded(5, function()
+    local s <close> = socket.socket()
+    local SOL, LINGER = socket.SOL_SOCKET, socket.SO_LINGER
+    s:setsockopt(SOL, LINGER, {true, 5})
+    assert.are.same({1, 5}, {s:getsockopt(SOL, LINGER)})       -- on, 5 s
+    -- off: Linux keeps the old seconds when onoff is 0, so only onoff counts
+    s:setsockopt(SOL, LINGER, {false, 0})
+    assert.are.equal(0, (s:getsockopt(SOL, LINGER)))
+    s:setsockopt(SOL, LINGER, {1, 7})                           -- integers as before
+    assert.are.same({1, 7}, {s:getsockopt(SOL, LINGER)})
+    s:setsockopt(SOL, LINGER, {0, 0})
+    assert.are.equal(0, (s:getsockopt(SOL, LINGER)))
+    s:setsockopt(SOL, socket.SO_KEEPALIVE, true)
+    assert.are.equal(1, s:getsockopt(SOL, socket.SO_KEEPALIVE))
+    s:setsockopt(SOL, socket.SO_KEEPALIVE, false)
+    assert.are.equal(0, s:getsockopt(SOL, socket.SO_KEEPALIVE))
+    local ok, err = pcall(function() s:setsockopt(SOL, LINGER, {"on", 5}) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #3 to 'setsockopt'", tostring(err), 1, true)
+    ok, err = pcall(function() s:setsockopt(SOL, socket.SO_KEEPALIVE, "yes") end)
+    assert.is_false(ok)
+    assert.matches("bad argument #3 to 'setsockopt' (integer or boolean expected, got string)",
+                   tostring(err), 1, true)
+  end))
+
   it("raises EADDRINUSE, EAI_NONAME, EBADF and argument errors", bounded(10, function()
     local a <close> = socket.create_server("127.0.0.1", 0)
     local _, port = a:getsockname()

@@ -176,9 +176,7 @@ end
 
 -- The Host header: brackets for IPv6, the port unless it is the default.
 function HTTPConnection:_host_header()
-  local h = self.host:find(":", 1, true) and ("[" .. self.host .. "]") or self.host
-  if self.port ~= self.default_port then h = h .. ":" .. self.port end
-  return h
+  return url_mod.authority(self.host, self.port ~= self.default_port and self.port or nil)
 end
 
 function HTTPConnection:connect()

@@ -7,6 +7,7 @@ local socket = require "socket"
 local wirelab = require "wirelab"
 local core = require "http.core"
 local headers_mod = require "http.headers"
+local url = require "http.url"
 local errors = require "wirelab.error"
 local reader = require "wirelab.reader"
 
@@ -49,12 +50,11 @@ local HTTPServer = socketserver.TCPServer:extend()
 M.HTTPServer = HTTPServer
 HTTPServer.allow_reuse_address = true
 HTTPServer.request_queue_size = 128
--- limits (RELIABILITY.md items 6 and 7), each overridable per server
-HTTPServer.max_line = 8192
-HTTPServer.max_header_bytes = 65536
-HTTPServer.max_headers = 100
-HTTPServer.max_body = 100 * 1024 * 1024
-HTTPServer.max_chunk_ext = 16384
+-- limits (RELIABILITY.md items 6 and 7), each overridable per server:
+-- max_line (414), max_header_bytes and max_headers (431), max_body (413),
+-- max_chunk_ext (400); their defaults are the parser's, written down in
+-- bindings/http.c only
+for name, default in pairs(core.default_limits) do HTTPServer[name] = default end
 HTTPServer.header_timeout = 30       -- a client must finish its head within this
 HTTPServer.keepalive_timeout = 5     -- idle time allowed between requests
 HTTPServer.body_timeout = 30         -- longest silence while a body arrives
@@ -168,10 +168,10 @@ function Base:setup()
   -- read once per connection: a server's limits are its configuration
   self._header_timeout, self._keepalive_timeout = srv.header_timeout, srv.keepalive_timeout
   self._max_requests = srv.max_requests_per_socket
+  -- a limit the server lacks (not an HTTPServer) is the parser's default
   self._parser = core.parser("request", {
-    max_line = srv.max_line or 8192, max_header_bytes = srv.max_header_bytes or 65536,
-    max_headers = srv.max_headers or 100, max_body = srv.max_body or 100 * 1024 * 1024,
-    max_chunk_ext = srv.max_chunk_ext or 16384})
+    max_line = srv.max_line, max_header_bytes = srv.max_header_bytes,
+    max_headers = srv.max_headers, max_body = srv.max_body, max_chunk_ext = srv.max_chunk_ext})
 end
 
 function Base:finish()
@@ -216,41 +216,43 @@ local function handler_traceback(e)
   return socketserver.traceback(e, 3)
 end
 
-function Base:handle_one_request()
-  self._w:begin()
-  self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
-  self.close_connection = true
-  -- wait for the head: an idle connection may wait keepalive_timeout (the
-  -- first request header_timeout) and is closed silently; once a byte of
-  -- the head has come, the whole head must arrive by the header deadline.
-  -- take_head fills in command, path, headers... (bindings/http.c).
+-- Waits for the next head: an idle connection may wait keepalive_timeout
+-- (the first request header_timeout) and is closed silently; once a byte of
+-- the head has come, the whole head must arrive by the header deadline.
+-- take_head fills in command, path, headers... (bindings/http.c). Returns
+-- true, has_body, expect, clen; false when the connection is done.
+local function read_head(self)
   local parser = self._parser
   local idle = self._pos > #self._buf      -- no byte of this request yet
   local deadline
-  local ev, a, has_body, expect, clen
   while true do
     if idle then          -- the parser waits at a message start: read first
       local t = self._requests and self._keepalive_timeout or self._header_timeout
-      if not fill(self, t, "idle") then return end
+      if not fill(self, t, "idle") then return false end
       idle = false
     end
-    ev, a, has_body, expect, clen = parser:take_head(self, self._buf, self._pos)
-    if ev == "head" then break end
+    local ev, a, has_body, expect, clen = parser:take_head(self, self._buf, self._pos)
+    if ev == "head" then
+      self._pos = a
+      return true, has_body, expect, clen
+    end
     if ev ~= "more" then                      -- "error"
       self:_fail(a or 400, has_body or "Bad Request")
-      return
+      return false
     end
     self._pos = a
     -- the whole head must arrive within header_timeout of its first byte
     deadline = deadline or wirelab.now() + self._header_timeout
     if not fill(self, nil, "head", deadline) then
       if self._eof then self:_fail(400, "Bad Request: incomplete request") end
-      return
+      return false
     end
   end
-  self._pos = a
-  self._requests = (self._requests or 0) + 1
-  self._clen = clen
+end
+
+-- The request's rfile: the one reader (wirelab.reader) over body_chunk,
+-- made once per connection and reset for each request.
+local function request_body(self, has_body)
   local body, rfile = self._body, self._rfile
   if body == nil then
     body = {h = self}
@@ -260,58 +262,84 @@ function Base:handle_one_request()
     reader.reset(rfile, body)
   end
   body.received, body.done, body.failed, body.trailers = 0, not has_body, false, nil
-  self.rfile = rfile
+  return rfile
+end
+
+-- max_requests_per_socket: the last request allowed closes the connection,
+-- one more gets a 503. True when this request was refused.
+local function refuse_over_limit(self)
   local maxreq = self._max_requests
   if maxreq and self._requests > maxreq then
     self.close_connection = true
     self:send_error(503, "Service Unavailable", "Too many requests on this connection")
     self._w:flush()
-    return
+    return true
   elseif maxreq and self._requests == maxreq then
     self.close_connection = true
   end
+  return false
+end
 
-  if expect then
-    if not self:handle_expect_100() then self._w:flush(); return end
-  end
-
+-- do_<command> under the message handler; a 501 when there is none. A
+-- handler error gets a 500 and goes on up. False when the connection is done.
+local function run_method(self)
   local method = self[do_names[self.command]]
   if not method then
     self:send_error(501, ("Unsupported method ('%s')"):format(self.command))
     self._w:flush()
     self.close_connection = true
-    return
+    return false
   end
   local ok, err = xpcall(method, handler_traceback, self)
-  if not ok and err == ABORT then
+  if ok then return true end
+  if err == ABORT then
     self.close_connection = true
-    return
+    return false
   end
-  if not ok then
-    -- Python closes the socket; a 500 first tells the client why
-    local w = self._w
-    if not w:headers_sent() and not self.connection.closed then
-      w:discard()
-      pcall(self.send_error, self, 500, "Internal Server Error")
-      pcall(w.flush, w)
-    end
-    self.close_connection = true
-    error(err, 0)
+  -- Python closes the socket; a 500 first tells the client why
+  local w = self._w
+  if not w:headers_sent() and not self.connection.closed then
+    w:discard()
+    pcall(self.send_error, self, 500, "Internal Server Error")
+    pcall(w.flush, w)
   end
-  -- after the handler: end a chunked body, flush, and skip an unread body
+  self.close_connection = true
+  error(err, 0)
+end
+
+-- A body the handler left unread is read past up to this; beyond it the
+-- connection is given up instead.
+local UNREAD_LIMIT = 1024 * 1024
+
+-- After the handler: end a chunked body, flush, and skip an unread body.
+local function end_request(self)
   local w = self._w
   if w:end_response() then self:end_headers() end
   w:flush()
   local b = self._body
   if not b.done and not self.close_connection then
-    -- the handler left some body unread: read past it, or give up on the
-    -- connection if it is large
-    local limit = 1024 * 1024
     local ok = pcall(function()
-      while not b.done and b.received < limit do body_chunk(b) end
+      while not b.done and b.received < UNREAD_LIMIT do body_chunk(b) end
     end)
     if not ok or not b.done or b.failed then self.close_connection = true end
   end
+end
+
+function Base:handle_one_request()
+  self._w:begin()
+  self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
+  self.close_connection = true
+  local ok, has_body, expect, clen = read_head(self)
+  if not ok then return end
+  self._requests = (self._requests or 0) + 1
+  self._clen = clen
+  self.rfile = request_body(self, has_body)
+  if refuse_over_limit(self) then return end
+  if expect and not self:handle_expect_100() then
+    self._w:flush()
+    return
+  end
+  if run_method(self) then end_request(self) end
 end
 
 function Base:handle_expect_100()
@@ -549,13 +577,12 @@ function M.main(args)
   if host:find(":", 1, true) then cls = cls:extend({address_family = socket.AF_INET6}) end
   local server = cls({host, o.port}, Handler)
   local h, p = server.server_address[1], server.server_address[2]
-  local url_host = h:find(":", 1, true) and ("[" .. h .. "]") or h
   -- Ctrl-C ends serving as Python's KeyboardInterrupt does: a message, 0.
   -- Caught from before the banner, which tells a user it may be pressed.
   local rl = require "wirelab.readline"
   local ok, err = pcall(function()
     rl.catch_sigint(true)
-    print(format("Serving HTTP on %s port %d (http://%s:%d/) ...", h, p, url_host, p))
+    print(format("Serving HTTP on %s port %d (http://%s/) ...", h, p, url.authority(h, p)))
     io.stdout:flush()
     server:serve_forever()
   end)

@@ -1,6 +1,7 @@
 -- http.url: the URLs of http.client: parse (absolute http:// URLs, with
 -- IPv6 literals and userinfo), join (a Location against the URL that
--- answered, RFC 3986 5.2) and base64 for Basic credentials.
+-- answered, RFC 3986 5.2), authority (host and port as a URL or Host
+-- header writes them) and base64 for Basic credentials.
 local core = require "http.core"
 
 local concat, format, lower = table.concat, string.format, string.lower
@@ -18,6 +19,14 @@ M.show = show
 
 local function unpercent(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- authority(host[, port]) -> "host:port", "[v6]:port", or without ":port"
+-- when port is nil. Lua's one copy of the rule; C's is wl_format_addr.
+function M.authority(host, port)
+  if host:find(":", 1, true) then host = "[" .. host .. "]" end
+  if port == nil then return host end
+  return host .. ":" .. port
 end
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

@@ -3,6 +3,7 @@
 -- here on the wait queue, the one primitive for "wait until notified".
 local core = require "wirelab.core"
 local errors = require "wirelab.error"
+local fork = require "wirelab.fork"
 
 local waitq, spawn, now = core.waitq, core.spawn, core.now
 local setmetatable, type, error = setmetatable, type, error
@@ -11,7 +12,7 @@ local table_pack, table_unpack = table.pack, table.unpack
 local M = {
   spawn = spawn, sleep = core.sleep, now = now, time = core.time,
   handles = core.handles, current = core.current, version = core.version,
-  fork = core.fork, waitpid = core.waitpid, _exit = core._exit,
+  fork = fork.fork, waitpid = fork.waitpid, _exit = fork._exit,
 }
 
 -- check_timeout(t, n, fname): Lua's argument error for a bad timeout, at

@@ -1,0 +1,158 @@
+/*
+** resolve.c: names to addresses for module "socket.core", on libuv's
+** thread pool so the loop never blocks: socket.getaddrinfo, and the host
+** names bind, connect and sendto take (wl_resolve_host). A request holds
+** its own waiter; when the task stops waiting first (timeout, cancel),
+** the callback frees what it would have returned.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include "socket.h"
+
+typedef struct {
+  uv_getaddrinfo_t uv;
+  wl_waiter_t w;
+  struct addrinfo *res;
+} gai_req;
+
+static void on_resolved(uv_getaddrinfo_t *uv, int status,
+                        struct addrinfo *res) {
+  gai_req *req = (gai_req *)uv;
+  req->res = res;
+  if (!wl_wake(&req->w, status)) {    /* the task gave up: nobody reads it */
+    uv_freeaddrinfo(res);
+    free(req);
+  }
+}
+
+static void free_request(gai_req *req) {
+  uv_freeaddrinfo(req->res);
+  free(req);
+}
+
+/* Both resolutions start here: host (NULL for the wildcard) and service
+** on the thread pool. 0 with *out, or a libuv error with nothing left. */
+static int start_resolve(lua_State *L, const char *host, const char *service,
+                         int family, int type, gai_req **out) {
+  struct addrinfo hints;
+  gai_req *req;
+  int rc;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = family;
+  hints.ai_socktype = type;
+  if ((req = malloc(sizeof *req)) == NULL)
+    return wl_raise(L, "getaddrinfo", UV_ENOMEM, NULL);
+  wl_waiter_init(&req->w);
+  req->res = NULL;
+  rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved, host, service, &hints);
+  if (rc < 0) {
+    free(req);
+    return rc;
+  }
+  *out = req;
+  return 0;
+}
+
+/* In k, with the wake status on top (popped): the request, or a raise
+** naming (host, port) at hi. A timeout or cancel woke the task before the
+** callback ran, and the callback still owns the request then. */
+static gai_req *take_request(lua_State *L, lua_KContext ctx, const char *op,
+                             int hi) {
+  gai_req *req = (gai_req *)ctx;
+  int rc = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED)
+    wl_raise_addr(L, op, rc, hi);
+  if (rc < 0) {
+    free_request(req);
+    wl_raise_addr(L, op, rc, hi);
+    return NULL;                             /* not reached: raise longjmps */
+  }
+  return req;
+}
+
+/* A host name in bind, connect or sendto: resolved on the thread pool for
+** the socket's family, then k puts the first address in the name's place
+** (wl_take_resolved) and starts the call again. */
+int wl_resolve_host(lua_State *L, wl_sock_t *s, int hi, const char *op,
+                    lua_KFunction k) {
+  gai_req *req;
+  int rc;
+  wl_check_park(L);
+  rc = start_resolve(L, lua_tostring(L, hi), NULL, s->family, s->type, &req);
+  if (rc < 0) return wl_raise_addr(L, op, rc, hi);
+  return wl_park(L, &req->w, s->timeout, k, (lua_KContext)req);
+}
+
+void wl_take_resolved(lua_State *L, lua_KContext ctx, const char *op,
+                      int hi) {
+  gai_req *req = take_request(L, ctx, op, hi);
+  if (req->res == NULL) {
+    free_request(req);
+    wl_raise_addr(L, op, UV_EAI_NONAME, hi);
+    return;                                  /* not reached */
+  }
+  wl_push_addr(L, req->res->ai_addr);
+  lua_pop(L, 1);               /* the port: the call has its own */
+  free_request(req);
+  lua_replace(L, hi);
+}
+
+static int gai_k(lua_State *L, int status, lua_KContext ctx) {
+  gai_req *req = take_request(L, ctx, "getaddrinfo", 1);
+  struct addrinfo *ai;
+  int i = 0;
+  (void)status;
+  lua_newtable(L);
+  for (ai = req->res; ai != NULL; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, ai->ai_family);
+    lua_setfield(L, -2, "family");
+    lua_pushinteger(L, ai->ai_socktype);
+    lua_setfield(L, -2, "type");
+    wl_push_addr(L, ai->ai_addr);
+    lua_setfield(L, -3, "port");
+    lua_setfield(L, -2, "host");
+    lua_rawseti(L, -2, ++i);
+  }
+  free_request(req);
+  return 1;
+}
+
+/* getaddrinfo(host, port[, family[, type[, timeout]]]) -> list */
+static int socket_getaddrinfo(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  char port[16];
+  int family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
+  int type = (int)luaL_optinteger(L, 4, SOCK_STREAM);
+  double timeout = luaL_optnumber(L, 5, -1);
+  gai_req *req;
+  int rc;
+  snprintf(port, sizeof port, "%d", (int)luaL_optinteger(L, 2, 0));
+  lua_settop(L, 2);
+  wl_check_park(L);
+  rc = start_resolve(L, host[0] ? host : NULL, port, family, type, &req);
+  if (rc < 0) return wl_raise_addr(L, "getaddrinfo", rc, 1);
+  return wl_park(L, &req->w, timeout, gai_k, (lua_KContext)req);
+}
+
+/* _is_numeric(host): wl_numeric_host, for the Lua half */
+static int socket_is_numeric(lua_State *L) {
+  lua_pushboolean(L, wl_numeric_host(luaL_checkstring(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"getaddrinfo", socket_getaddrinfo}, {"_is_numeric", socket_is_numeric},
+  {NULL, NULL}
+};
+
+/* Adds getaddrinfo and _is_numeric to the module at index `module`. */
+void wl_resolve_register(lua_State *L, int module) {
+  lua_pushvalue(L, module);
+  luaL_setfuncs(L, funcs, 0);
+  lua_pop(L, 1);
+}
