@@ -381,6 +381,20 @@ wirelab.sleep(100)
     it("SIGTERM ends a script whose background task spins", bounded(function()
       check_signal(BG_SPINNER, 15, spinning)
     end))
+
+    -- Python leaves a signal inherited as ignored ignored: a server started
+    -- with & from a script survives the terminal's Ctrl-C
+    for _, sig in ipairs{2, 15} do
+      it("a signal inherited as ignored stays ignored (" .. sig .. ")", bounded(function()
+        local p <close> = process.spawn{"sh", "-c", ("trap '' %d; exec \"$0\" -e \"$1\""):format(sig),
+          wirelab_path(), "print('ready'); require('wirelab').sleep(0.5); print('survived')"}
+        assert.are.equal("ready", p.stdout:read("l"))
+        sleeping(p.pid)
+        p:kill(sig)
+        assert.are.equal(0, (p:wait(5)))
+        assert.are.equal("survived\n", p.stdout:read("a"))
+      end))
+    end
   end)
 
   describe("wirelab test", function()
