@@ -92,7 +92,9 @@ static void push_head(lua_State *L, parser_t *P) {
     lua_pushlstring(L, P->arena ? P->arena + P->url : "", P->url_len);
     lua_setfield(L, -2, "reason");
   }
-  if (h->http_major == 1 && h->http_minor <= 1)
+  if (P->later_minor)         /* as sent, served as 1.1 */
+    lua_pushfstring(L, "HTTP/1.%d", P->later_minor);
+  else if (h->http_major == 1 && h->http_minor <= 1)
     lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 + h->http_minor);
   else
     lua_pushfstring(L, "HTTP/%d.%d", h->http_major, h->http_minor);
@@ -196,7 +198,9 @@ static void fill_handler(lua_State *L, parser_t *P) {
     lua_pushlstring(L, target, tlen);
   }
   set_uv(L, 2, UV_PATH);
-  if (hp->http_major == 1 && hp->http_minor <= 1)
+  if (P->later_minor)         /* as sent: Python's request_version */
+    lua_pushfstring(L, "HTTP/1.%d", P->later_minor);
+  else if (hp->http_major == 1 && hp->http_minor <= 1)
     lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 + hp->http_minor);
   else
     lua_pushfstring(L, "HTTP/%d.%d", hp->http_major, hp->http_minor);

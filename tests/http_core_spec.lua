@@ -94,6 +94,27 @@ end
 local H = "POST / HTTP/1.1\r\nHost: a\r\n"
 
 describe("http.core request parsing", function()
+  -- RFC 9112 2.3, and Python: a later minor version is served as HTTP/1.1;
+  -- the request keeps the version it sent
+  it("takes HTTP/1.2 to 1.9 as HTTP/1.1, split anywhere, CRLF or bare LF", function()
+    for _, s in ipairs{"GET /a HTTP/1.2\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n",
+                       "GET /a HTTP/1.9\nHost: a\n\nGET /b HTTP/1.1\nHost: a\n\n"} do
+      local _, events = status_of(s)
+      assert.are.same({"/a", "/b"}, heads(events))
+      local v = s:match("HTTP/1%.(%d)")
+      assert.are.equal("HTTP/1." .. v, events[1][2].version)
+      assert.is_true(events[1][2].keep_alive)
+      assert.are.equal("HTTP/1.1", events[3][2].version)
+    end
+    assert.are.equal(400, (status_of("GET / HTTP/1.10\r\nHost: a\r\n\r\n")))
+    assert.are.equal(400, (status_of("GET / HTTP/1.2x\r\nHost: a\r\n\r\n")))
+    assert.are.equal(505, (status_of("GET / HTTP/2.0\r\nHost: a\r\n\r\n")))
+    -- a version-like target is a target
+    local _, events = status_of("GET /HTTP/1.2 HTTP/1.0\r\n\r\n")
+    assert.are.same({"/HTTP/1.2"}, heads(events))
+    assert.are.equal("HTTP/1.0", events[1][2].version)
+  end)
+
   it("parses a simple GET", function()
     local p = core.parser("request")
     local s = "GET /x?y=1 HTTP/1.1\r\nHost: a\r\nX-Y:  b c \r\nx-y: d\r\n\r\n"
@@ -203,7 +224,6 @@ describe("http.core request parsing", function()
     assert.are.equal(505, status_of("GET / HTTP/3.1\r\nHost: a\r\n\r\n"))
     assert.are.equal(505, status_of("GET /\r\n\r\n"))            -- HTTP/0.9
     assert.are.equal(505, status_of("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
-    assert.are.equal(400, status_of("GET / HTTP/1.2\r\nHost: a\r\n\r\n"))
     assert.are.equal(400, status_of("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"))
   end)
 

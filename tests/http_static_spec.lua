@@ -633,7 +633,7 @@ for name in sys.stdin.read().split("\n"):
       end)
     end)
 
-    it("answers errors as python3 -m http.server does, page for page", function()
+    it("answers errors and HTTP/1.2 as python3 -m http.server does, page for page", function()
       wirelab.timeout(10, function()
         local before = wirelab.handles()
         local py = process.spawn{"python3", "-u", "-m", "http.server", "0", "-b", "127.0.0.1",
@@ -645,6 +645,8 @@ for name in sys.stdin.read().split("\n"):
           for _, req in ipairs{
             "GET /no-such-file HTTP/1.1",         -- 404: "Nothing matches the given URI"
             "BREW /pot HTTP/1.1",                 -- 501: unsupported method
+            "GET /hello.txt HTTP/1.2",            -- RFC 9112 2.3: served as HTTP/1.1
+            "GET /hello.txt HTTP/1.9",
             "GET /sub HTTP/1.1",                  -- 301 to the slash
           } do
             local r = req .. "\r\nHost: test\r\nConnection: close\r\n\r\n"
