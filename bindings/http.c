@@ -330,10 +330,13 @@ static int parser_set_head_response(lua_State *L) {
 
 /* The raw start line of the current or last message, as far as seen:
    the server logs it (escaped) even for requests it refuses. */
+/* p:request_line() -> the start line as far as it was scanned, and
+** whether it ended (else the parser stopped inside it) */
 static int parser_request_line(lua_State *L) {
   parser_t *P = check_parser(L);
   lua_pushlstring(L, P->line ? P->line : "", P->llen);
-  return 1;
+  lua_pushboolean(L, P->line_done);
+  return 2;
 }
 
 static int parser_gc(lua_State *L) {

@@ -262,7 +262,7 @@ static int scan_start_line(parser_t *P, const unsigned char **sp,
     if (c == '\n') { P->lf_ok = 0; break; }
     P->st = S_LINE;
     P->llen = 0;
-    P->later_minor = 0;
+    P->later_minor = P->line_done = 0;
     /* fall through */
   case S_LINE:
     if (P->method_st != M_IN && c >= 0x20 && c != 0x7f) {
@@ -292,7 +292,7 @@ static int scan_start_line(parser_t *P, const unsigned char **sp,
     if (req && (c == '\r' || c == '\n') && P->method_st == M_IN)
       P->method_st = M_BAD;
     if (c == '\r') { P->st = S_LINE_CR; break; }
-    if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; break; }
+    if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; P->line_done = 1; break; }
     if (is_ctl(c) || (req && c == '\t'))  /* llhttp takes HTAB in URLs */
       ERR(400, req ? "Control character in request line"
                    : "Control character in status line");
@@ -308,6 +308,8 @@ static int scan_start_line(parser_t *P, const unsigned char **sp,
   default:                     /* S_START_CR, S_LINE_CR */
     if (c != '\n')
       ERR(400, "CR not followed by LF");
+    if (P->st == S_LINE_CR)
+      P->line_done = 1;
     P->st = P->st == S_START_CR ? S_START : S_FIELD;
     break;
   }
@@ -786,6 +788,7 @@ void wl_hp_reset(parser_t *P) {
   P->paused = P->pending_end = P->closing = P->bad_method = 0;
   P->head_response = 0;
   P->nf = P->alen = P->url_len = P->llen = 0;
+  P->later_minor = P->line_done = 0;
   P->ntrail = (size_t)-1;
   P->body_len = 0;
   P->status = 0;

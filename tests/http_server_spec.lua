@@ -866,7 +866,7 @@ end
 local srv = hs.HTTPServer({"127.0.0.1", 0}, H)
 print(srv.server_address[2])
 io.stdout:flush()
-for _ = 1, 4 do srv:handle_request() end
+for _ = 1, 6 do srv:handle_request() end
 srv:server_close()
 ]]
     local p = process.spawn{wirelab_path(), "-e", code}
@@ -884,6 +884,12 @@ srv:server_close()
     assert.are.equal(200, exchange("GET /logme HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").status)
     assert.are.equal(400, exchange("GET /\27[31m HTTP/1.1\r\nHost: a\r\n\r\n").status)
     assert.are.equal(501, exchange("DELETE /d HTTP/1.1\r\nHost: a\r\n\r\n").status)
+    -- a head too large, arriving over many reads: the log shows its request
+    -- line, as Python's, not the header bytes the buffer holds by then
+    assert.are.equal(431, exchange("GET /big HTTP/1.1\r\nHost: a\r\nX-Big: " ..
+      ("v"):rep(70000) .. "\r\n\r\n").status)
+    assert.are.equal(431, exchange("GET /many HTTP/1.1\r\nHost: a\r\n" ..
+      ("X-A: b\r\n"):rep(101) .. "\r\n").status)
     local status = p:wait(5)
     assert.are.equal(0, status)
     local err = p.stderr:read("a")
@@ -898,6 +904,9 @@ srv:server_close()
     assert.matches('"GET /\\x1b[31m HTTP/1.1" 400 -', err, 1, true)
     assert.matches("code 501, message Unsupported method", err, 1, true)
     assert.matches('"DELETE /d HTTP/1.1" 501 -', err, 1, true)
+    assert.matches('"GET /big HTTP/1.1" 431 -', err, 1, true)
+    assert.matches('"GET /many HTTP/1.1" 431 -', err, 1, true)
+    assert.is_nil(err:find("vvvv", 1, true), "header bytes logged as the request line")
   end))
 end)
 

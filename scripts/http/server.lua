@@ -183,11 +183,13 @@ function Base:_fail(status, reason)
   self.close_connection = true
   if self._w:headers_sent() then return end
   if not self.requestline then
-    -- the whole first line as received (the parser stops at the bad byte);
-    -- log_message escapes its control bytes
-    local parsed = self._parser:request_line(self._buf) or ""
-    local raw = self._buf:match("^([^\r\n]*)") or ""
-    self.requestline = (#raw > #parsed and raw or parsed):sub(1, 8192)
+    -- the first line as received: the parser's copy once it ended; a line
+    -- the parser stopped inside (at a bad byte) runs on in the buffer while
+    -- the buffer still starts with it. log_message escapes control bytes.
+    local parsed, done = self._parser:request_line()
+    local raw = not done and self._buf:match("^([^\r\n]*)") or ""
+    if #raw > #parsed and raw:sub(1, #parsed) == parsed then parsed = raw end
+    self.requestline = parsed:sub(1, 8192)
     self.command, self.request_version = nil, nil
   end
   pcall(self.send_error, self, status, reason)
