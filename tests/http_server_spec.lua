@@ -10,42 +10,8 @@ local process = require "process"
 
 local concat, format = table.concat, string.format
 
--- ---- the binary, for the access-log subprocess --------------------------
-
-local WIRELAB
-local function wirelab_path()
-  if WIRELAB then return WIRELAB end
-  local given = os.getenv("WIRELAB") or "./wirelab"
-  local r = process.run{"readlink", "-f", given, timeout = 5}
-  local path = r.code == 0 and r.stdout:match("^(.-)%s*$") or ""
-  WIRELAB = path ~= "" and path or given
-  return WIRELAB
-end
-
--- ---- bounding and cleaning up ---------------------------------------------
-
--- What a test opened, closed afterwards even when it failed half-way, so
--- one failure does not leave a server behind for the next test.
-local cleanup = {}
-local function defer(fn) cleanup[#cleanup + 1] = fn end
-
--- Every body runs under a 15 s bound and must leave the count of open
--- handles where it found it.
-local function bounded(fn)
-  return function()
-    collectgarbage()
-    local before = wirelab.handles()
-    local ok, err = pcall(wirelab.timeout, 15, fn)
-    local list = cleanup
-    cleanup = {}
-    pcall(wirelab.timeout, 5, function()
-      for i = #list, 1, -1 do pcall(list[i]) end
-    end)
-    if not ok then error(err, 0) end
-    collectgarbage()
-    assert.are.equal(before, wirelab.handles(), "open handles leaked")
-  end
-end
+local support = require "support"
+local bounded, defer = support.bounded, support.defer
 
 -- ---- the handler under test -----------------------------------------------
 
@@ -325,23 +291,11 @@ local function dechunk(s)
   end
 end
 
-local function tmpname()
-  local name = os.tmpname()
-  defer(function() os.remove(name) end)
-  return name
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 -- ==========================================================================
 
 describe("http.server with curl", function()
-  it("GET returns the body and headers", bounded(function()
+  it("GET returns the body and headers", bounded(15, function()
     local srv, port = start()
     local url = "http://127.0.0.1:" .. port
     local r = curl{"-i", "-H", "X-Test: yes", url .. "/headers"}
@@ -359,7 +313,7 @@ describe("http.server with curl", function()
     stop(srv)
   end))
 
-  it("reuses the connection for two URLs", bounded(function()
+  it("reuses the connection for two URLs", bounded(15, function()
     local srv, port = start()
     local url = "http://127.0.0.1:" .. port
     local r = curl{"-v", url .. "/one", url .. "/two"}
@@ -370,9 +324,10 @@ describe("http.server with curl", function()
     stop(srv)
   end))
 
-  it("echoes a 10 MiB POST intact", bounded(function()
+  it("echoes a 10 MiB POST intact", bounded(15, function()
     local srv, port = start()
-    local input, output = tmpname(), tmpname()
+    local dir = support.tmpdir()
+    local input, output = dir .. "/input", dir .. "/output"
     local f = assert(io.open("/dev/urandom", "rb"))
     local data = f:read(10 * 1024 * 1024)
     f:close()
@@ -384,7 +339,7 @@ describe("http.server with curl", function()
     -- curl asks before sending a large body; the server lets it go on
     assert.matches("< HTTP/1.1 100 Continue", r.stderr, 1, true)
     assert.matches("< HTTP/1.1 200 OK", r.stderr, 1, true)
-    local got = read_file(output)
+    local got = support.read(output)
     assert.are.equal(#data, #got)
     assert.is_true(data == got, "the echoed body differs")
     local sums = process.run{"sha256sum", input, output, timeout = 10}
@@ -394,7 +349,7 @@ describe("http.server with curl", function()
     stop(srv)
   end))
 
-  it("frames a large chunked body right for a reader slower than the server", bounded(function()
+  it("frames a large chunked body right for a reader slower than the server", bounded(15, function()
     local srv, port = start()
     local c = connect(port, 10)
     c:send("GET /bigchunks HTTP/1.1\r\nHost: a\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -409,7 +364,7 @@ describe("http.server with curl", function()
     stop(srv)
   end))
 
-  it("HEAD has the headers but no body", bounded(function()
+  it("HEAD has the headers but no body", bounded(15, function()
     local srv, port = start()
     local r = curl{"-I", "http://127.0.0.1:" .. port .. "/h"}
     assert.matches("^HTTP/1.1 200 OK\r\n", r.stdout)
@@ -428,7 +383,7 @@ describe("http.server with curl", function()
     stop(srv)
   end))
 
-  it("--http1.0 gets a complete response and the connection closes", bounded(function()
+  it("--http1.0 gets a complete response and the connection closes", bounded(15, function()
     local srv, port = start()
     local url = "http://127.0.0.1:" .. port
     local r = curl{"-v", "-i", "--http1.0", url .. "/nolength", url .. "/cl"}
@@ -448,7 +403,7 @@ describe("http.server with curl", function()
 end)
 
 describe("http.server with Python's http.client", function()
-  it("serves several requests on one connection", bounded(function()
+  it("serves several requests on one connection", bounded(15, function()
     local srv, port = start()
     local out = python([[
 import http.client, sys
@@ -467,7 +422,7 @@ c.close()
     stop(srv)
   end))
 
-  it("reads a chunked request body", bounded(function()
+  it("reads a chunked request body", bounded(15, function()
     local srv, port = start()
     local out = python([[
 import http.client, sys
@@ -485,7 +440,7 @@ c.close()
     stop(srv)
   end))
 
-  it("answers Expect: 100-continue with 100 Continue before the final response", bounded(function()
+  it("answers Expect: 100-continue with 100 Continue before the final response", bounded(15, function()
     local srv, port = start()
     local out = python([[
 import socket, sys
@@ -525,7 +480,7 @@ describe("http.server framing", function()
     "GET /p4 HTTP/1.1\r\nHost: a\r\n\r\n",
   }
 
-  it("answers four pipelined requests in order, as if sent one by one", bounded(function()
+  it("answers four pipelined requests in order, as if sent one by one", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
     c:send(concat(reqs))
@@ -555,7 +510,7 @@ describe("http.server framing", function()
     stop(srv)
   end))
 
-  it("answers the same pipeline cut at every byte offset byte for byte the same", bounded(function()
+  it("answers the same pipeline cut at every byte offset byte for byte the same", bounded(15, function()
     local srv, port = start()
     local stream = concat(reqs)
     local c = connect(port)
@@ -580,7 +535,7 @@ describe("http.server framing", function()
     stop(srv)
   end))
 
-  it("does not dispatch a request pipelined after Connection: close", bounded(function()
+  it("does not dispatch a request pipelined after Connection: close", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
     c:send("GET /c1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" ..
@@ -594,7 +549,7 @@ describe("http.server framing", function()
     stop(srv)
   end))
 
-  it("frames a body without Content-Length: chunked for HTTP/1.1, close for HTTP/1.0", bounded(function()
+  it("frames a body without Content-Length: chunked for HTTP/1.1, close for HTTP/1.0", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
     c:send("GET /nolength HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -622,7 +577,7 @@ describe("http.server framing", function()
     stop(srv)
   end))
 
-  it("keeps serving a client that half-closes after its request", bounded(function()
+  it("keeps serving a client that half-closes after its request", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
     c:send("GET /half HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -640,7 +595,7 @@ describe("http.server framing", function()
 end)
 
 describe("http.server handlers", function()
-  it("dispatches do_<METHOD> and answers 501 without one", bounded(function()
+  it("dispatches do_<METHOD> and answers 501 without one", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
     c:send("PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
@@ -663,7 +618,7 @@ describe("http.server handlers", function()
     stop(srv)
   end))
 
-  it("skips a request body the handler leaves unread", bounded(function()
+  it("skips a request body the handler leaves unread", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
     c:send("PATCH /p HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nGET /x" ..
@@ -678,7 +633,7 @@ describe("http.server handlers", function()
     stop(srv)
   end))
 
-  it("send_error builds Python's error page", bounded(function()
+  it("send_error builds Python's error page", bounded(15, function()
     local srv, port = start()
     local r = get(port, "/teapot")
     assert.are.equal(418, r.status)
@@ -698,7 +653,7 @@ describe("http.server handlers", function()
     stop(srv)
   end))
 
-  it("refuses a header value with CR/LF: an error, and the client never sees it", bounded(function()
+  it("refuses a header value with CR/LF: an error, and the client never sees it", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
     c:send("GET /inject HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -715,7 +670,7 @@ describe("http.server handlers", function()
     stop(srv)
   end))
 
-  it("answers 500 when a handler raises and keeps serving", bounded(function()
+  it("answers 500 when a handler raises and keeps serving", bounded(15, function()
     local srv, port = start()
     local keep = connect(port)                 -- another client, kept alive
     keep:send("GET /k1 HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -735,7 +690,7 @@ describe("http.server handlers", function()
     stop(srv)
   end))
 
-  it("ends a connection after max_requests_per_socket", bounded(function()
+  it("ends a connection after max_requests_per_socket", bounded(15, function()
     local srv, port = start{max_requests_per_socket = 2}
     local c = connect(port)
     c:send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -783,7 +738,7 @@ describe("http.server response methods, with Python's semantics", function()
     end
   end
 
-  it("204 and 304 carry no body and keep the connection", bounded(function()
+  it("204 and 304 carry no body and keep the connection", bounded(15, function()
     local srv, port = start(nil, Resp)
     local c = connect(port)
     c:send("GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\n" ..
@@ -801,7 +756,7 @@ describe("http.server response methods, with Python's semantics", function()
     stop(srv)
   end))
 
-  it("sends an interim 103 at once, before the final response", bounded(function()
+  it("sends an interim 103 at once, before the final response", bounded(15, function()
     local srv, port = start(nil, Resp)
     local c = connect(port)
     local t0 = wirelab.now()
@@ -817,7 +772,7 @@ describe("http.server response methods, with Python's semantics", function()
   end))
 
   it("wfile:write takes numbers and several strings, returns the file, refuses a table",
-     bounded(function()
+     bounded(15, function()
     local srv, port = start(nil, Resp)
     local c = connect(port)
     c:send("GET /pieces HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -830,7 +785,7 @@ describe("http.server response methods, with Python's semantics", function()
   end))
 
   it("calls overridden send_header, version_string and log_request, as Python does",
-     bounded(function()
+     bounded(15, function()
     local Custom = Resp:extend()
     local seen, logged = {}, {}
     function Custom:send_header(k, v)
@@ -852,7 +807,7 @@ describe("http.server response methods, with Python's semantics", function()
 end)
 
 describe("http.server access log", function()
-  it("writes Python's format to stderr, control bytes as \\xHH", bounded(function()
+  it("writes Python's format to stderr, control bytes as \\xHH", bounded(15, function()
     local code = [[
 local hs = require "http.server"
 local H = hs.BaseHTTPRequestHandler:extend()
@@ -869,8 +824,7 @@ io.stdout:flush()
 for _ = 1, 4 do srv:handle_request() end
 srv:server_close()
 ]]
-    local p = process.spawn{wirelab_path(), "-e", code}
-    defer(function() pcall(p.kill, p, 9); pcall(p.wait, p, 5); p:close() end)
+    local p = support.spawn{support.wirelab, "-e", code}
     local port = math.tointeger(tonumber(p.stdout:readline()))
     assert.is_not_nil(port)
     local function exchange(req)
@@ -925,11 +879,11 @@ describe("http.server limits and refusals", function()
     return "GET /" .. ("a"):rep(n - 14) .. " HTTP/1.1"
   end
 
-  it("414 for a request line over 8 KiB", bounded(function()
+  it("414 for a request line over 8 KiB", bounded(15, function()
     refused(line(8193) .. "\r\nHost: a\r\n\r\n", 414)
   end))
 
-  it("accepts a request line of exactly 8 KiB", bounded(function()
+  it("accepts a request line of exactly 8 KiB", bounded(15, function()
     local _, port = start()
     local c = connect(port)
     c:send(line(8192) .. "\r\nHost: a\r\n\r\n")
@@ -937,19 +891,19 @@ describe("http.server limits and refusals", function()
     c:close()
   end))
 
-  it("431 for a header section over 64 KiB", bounded(function()
+  it("431 for a header section over 64 KiB", bounded(15, function()
     -- the server stops reading at the limit; unread bytes may turn its
     -- close into a reset, but only after the 431 has arrived
     refused("GET / HTTP/1.1\r\nHost: a\r\nX: " .. ("v"):rep(70000) .. "\r\n\r\n", 431, nil, true)
   end))
 
-  it("431 for more than 100 header fields", bounded(function()
+  it("431 for more than 100 header fields", bounded(15, function()
     local t = {"GET / HTTP/1.1\r\nHost: a\r\n"}
     for i = 2, 101 do t[#t + 1] = "X-" .. i .. ": v\r\n" end
     refused(concat(t) .. "\r\n", 431)
   end))
 
-  it("413 for a Content-Length over max_body, before the body is sent", bounded(function()
+  it("413 for a Content-Length over max_body, before the body is sent", bounded(15, function()
     local srv, port = start{max_body = 1000}
     local c = connect(port)
     c:send("POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n")
@@ -971,7 +925,7 @@ describe("http.server limits and refusals", function()
     stop(srv)
   end))
 
-  it("413 + close when a chunked body passes max_body, and nothing after", bounded(function()
+  it("413 + close when a chunked body passes max_body, and nothing after", bounded(15, function()
     local srv, port = start{max_body = 1000}
     local c = connect(port)
     c:send("POST /chunky HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" ..
@@ -1001,12 +955,12 @@ describe("http.server limits and refusals", function()
     {"two Host lines", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
   }
   for _, case in ipairs(bad) do
-    it("400 + close for " .. case[1] .. ", no handler call", bounded(function()
+    it("400 + close for " .. case[1] .. ", no handler call", bounded(15, function()
       refused(case[2], 400)
     end))
   end
 
-  it("serves HTTP/1.0 without Host and a bare-LF request", bounded(function()
+  it("serves HTTP/1.0 without Host and a bare-LF request", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
     c:send("GET /ten HTTP/1.0\r\n\r\n")
@@ -1024,7 +978,7 @@ describe("http.server limits and refusals", function()
 end)
 
 describe("http.server timeouts", function()
-  it("408 + close for a head trickling past header_timeout; others served meanwhile", bounded(function()
+  it("408 + close for a head trickling past header_timeout; others served meanwhile", bounded(15, function()
     local srv, port = start{header_timeout = 1}
     local slow = connect(port)
     local t0 = wirelab.now()
@@ -1061,7 +1015,7 @@ describe("http.server timeouts", function()
     stop(srv)
   end))
 
-  it("closes an idle keep-alive connection silently after keepalive_timeout", bounded(function()
+  it("closes an idle keep-alive connection silently after keepalive_timeout", bounded(15, function()
     local srv, port = start{keepalive_timeout = 0.5}
     local c = connect(port)
     c:send("GET /idle HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -1074,7 +1028,7 @@ describe("http.server timeouts", function()
     stop(srv)
   end))
 
-  it("408 + close for a body trickling slower than body_timeout, and nothing after", bounded(function()
+  it("408 + close for a body trickling slower than body_timeout, and nothing after", bounded(15, function()
     local srv, port = start{body_timeout = 0.5}
     local c = connect(port)
     local t0 = wirelab.now()
@@ -1104,7 +1058,7 @@ describe("http.server connection faults", function()
     c:close()
   end
 
-  it("goes on serving after a client resets mid-request", bounded(function()
+  it("goes on serving after a client resets mid-request", bounded(15, function()
     local srv, port = start()
     local base = wirelab.handles()
     -- mid-head
@@ -1123,7 +1077,7 @@ describe("http.server connection faults", function()
     stop(srv)
   end))
 
-  it("goes on serving after a client resets mid-response", bounded(function()
+  it("goes on serving after a client resets mid-response", bounded(15, function()
     local srv, port = start()
     local base = wirelab.handles()
     local c = connect(port)

@@ -6,21 +6,12 @@ local wirelab = require "wirelab"
 local process = require "process"
 local socket = require "socket"
 
-local wirelab_path = require("tests.reliability.support").wirelab_path
-
-local function bounded(fn, seconds)
-  return function()
-    collectgarbage()
-    local before = wirelab.handles()
-    wirelab.timeout(seconds or 15, fn)
-    collectgarbage()
-    assert.are.equal(before, wirelab.handles())
-  end
-end
+local support = require "support"
+local bounded = support.bounded
 
 -- session(args) -> p: `wirelab -i ARGS`, its stdin a pipe the test writes
 local function session(...)
-  local p = process.spawn{wirelab_path(), "-i", ..., stdin = true}
+  local p = process.spawn{support.wirelab, "-i", ..., stdin = true}
   return p
 end
 
@@ -34,7 +25,7 @@ end
 
 describe("the interactive prompt", function()
   it("prints expressions, runs statements, continues unfinished ones and survives errors",
-     bounded(function()
+     bounded(15, function()
     local p = session()
     p:write("1 + 1\n")
     assert.are.equal("2", p.stdout:readline())
@@ -53,7 +44,7 @@ describe("the interactive prompt", function()
   end))
 
   it("keeps the loop running between lines: a server started at the prompt answers",
-     bounded(function()
+     bounded(15, function()
     local p = session()
     p:write([[
 socket = require "socket"; wirelab = require "wirelab"
@@ -75,7 +66,7 @@ select(2, srv:getsockname())
     assert.are.equal(0, (finish(p)))
   end))
 
-  it("Ctrl-C (SIGINT) stops what the prompt runs, not the process", bounded(function()
+  it("Ctrl-C (SIGINT) stops what the prompt runs, not the process", bounded(15, function()
     local p = session()
     local function interrupt()
       wirelab.sleep(0.3)          -- let it get going
@@ -103,7 +94,7 @@ select(2, srv:getsockname())
     assert.matches("EINTR", err, 1, true)
   end))
 
-  it("a second Ctrl-C stops a background task that never yields", bounded(function()
+  it("a second Ctrl-C stops a background task that never yields", bounded(15, function()
     local p = session()
     p:write("wirelab = require 'wirelab'\nt = wirelab.spawn(function() while true do end end)\n")
     wirelab.sleep(0.3)            -- the task spins: the prompt gets no turn
@@ -119,23 +110,18 @@ select(2, srv:getsockname())
     assert.matches("in a background task", err, 1, true)
   end))
 
-  it("-i SCRIPT runs the script first, its globals at the prompt", bounded(function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    local script = dir .. ".lua"
-    local f = assert(io.open(script, "w"))
-    f:write("greeting = 'hi from ' .. arg[1]\nprint('script ran')\n")
-    f:close()
-    local p = process.spawn{wirelab_path(), "-i", script, "lab", stdin = true}
+  it("-i SCRIPT runs the script first, its globals at the prompt", bounded(15, function()
+    local script = support.tmpdir() .. "/lab.lua"
+    support.write(script, "greeting = 'hi from ' .. arg[1]\nprint('script ran')\n")
+    local p = process.spawn{support.wirelab, "-i", script, "lab", stdin = true}
     assert.are.equal("script ran", p.stdout:readline())
     p:write("greeting\n")
     assert.are.equal("hi from lab", p.stdout:readline())
     assert.are.equal(0, (finish(p)))
-    os.remove(script)
   end))
 
   it("on a terminal: a prompt, line editing, '>>' for more, Ctrl-C, Ctrl-D to leave",
-     bounded(function()
+     bounded(15, function()
     -- python3 runs wirelab on a pty and reports what the terminal showed
     local r = process.run{"python3", "-c", [==[
 import os, pty, select, subprocess, sys, time
@@ -164,7 +150,7 @@ os.write(m, b"'alive'\r"); shown += until(b"alive\r\n> ")
 os.write(m, b"\x04")
 code = p.wait(timeout=5)
 sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
-]==], wirelab_path(), timeout = 12}
+]==], support.wirelab, timeout = 12}
     assert.are.equal(0, r.code, r.stderr)
     local shown, code = r.stdout:match("^(.*)\n(%-?%d+)\n$")
     assert.are.equal("0", code, r.stdout)
@@ -176,8 +162,8 @@ sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
   end))
 
   it("without -i and without a terminal, standard input is a script, as lua does",
-     bounded(function()
-    local r = process.run{wirelab_path(), stdin = "print('from stdin', 1 + 1)\n", timeout = 5}
+     bounded(15, function()
+    local r = process.run{support.wirelab, stdin = "print('from stdin', 1 + 1)\n", timeout = 5}
     assert.are.equal(0, r.code)
     assert.are.equal("from stdin\t2\n", r.stdout)
   end))

@@ -4,48 +4,11 @@ local socket = require "socket"
 local wirelab = require "wirelab"
 local process = require "process"
 
-local PID = (function()
-  local f <close> = io.open("/proc/self/stat")
-  return f:read("n")
-end)()
+local support = require "support"
+local bounded = support.bounded
 
--- open socket descriptors: what a leak would show (sanitizers and the C
--- library open files of their own, so all fds would be a noisy count)
-local function fd_count()
-  local p <close> = io.popen("ls -l /proc/" .. PID .. "/fd")
-  local n = 0
-  for line in p:lines() do
-    if line:find("socket:", 1, true) then n = n + 1 end
-  end
-  return n
-end
-
--- An echo server in background tasks; returns its port and a stop function.
-local function echo_server(family, host)
-  local srv = socket.create_server(host or "127.0.0.1", 0, {family = family})
-  local _, port = srv:getsockname()
-  local conns = {}
-  local acceptor = wirelab.spawn(function()
-    while true do
-      local c = srv:accept()
-      conns[#conns + 1] = c
-      wirelab.spawn(function()
-        while true do
-          local ok, d = pcall(c.recv, c, 65536)
-          if not ok or d == "" then break end
-          if not pcall(c.sendall, c, d) then break end
-        end
-        c:close()
-      end)
-    end
-  end)
-  return port, function()
-    acceptor:cancel()
-    srv:close()
-    for _, c in ipairs(conns) do c:close() end
-    wirelab.sleep(0)     -- let the echo tasks see their sockets close
-  end
-end
+-- open socket descriptors of this process: what a leak would show
+local function fd_count() return support.nfds(support.PID, "socket") end
 
 -- n pseudo-random bytes: a 64 KiB random block, rotated differently in
 -- each copy, so lost, repeated or reordered chunks all change the content.
@@ -80,15 +43,7 @@ local function echo_roundtrip(port, data, host)
   return table.concat(parts)
 end
 
-local function bounded(seconds, fn)
-  return function() wirelab.timeout(seconds, fn) end
-end
-
 describe("socket TCP", function()
-  local base
-  before_each(function() base = wirelab.handles() end)
-  after_each(function() assert.are.equal(base, wirelab.handles()) end)
-
   it("fileno works right after socket() and options set before bind take effect", bounded(5, function()
     local s <close> = socket.socket()
     assert.is_true(s:fileno() > 2)
@@ -111,7 +66,7 @@ describe("socket TCP", function()
   end))
 
   it("echoes 1 byte, 64 KiB and 16 MiB intact", bounded(60, function()
-    local port, stop = echo_server()
+    local _, port, stop = support.echo_server()
     for _, n in ipairs({1, 65536, 16 * 1024 * 1024}) do
       local data = payload(n, n)
       local back = echo_roundtrip(port, data)
@@ -122,7 +77,7 @@ describe("socket TCP", function()
   end))
 
   it("serves 200 concurrent clients", bounded(30, function()
-    local port, stop = echo_server()
+    local _, port, stop = support.echo_server()
     local tasks = {}
     for i = 1, 200 do
       tasks[i] = wirelab.spawn(function()
@@ -167,7 +122,7 @@ describe("socket TCP", function()
   end))
 
   it("recv(n) never returns more than n bytes", bounded(10, function()
-    local port, stop = echo_server()
+    local _, port, stop = support.echo_server()
     local c <close> = socket.create_connection("127.0.0.1", port)
     c:sendall(("z"):rep(10000))
     local total = 0
@@ -265,7 +220,7 @@ describe("socket TCP", function()
   end))
 
   it("works over IPv6 loopback", bounded(10, function()
-    local port, stop = echo_server(socket.AF_INET6, "::1")
+    local _, port, stop = support.echo_server{family = socket.AF_INET6}
     local data = payload(100000, 3)
     assert.is_true(echo_roundtrip(port, data, "::1") == data)
     local c <close> = socket.create_connection("::1", port)
@@ -364,7 +319,7 @@ describe("socket TCP", function()
   end))
 
   it("makefile reads lines and bytes and writes buffered", bounded(10, function()
-    local port, stop = echo_server()
+    local _, port, stop = support.echo_server()
     local c <close> = socket.create_connection("127.0.0.1", port)
     local f = c:makefile("rw")
     f:write("line one\n", "line two\r\n", 42, "\n", "tail")
@@ -383,7 +338,7 @@ describe("socket TCP", function()
   end))
 
   it("tcp_info describes the connection", bounded(5, function()
-    local port, stop = echo_server()
+    local _, port, stop = support.echo_server()
     local c <close> = socket.create_connection("127.0.0.1", port)
     c:sendall("x")
     c:recv(1)
@@ -412,20 +367,8 @@ describe("socket TCP", function()
 end)
 
 describe("socket UDP", function()
-  local base
-  before_each(function() base = wirelab.handles() end)
-  after_each(function() assert.are.equal(base, wirelab.handles()) end)
-
   it("keeps datagram boundaries through an echo server", bounded(10, function()
-    local srv <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    srv:bind("127.0.0.1", 0)
-    local _, port = srv:getsockname()
-    local echo = wirelab.spawn(function()
-      while true do
-        local d, h, p = srv:recvfrom(65535)
-        srv:sendto(d, h, p)
-      end
-    end)
+    local _, port, stop = support.echo_server{type = socket.SOCK_DGRAM}
     local c <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     c:settimeout(2)
     local sizes = {0, 1, 512, 1472, 8000, 65507}
@@ -439,7 +382,7 @@ describe("socket UDP", function()
     local ok, err = pcall(c.sendto, c, ("d"):rep(65508), "127.0.0.1", port)
     assert.is_false(ok)
     assert.are.equal("EMSGSIZE", err.code)
-    echo:cancel()
+    stop()
   end))
 
   it("recvfrom(n) truncates a larger datagram like Python", bounded(5, function()
@@ -494,19 +437,16 @@ describe("socket UDP", function()
   it("joins and leaves a multicast group (in a network namespace of its own)", bounded(20, function()
     -- the host's lo usually has no MULTICAST flag; a namespace we create
     -- gives a loopback that has one, and nothing outside it is touched
-    local ns = "wirelab-mc-" .. PID
+    local ns = "wirelab-mc-" .. support.PID
     local ip = process.run{"ip", "netns", "add", ns}
-    if ip.code ~= 0 then
-      pending("network namespaces unavailable here: " .. ip.stderr)
-      return
-    end
+    if ip.code ~= 0 then pending(support.skip("network namespaces unavailable here: " .. ip.stderr)) end
     local ok, err = pcall(function()
       for _, cmd in ipairs({{"link", "set", "lo", "up"}, {"link", "set", "lo", "multicast", "on"},
                             {"route", "add", "224.0.0.0/4", "dev", "lo"}}) do
         local r = process.run{"ip", "netns", "exec", ns, "ip", table.unpack(cmd)}
         assert.are.equal(0, r.code, r.stderr)
       end
-      local r = process.run{"ip", "netns", "exec", ns, os.getenv("WIRELAB") or arg[-1] or "./wirelab", "-e", [[
+      local r = process.run{"ip", "netns", "exec", ns, support.wirelab, "-e", [[
         local socket = require "socket"
         local r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         r:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -534,12 +474,8 @@ describe("socket UDP", function()
 end)
 
 describe("socket against Python", function()
-  local base
-  before_each(function() base = wirelab.handles() end)
-  after_each(function() assert.are.equal(base, wirelab.handles()) end)
-
   it("a Python client talks to a wirelab server", bounded(20, function()
-    local port, stop = echo_server()
+    local _, port, stop = support.echo_server()
     local r = process.run{"python3", "-c", ([[
 import socket
 s = socket.create_connection(("127.0.0.1", %d), timeout=5)

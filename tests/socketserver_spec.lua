@@ -4,9 +4,8 @@ local socket = require "socket"
 local wirelab = require "wirelab"
 local process = require "process"
 
-local function bounded(seconds, fn)
-  return function() wirelab.timeout(seconds, fn) end
-end
+local support = require "support"
+local bounded = support.bounded
 
 local Echo = socketserver.StreamRequestHandler:extend()
 function Echo:handle()
@@ -28,13 +27,6 @@ local function talk(port, line)
 end
 
 describe("socketserver", function()
-  local base
-  before_each(function() base = wirelab.handles() end)
-  after_each(function()
-    collectgarbage()
-    assert.are.equal(base, wirelab.handles())
-  end)
-
   it("echoes lines with a StreamRequestHandler and reports the bound port", bounded(10, function()
     local server = socketserver.TCPServer({"127.0.0.1", 0}, Echo)
     local port = server.server_address[2]
@@ -100,7 +92,7 @@ describe("socketserver", function()
   end))
 
   it("the default handle_error writes Python's banner to stderr", bounded(15, function()
-    local r = process.run{os.getenv("WIRELAB") or arg[-1] or "./wirelab", "-e", [[
+    local r = process.run{support.wirelab, "-e", [[
       local ss = require "socketserver"
       local socket = require "socket"
       local S = ss.TCPServer({"127.0.0.1", 0}, function() error("bad handler") end)

@@ -4,15 +4,8 @@
 local wirelab = require "wirelab"
 local errors = require "wirelab.error"
 
--- Every body runs under a 5 s bound (a hang fails fast) and must leave the
--- count of open handles where it found it.
-local function bounded(fn, seconds)
-  return function()
-    local before = wirelab.handles()
-    wirelab.timeout(seconds or 5, fn)
-    assert.are.equal(before, wirelab.handles())
-  end
-end
+local support = require "support"
+local bounded = support.bounded
 
 -- A to-be-closed value that records that it was closed.
 local function closer(log, name)
@@ -20,7 +13,7 @@ local function closer(log, name)
 end
 
 describe("wirelab tasks", function()
-  it("spawn passes arguments and join returns every result", bounded(function()
+  it("spawn passes arguments and join returns every result", bounded(5, function()
     local t = wirelab.spawn(function(a, b, c)
       wirelab.sleep(0.01)
       return a + b, c, nil, "last"
@@ -34,19 +27,19 @@ describe("wirelab tasks", function()
     assert.are.equal("last", last)
   end))
 
-  it("join of a task that returns nothing returns nothing", bounded(function()
+  it("join of a task that returns nothing returns nothing", bounded(5, function()
     local t = wirelab.spawn(function() end)
     assert.are.equal(0, select("#", t:join()))
   end))
 
-  it("join of a finished task returns the results again", bounded(function()
+  it("join of a finished task returns the results again", bounded(5, function()
     local t = wirelab.spawn(function() return 1, 2 end)
     assert.are.same({1, 2}, {t:join()})
     assert.is_true(t:done())
     assert.are.same({1, 2}, {t:join()})
   end))
 
-  it("many tasks join one task", bounded(function()
+  it("many tasks join one task", bounded(5, function()
     local ev = wirelab.event()
     local target = wirelab.spawn(function() ev:wait(); return "r" end)
     local joiners = {}
@@ -55,7 +48,7 @@ describe("wirelab tasks", function()
     for i = 1, 5 do assert.are.equal("r", joiners[i]:join()) end
   end))
 
-  it("join re-raises the task's error object itself", bounded(function()
+  it("join re-raises the task's error object itself", bounded(5, function()
     local obj = errors.new("recv", "ECONNRESET", "127.0.0.1", 80)
     local t = wirelab.spawn(function() wirelab.sleep(0); error(obj) end)
     local ok, err = pcall(t.join, t)
@@ -69,7 +62,7 @@ describe("wirelab tasks", function()
     assert.are.equal(obj, err2)
   end))
 
-  it("join re-raises a plain table and a string error", bounded(function()
+  it("join re-raises a plain table and a string error", bounded(5, function()
     local tbl = {code = "EMINE"}
     local t = wirelab.spawn(function() error(tbl) end)
     local ok, err = pcall(t.join, t)
@@ -81,7 +74,7 @@ describe("wirelab tasks", function()
     assert.matches("plain failure", err2)
   end))
 
-  it("join with a timeout raises ETIMEDOUT and leaves the task running", bounded(function()
+  it("join with a timeout raises ETIMEDOUT and leaves the task running", bounded(5, function()
     local ev = wirelab.event()
     local t = wirelab.spawn(function() ev:wait(); return "late" end)
     local t0 = wirelab.now()
@@ -96,12 +89,12 @@ describe("wirelab tasks", function()
     assert.are.equal("late", t:join())
   end))
 
-  it("join with a timeout returns the results when the task ends in time", bounded(function()
+  it("join with a timeout returns the results when the task ends in time", bounded(5, function()
     local t = wirelab.spawn(function() wirelab.sleep(0.01); return "on time" end)
     assert.are.equal("on time", t:join(2))
   end))
 
-  it("join checks its timeout argument", bounded(function()
+  it("join checks its timeout argument", bounded(5, function()
     local t = wirelab.spawn(function() end)
     local ok, err = pcall(function() t:join("soon") end)
     assert.is_false(ok)
@@ -109,7 +102,7 @@ describe("wirelab tasks", function()
     t:join()
   end))
 
-  it("cancel wakes a sleeping task: join raises ECANCELED and cleanup runs", bounded(function()
+  it("cancel wakes a sleeping task: join raises ECANCELED and cleanup runs", bounded(5, function()
     local log = {}
     local started = wirelab.event()
     local t = wirelab.spawn(function()
@@ -131,7 +124,7 @@ describe("wirelab tasks", function()
     assert.is_true(t:done())
   end))
 
-  it("cancel closes the task's own <close> variables", bounded(function()
+  it("cancel closes the task's own <close> variables", bounded(5, function()
     -- no pcall in the task: the error ends the task, and Lua only closes
     -- pending to-be-closed variables if the scheduler closes the thread
     local log = {}
@@ -149,7 +142,7 @@ describe("wirelab tasks", function()
     assert.are.same({"closed"}, log)
   end))
 
-  it("a task that fails closes its <close> variables", bounded(function()
+  it("a task that fails closes its <close> variables", bounded(5, function()
     local log = {}
     local t = wirelab.spawn(function()
       local c <close> = closer(log, "closed")
@@ -159,7 +152,7 @@ describe("wirelab tasks", function()
     assert.are.same({"closed"}, log)
   end))
 
-  it("a task that returns closes its <close> variables", bounded(function()
+  it("a task that returns closes its <close> variables", bounded(5, function()
     local log = {}
     local t = wirelab.spawn(function()
       local c <close> = closer(log, "closed")
@@ -170,7 +163,7 @@ describe("wirelab tasks", function()
     assert.are.same({"closed"}, log)
   end))
 
-  it("cancel of a task that has not started: it never runs", bounded(function()
+  it("cancel of a task that has not started: it never runs", bounded(5, function()
     local ran = false
     local t = wirelab.spawn(function() ran = true end)
     t:cancel()
@@ -181,14 +174,14 @@ describe("wirelab tasks", function()
     assert.is_true(t:done())
   end))
 
-  it("cancel of a finished task is a no-op", bounded(function()
+  it("cancel of a finished task is a no-op", bounded(5, function()
     local t = wirelab.spawn(function() return "fine" end)
     assert.are.equal("fine", t:join())
     t:cancel()
     assert.are.equal("fine", t:join())
   end))
 
-  it("cancel twice is harmless", bounded(function()
+  it("cancel twice is harmless", bounded(5, function()
     local t = wirelab.spawn(function() wirelab.sleep(100) end)
     wirelab.sleep(0)
     t:cancel()
@@ -198,7 +191,7 @@ describe("wirelab tasks", function()
     assert.are.equal("ECANCELED", err.code)
   end))
 
-  it("done() is false while running and true after the end", bounded(function()
+  it("done() is false while running and true after the end", bounded(5, function()
     local ev = wirelab.event()
     local t = wirelab.spawn(function() ev:wait() end)
     assert.is_false(t:done())
@@ -212,7 +205,7 @@ describe("wirelab tasks", function()
     assert.is_true(f:done())
   end))
 
-  it("a task cannot join itself", bounded(function()
+  it("a task cannot join itself", bounded(5, function()
     local t = wirelab.spawn(function()
       local me = wirelab.current()
       local ok, err = pcall(me.join, me)
@@ -223,7 +216,7 @@ describe("wirelab tasks", function()
     assert.matches("cannot join itself", err, 1, true)
   end))
 
-  it("sleep(0) lets other ready tasks run", bounded(function()
+  it("sleep(0) lets other ready tasks run", bounded(5, function()
     local ran = false
     local t = wirelab.spawn(function() ran = true end)
     wirelab.sleep(0)
@@ -231,7 +224,7 @@ describe("wirelab tasks", function()
     t:join()
   end))
 
-  it("sleep(0) round-robins between tasks", bounded(function()
+  it("sleep(0) round-robins between tasks", bounded(5, function()
     local log = {}
     local function worker(name)
       for i = 1, 3 do
@@ -244,7 +237,7 @@ describe("wirelab tasks", function()
     assert.are.same({"a1", "b1", "a2", "b2", "a3", "b3"}, log)
   end))
 
-  it("a bare coroutine.yield() in a task behaves like sleep(0)", bounded(function()
+  it("a bare coroutine.yield() in a task behaves like sleep(0)", bounded(5, function()
     local log = {}
     local function worker(name)
       log[#log + 1] = name .. "1"
@@ -258,7 +251,7 @@ describe("wirelab tasks", function()
     assert.are.same({"a1", "b1", "a2", "b2"}, log)
   end))
 
-  it("a blocking call inside a plain coroutine raises a clear error", bounded(function()
+  it("a blocking call inside a plain coroutine raises a clear error", bounded(5, function()
     local co = coroutine.wrap(function() wirelab.sleep(0.01) end)
     local ok, err = pcall(co)
     assert.is_false(ok)
@@ -272,7 +265,7 @@ describe("wirelab tasks", function()
     assert.matches("wirelab task", tostring(err2), 1, true)
   end))
 
-  it("10,000 tasks spawn and join quickly", bounded(function()
+  it("10,000 tasks spawn and join quickly", bounded(10, function()
     local t0 = wirelab.now()
     local tasks = {}
     for i = 1, 10000 do
@@ -283,9 +276,9 @@ describe("wirelab tasks", function()
     assert.are.equal(10000 * 10001, sum)
     local took = wirelab.now() - t0
     assert.is_true(took < 3, "10,000 tasks took " .. took .. " s")
-  end, 10))
+  end))
 
-  it("tostring of a task names its state", bounded(function()
+  it("tostring of a task names its state", bounded(5, function()
     local t = wirelab.spawn(function() end)
     assert.matches("^task", tostring(t))
     t:join()
@@ -294,14 +287,14 @@ describe("wirelab tasks", function()
 end)
 
 describe("wirelab time", function()
-  it("sleep(0.1) takes about 0.1 s", bounded(function()
+  it("sleep(0.1) takes about 0.1 s", bounded(5, function()
     local t0 = wirelab.now()
     wirelab.sleep(0.1)
     local took = wirelab.now() - t0
     assert.is_true(took >= 0.09 and took < 0.5, "sleep(0.1) took " .. took)
   end))
 
-  it("tasks sleeping 0.03, 0.01 and 0.02 wake in order of their deadlines", bounded(function()
+  it("tasks sleeping 0.03, 0.01 and 0.02 wake in order of their deadlines", bounded(5, function()
     local order = {}
     local tasks = {}
     for _, d in ipairs({0.03, 0.01, 0.02}) do
@@ -314,7 +307,7 @@ describe("wirelab time", function()
     assert.are.same({0.01, 0.02, 0.03}, order)
   end))
 
-  it("sleepers do not hold each other up", bounded(function()
+  it("sleepers do not hold each other up", bounded(5, function()
     local t0 = wirelab.now()
     local tasks = {}
     for i = 1, 50 do tasks[i] = wirelab.spawn(wirelab.sleep, 0.1) end
@@ -323,7 +316,7 @@ describe("wirelab time", function()
     assert.is_true(took >= 0.09 and took < 0.5, "50 parallel sleep(0.1) took " .. took)
   end))
 
-  it("sleep rejects a wrong argument with Lua's usual message", bounded(function()
+  it("sleep rejects a wrong argument with Lua's usual message", bounded(5, function()
     local ok, err = pcall(function() wirelab.sleep("soon") end)
     assert.is_false(ok)
     assert.is_string(err)
@@ -336,7 +329,7 @@ describe("wirelab time", function()
     assert.matches("bad argument #1 to 'sleep'", err, 1, true)
   end))
 
-  it("now() is monotonic and advances", bounded(function()
+  it("now() is monotonic and advances", bounded(5, function()
     local prev = wirelab.now()
     assert.are.equal("float", math.type(prev))
     for _ = 1, 10000 do
@@ -349,7 +342,7 @@ describe("wirelab time", function()
     assert.is_true(wirelab.now() > a)
   end))
 
-  it("time() is the wall clock, near os.time()", bounded(function()
+  it("time() is the wall clock, near os.time()", bounded(5, function()
     local t = wirelab.time()
     assert.is_number(t)
     assert.is_true(math.abs(t - os.time()) < 2, "time() " .. t .. " vs os.time() " .. os.time())
@@ -357,7 +350,7 @@ describe("wirelab time", function()
 end)
 
 describe("wirelab.timeout", function()
-  it("returns fn's results and passes its arguments", bounded(function()
+  it("returns fn's results and passes its arguments", bounded(5, function()
     local a, b, c = wirelab.timeout(1, function(x, y)
       wirelab.sleep(0.01)
       return x + y, "two", nil
@@ -367,7 +360,7 @@ describe("wirelab.timeout", function()
     assert.is_nil(c)
   end))
 
-  it("raises ETIMEDOUT when fn is late and cancels fn", bounded(function()
+  it("raises ETIMEDOUT when fn is late and cancels fn", bounded(5, function()
     local cancelled = wirelab.event()
     local seen
     local t0 = wirelab.now()
@@ -386,7 +379,7 @@ describe("wirelab.timeout", function()
     assert.are.equal("ECANCELED", seen)
   end))
 
-  it("cancelling the task that called timeout() cancels fn too", bounded(function()
+  it("cancelling the task that called timeout() cancels fn too", bounded(5, function()
     local started, finished = wirelab.event(), wirelab.event()
     local seen
     local outer = wirelab.spawn(function()
@@ -406,14 +399,14 @@ describe("wirelab.timeout", function()
     assert.are.equal("ECANCELED", seen)
   end))
 
-  it("re-raises fn's own error unchanged", bounded(function()
+  it("re-raises fn's own error unchanged", bounded(5, function()
     local obj = {code = "EMINE"}
     local ok, err = pcall(wirelab.timeout, 1, function() error(obj) end)
     assert.is_false(ok)
     assert.are.equal(obj, err)
   end))
 
-  it("checks its arguments", bounded(function()
+  it("checks its arguments", bounded(5, function()
     assert.is_false(pcall(wirelab.timeout, -1, function() end))
     local ok, err = pcall(wirelab.timeout, 1, "not a function")
     assert.is_false(ok)
@@ -422,7 +415,7 @@ describe("wirelab.timeout", function()
 end)
 
 describe("wirelab.event", function()
-  it("set, clear and is_set", bounded(function()
+  it("set, clear and is_set", bounded(5, function()
     local ev = wirelab.event()
     assert.is_false(ev:is_set())
     ev:set()
@@ -433,7 +426,7 @@ describe("wirelab.event", function()
     assert.is_false(ev:is_set())
   end))
 
-  it("wait(timeout) returns false when nobody sets it", bounded(function()
+  it("wait(timeout) returns false when nobody sets it", bounded(5, function()
     local ev = wirelab.event()
     local t0 = wirelab.now()
     assert.is_false(ev:wait(0.05))
@@ -442,7 +435,7 @@ describe("wirelab.event", function()
     assert.is_false(ev:wait(0))
   end))
 
-  it("wait returns true when another task sets it", bounded(function()
+  it("wait returns true when another task sets it", bounded(5, function()
     local ev = wirelab.event()
     local setter = wirelab.spawn(function() ev:set() end)
     assert.is_true(ev:wait())
@@ -453,7 +446,7 @@ describe("wirelab.event", function()
     setter2:join()
   end))
 
-  it("one set wakes every waiter", bounded(function()
+  it("one set wakes every waiter", bounded(5, function()
     local ev = wirelab.event()
     local waiters = {}
     for i = 1, 100 do
@@ -465,7 +458,7 @@ describe("wirelab.event", function()
     for i = 1, 100 do assert.is_true(waiters[i]:join()) end
   end))
 
-  it("a waiter woken by set returns true even if clear comes first", bounded(function()
+  it("a waiter woken by set returns true even if clear comes first", bounded(5, function()
     -- Python's threading.Event and asyncio.Event: a set()/clear() pulse
     -- still releases the tasks that were waiting
     local ev = wirelab.event()
@@ -481,7 +474,7 @@ describe("wirelab.event", function()
     end
   end))
 
-  it("wait rejects a bad timeout", bounded(function()
+  it("wait rejects a bad timeout", bounded(5, function()
     local ev = wirelab.event()
     assert.is_false(pcall(ev.wait, ev, "x"))
     assert.is_false(pcall(ev.wait, ev, -1))
@@ -489,7 +482,7 @@ describe("wirelab.event", function()
 end)
 
 describe("wirelab.queue", function()
-  it("is FIFO", bounded(function()
+  it("is FIFO", bounded(5, function()
     local q = wirelab.queue()
     for i = 1, 5 do q:put(i) end
     assert.are.equal(5, q:size())
@@ -499,7 +492,7 @@ describe("wirelab.queue", function()
     assert.are.equal(0, q:size())
   end))
 
-  it("carries items between tasks in order", bounded(function()
+  it("carries items between tasks in order", bounded(5, function()
     local q = wirelab.queue()
     local producer = wirelab.spawn(function()
       for i = 1, 100 do
@@ -519,14 +512,14 @@ describe("wirelab.queue", function()
     for i = 1, 100 do assert.are.equal(i, got[i]) end
   end))
 
-  it("get waits for a put from another task", bounded(function()
+  it("get waits for a put from another task", bounded(5, function()
     local q = wirelab.queue()
     local t = wirelab.spawn(function() q:put("hello") end)
     assert.are.equal("hello", q:get(2))
     t:join()
   end))
 
-  it("get with a timeout raises ETIMEDOUT on an empty queue", bounded(function()
+  it("get with a timeout raises ETIMEDOUT on an empty queue", bounded(5, function()
     local q = wirelab.queue()
     local t0 = wirelab.now()
     local ok, err = pcall(q.get, q, 0.05)
@@ -540,7 +533,7 @@ describe("wirelab.queue", function()
     assert.are.equal(1, q:get(0))
   end))
 
-  it("a bounded queue's put blocks until a get makes room", bounded(function()
+  it("a bounded queue's put blocks until a get makes room", bounded(5, function()
     local q = wirelab.queue(1)
     q:put("first")
     local putter = wirelab.spawn(function() q:put("second"); return "put done" end)
@@ -552,7 +545,7 @@ describe("wirelab.queue", function()
     assert.are.equal("second", q:get())
   end))
 
-  it("a getter cancelled after a put woke it passes the item on", bounded(function()
+  it("a getter cancelled after a put woke it passes the item on", bounded(5, function()
     local q = wirelab.queue()
     local a = wirelab.spawn(function() return q:get() end)
     local b = wirelab.spawn(function() return q:get() end)
@@ -567,7 +560,7 @@ describe("wirelab.queue", function()
     assert.are.equal("item", v)
   end))
 
-  it("a putter cancelled after a get woke it passes the slot on", bounded(function()
+  it("a putter cancelled after a get woke it passes the slot on", bounded(5, function()
     local q = wirelab.queue(1)
     q:put("first")
     local a = wirelab.spawn(function() q:put("from a") end)
@@ -581,14 +574,14 @@ describe("wirelab.queue", function()
     assert.are.equal("from b", q:get(0))
   end))
 
-  it("rejects a bad maxsize", bounded(function()
+  it("rejects a bad maxsize", bounded(5, function()
     assert.is_false(pcall(wirelab.queue, -1))
     assert.is_false(pcall(wirelab.queue, 1.5))
   end))
 end)
 
 describe("wirelab.error", function()
-  it("new builds the object of API section 2", bounded(function()
+  it("new builds the object of API section 2", bounded(5, function()
     local e = errors.new("connect", "ECONNREFUSED", "127.0.0.1", 9)
     assert.are.equal("ECONNREFUSED", e.code)
     assert.are.equal("connect", e.op)
@@ -597,13 +590,13 @@ describe("wirelab.error", function()
     assert.are.equal("connect 127.0.0.1:9: connection refused (ECONNREFUSED)", tostring(e))
   end))
 
-  it("formats IPv6 addresses in brackets and timeouts as 'timed out'", bounded(function()
+  it("formats IPv6 addresses in brackets and timeouts as 'timed out'", bounded(5, function()
     assert.are.equal("connect [::1]:80: connection refused (ECONNREFUSED)",
       tostring(errors.new("connect", "ECONNREFUSED", "::1", 80)))
     assert.are.equal("recv: timed out (ETIMEDOUT)", tostring(errors.new("recv", "ETIMEDOUT")))
   end))
 
-  it("raise raises the object", bounded(function()
+  it("raise raises the object", bounded(5, function()
     local ok, err = pcall(errors.raise, "bind", "EADDRINUSE", "0.0.0.0", 8080)
     assert.is_false(ok)
     assert.are.equal("table", type(err))
@@ -612,7 +605,7 @@ describe("wirelab.error", function()
     assert.matches("^bind 0%.0%.0%.0:8080: .+ %(EADDRINUSE%)$", tostring(err))
   end))
 
-  it("is tells wirelab errors and their codes apart", bounded(function()
+  it("is tells wirelab errors and their codes apart", bounded(5, function()
     local e = errors.new("recv", "ECONNRESET")
     assert.is_true(errors.is(e))
     assert.is_true(errors.is(e, "ECONNRESET"))
@@ -622,13 +615,13 @@ describe("wirelab.error", function()
     assert.is_false(errors.is(nil))
   end))
 
-  it("rejects an unknown code", bounded(function()
+  it("rejects an unknown code", bounded(5, function()
     local ok, err = pcall(errors.new, "x", "ENOSUCHTHING")
     assert.is_false(ok)
     assert.matches("ENOSUCHTHING", err, 1, true)
   end))
 
-  it("timeouts and cancels raise the same kind of object", bounded(function()
+  it("timeouts and cancels raise the same kind of object", bounded(5, function()
     local t = wirelab.spawn(function() wirelab.sleep(100) end)
     local ok, err = pcall(t.join, t, 0.01)
     assert.is_false(ok)

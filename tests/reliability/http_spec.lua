@@ -9,9 +9,9 @@ local concat = table.concat
 
 local MiB = 1024 * 1024
 
-local support = require "tests.reliability.support"
+local support = require "support"
 local SANITIZED, defer, bounded = support.SANITIZED, support.defer, support.bounded
-local wirelab_path, stop, rss_kib, nfds = support.wirelab_path, support.stop, support.rss_kib, support.nfds
+local rss_kib, nfds = support.rss_kib, support.nfds
 
 -- RSS growth bounds hold for the plain build only (support.SANITIZED)
 local function assert_grew_less(kib, limit_kib, what)
@@ -70,11 +70,9 @@ srv:serve_forever()
 
 -- start(blocks) -> process, port: the server above, /stream of `blocks` MiB
 local function start(blocks)
-  local code = SERVER:gsub("@BLOCKS@", tostring(blocks or 1))
-  local p = process.spawn{wirelab_path(), "-e", code}
-  local port = math.tointeger(tonumber(p.stdout:readline()))
-  if not port then error("the server did not start: " .. tostring(p.stderr:read("a"))) end
-  defer(function() stop(p) end)
+  local p, line = support.script((SERVER:gsub("@BLOCKS@", tostring(blocks or 1))))
+  local port = math.tointeger(tonumber(line))
+  if not port then error("the server did not start: " .. line) end
   return p, port
 end
 

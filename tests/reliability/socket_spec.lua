@@ -10,27 +10,14 @@ local concat = table.concat
 
 local MiB = 1024 * 1024
 
-local support = require "tests.reliability.support"
+local support = require "support"
 local SANITIZED, note, defer, bounded = support.SANITIZED, support.note, support.defer, support.bounded
-local wirelab_path, stop, proc_status = support.wirelab_path, support.stop, support.proc_status
-local rss_kib = support.rss_kib
+local proc_status, rss_kib = support.proc_status, support.rss_kib
 
 -- start(code[, prefix]) -> process, first line of its stdout; `prefix`
 -- goes before the wirelab command (e.g. prlimit and its options)
 local function start(code, prefix)
-  local argv = {}
-  for _, a in ipairs(prefix or {}) do argv[#argv + 1] = a end
-  argv[#argv + 1] = wirelab_path()
-  argv[#argv + 1] = "-e"
-  argv[#argv + 1] = code
-  local p = process.spawn(argv)
-  defer(function() stop(p) end)
-  local line = p.stdout:readline()
-  if not line then
-    stop(p)
-    error("the server did not start: " .. tostring(p.stderr:read("a")))
-  end
-  return p, line
+  return support.script(code, {prefix = prefix})
 end
 
 -- true while the process has not exited
@@ -42,20 +29,8 @@ end
 local function hwm_kib(pid) return tonumber(proc_status(pid, "VmHWM")) end
 
 -- utime + stime of a process, in seconds
-local CLK_TCK
 local function cpu_seconds(pid)
-  if not CLK_TCK then
-    local r = process.run{"getconf", "CLK_TCK", timeout = 5}
-    CLK_TCK = tonumber(r.stdout:match("%d+")) or 100
-  end
-  local f = assert(io.open("/proc/" .. pid .. "/stat"))
-  local stat = f:read("a")
-  f:close()
-  -- fields after "(comm)": state is field 3, utime 14, stime 15
-  local rest = stat:match("^.*%)%s+(.*)$")
-  local fields = {}
-  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
-  return (tonumber(fields[12]) + tonumber(fields[13])) / CLK_TCK
+  return select(2, support.proc_stat(pid))
 end
 
 local function bit_set(hexmask, bit)
@@ -143,7 +118,7 @@ local NOFILE = 64
 local CLIENTS = 200
 
 -- an echo server, socketserver style, as a student writes it
-local EMFILE_SERVER = support.echo_server(512)
+local EMFILE_SERVER = support.echo_script(512)
 
 -- exchange(c, line) -> "served" (echoed) | "closed" (EOF or reset) |
 -- "hang" (nothing within 2 s) | "error ..." (anything else)
@@ -438,8 +413,9 @@ describe("reliability: sockets under faults and exhaustion", function()
     assert.is_true(bit_set(proc_status("self", "SigCgt"), SIGPIPE_BIT),
       "wirelab does not catch SIGPIPE")
     -- io.popen and os.execute (libc, not libuv) start programs with it too
+    local dir = support.tmpdir()
     for _, how in ipairs{"popen", "execute"} do
-      local out = os.tmpname()
+      local out = dir .. "/" .. how
       local cmd = "grep SigIgn /proc/self/status > " .. out
       if how == "popen" then
         local f = assert(io.popen(cmd))
@@ -448,10 +424,7 @@ describe("reliability: sockets under faults and exhaustion", function()
       else
         os.execute(cmd)
       end
-      local f = assert(io.open(out))
-      local line = f:read("a")
-      f:close()
-      os.remove(out)
+      local line = support.read(out)
       local mask = line:match("SigIgn:%s*(%x+)")
       assert.is_not_nil(mask, line)
       assert.is_false(bit_set(mask, SIGPIPE_BIT), "SIGPIPE ignored in a child of " ..
@@ -473,7 +446,7 @@ describe("reliability: sockets under faults and exhaustion", function()
     assert.matches("yes%-status=141", r.stderr)
     assert.is_nil(r.stderr:find("Broken pipe", 1, true), r.stderr)
     -- the same from a wirelab that is itself a spawned program
-    r = process.run{wirelab_path(), "-e",
+    r = process.run{support.wirelab, "-e",
       "local r = require('process').run{'sh', '-c', 'grep SigIgn /proc/self/status', timeout = 5} " ..
       "io.write(r.stdout)", timeout = 10}
     assert.are.equal(0, r.code, r.stderr)
