@@ -20,6 +20,9 @@ M.SANITIZED = os.getenv("ASAN_OPTIONS") ~= nil
 -- python3, where a test that cannot run is a failure (see skip below)
 M.CI = os.getenv("CI") == "true"
 
+-- the directory of this file: tests/, where run.sh is
+M.DIR = fs.realpath((debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or ".")
+
 M.PID = (function()
   local f <close> = assert(io.open("/proc/self/stat"))
   return f:read("n")
