@@ -429,7 +429,7 @@ describe("http.client against wirelab http.server", function()
     local probe = socket.socket(socket.AF_INET6)
     local ok = pcall(probe.bind, probe, "::1", 0)
     probe:close()
-    if not ok then pending("no IPv6 loopback here"); return end
+    if not ok then pending(support.skip("no IPv6 loopback here")) end
     local s = serve({do_GET = function(h) reply(h, 200, h.headers.host) end}, nil, "::1")
     local res = client.get(("http://[::1]:%d/v6"):format(s.port), {timeout = 5})
     assert.are.equal(("[::1]:%d"):format(s.port), res.body)

@@ -81,4 +81,18 @@ end)
     assert.are.equal("0 passed, 1 failed, 0 skipped", last)
     assert.are_not.equal(0, code)
   end))
+
+  it("shows a skip with its reason, and fails it in CI", bounded(30, function()
+    local SKIPS = PASS .. [[
+it("needs a machine with a flux capacitor", function() pending("no flux capacitor here") end)
+]]
+    local code, last, out = run{a = SKIPS}
+    assert.are.equal("1 passed, 0 failed, 1 skipped", last)
+    assert.matches("SKIP: needs a machine with a flux capacitor\n  [^\n]*no flux capacitor here", out)
+    assert.are.equal(0, code)
+    code, last, out = run({a = SKIPS}, {CI = "true"})
+    assert.are.equal("1 passed, 1 failed, 0 skipped", last)
+    assert.matches("1 skipped tests count as failed", out, 1, true)
+    assert.are_not.equal(0, code)
+  end))
 end)

@@ -60,6 +60,12 @@ return function(options)
 
   handler.suiteEnd = function(suite, count, total)
     local failed = handler.failuresCount + handler.errorsCount
+    -- a skipped test says why, so a user knows what did not run
+    for _, p in ipairs(handler.pendings) do
+      local msg = p.message
+      io_write(("\nSKIP: %s%s"):format(p.name, msg and ("\n  " .. tostring(msg)) or ""))
+    end
+    if #handler.pendings > 0 then io_write("\n") end
     io_write(("\n%d passed, %d failed, %d skipped\n"):format(
       handler.successesCount, failed, handler.pendingsCount))
     io_flush()

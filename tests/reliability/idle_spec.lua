@@ -516,8 +516,7 @@ end
 
 describe("reliability: 10 000 idle connections (item 22)", function()
   if SKIP then
-    io.stderr:write("reliability/idle_spec: item 22 skipped: " .. SKIP .. "\n")
-    pending("item 22: many idle connections -- SKIPPED, " .. SKIP)
+    pending(support.skip("item 22 (many idle connections): " .. SKIP))
     return
   end
   if SOURCES > 1 then

@@ -456,8 +456,7 @@ describe("reliability: sockets under faults and exhaustion", function()
   end))
 
   if not PRLIMIT then
-    io.stderr:write("reliability/socket_spec: item 20 (EMFILE) skipped: prlimit (util-linux) not found\n")
-    pending("item 20: EMFILE -- SKIPPED, prlimit (util-linux) is not installed")
+    pending(support.skip("item 20 (EMFILE): prlimit (util-linux) is not installed"))
   else
     it("item 20: out of fds (prlimit --nofile=64), a server sheds excess clients at once, " ..
        "keeps serving its own, stays idle, and accepts again when fds free up", bounded(25, function()
