@@ -407,7 +407,12 @@ describe("wirelab.timeout", function()
   end))
 
   it("checks its arguments", bounded(5, function()
-    assert.is_false(pcall(wirelab.timeout, -1, function() end))
+    for _, bad in ipairs{-1, 0 / 0, "soon"} do
+      local ok, err = pcall(wirelab.timeout, bad, function() end)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'timeout' (non-negative number of seconds or nil expected",
+                     err, 1, true)
+    end
     local ok, err = pcall(wirelab.timeout, 1, "not a function")
     assert.is_false(ok)
     assert.matches("bad argument #2 to 'timeout'", err, 1, true)
@@ -476,8 +481,14 @@ describe("wirelab.event", function()
 
   it("wait rejects a bad timeout", bounded(5, function()
     local ev = wirelab.event()
-    assert.is_false(pcall(ev.wait, ev, "x"))
-    assert.is_false(pcall(ev.wait, ev, -1))
+    for _, bad in ipairs{"x", -1, 0 / 0} do
+      local ok, err = pcall(function() return ev:wait(bad) end)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'wait' (non-negative number of seconds or nil expected",
+                     err, 1, true)
+    end
+    ev:set()
+    assert.is_true(ev:wait(nil))           -- nil is no timeout, not a bad one
   end))
 end)
 
@@ -574,9 +585,21 @@ describe("wirelab.queue", function()
     assert.are.equal("from b", q:get(0))
   end))
 
-  it("rejects a bad maxsize", bounded(5, function()
-    assert.is_false(pcall(wirelab.queue, -1))
-    assert.is_false(pcall(wirelab.queue, 1.5))
+  it("rejects a bad maxsize and a bad timeout", bounded(5, function()
+    for _, bad in ipairs{-1, 1.5, "2"} do
+      local ok, err = pcall(wirelab.queue, bad)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'queue' (non-negative integer expected)", err, 1, true)
+    end
+    assert.are.equal(0, wirelab.queue(0):size())  -- 0: unbounded, as in Python
+    local q = wirelab.queue()
+    local ok, err = pcall(function() return q:get(-1) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'get' (non-negative number of seconds", err, 1, true)
+    ok, err = pcall(function() return q:put("v", "later") end)
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'put' (non-negative number of seconds", err, 1, true)
+    assert.are.equal(0, q:size())          -- the refused put left nothing behind
   end))
 end)
 

@@ -14,15 +14,18 @@ local M = {
   fork = core.fork, waitpid = core.waitpid, _exit = core._exit,
 }
 
-local function check_timeout(t, level)
+-- a timeout argument: nil or seconds; refused with Lua's usual wording
+local function check_timeout(t, level, argn, fname)
   if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
-    error("bad timeout (a non-negative number of seconds or nil expected)", level + 1)
+    error(("bad argument #%d to '%s' (non-negative number of seconds or nil expected, got %s)")
+      :format(argn, fname, t ~= t and "nan" or (type(t) == "number" and tostring(t) or type(t))),
+      level + 1)
   end
 end
 
 -- timeout(seconds, fn, ...): fn's results, or ETIMEDOUT with fn cancelled.
 function M.timeout(seconds, fn, ...)
-  check_timeout(seconds, 2)
+  check_timeout(seconds, 2, 1, "timeout")
   if type(fn) ~= "function" then
     error("bad argument #2 to 'timeout' (function expected, got " .. type(fn) .. ")", 2)
   end
@@ -57,7 +60,7 @@ function Event:is_set() return self._flag end
 -- wait([timeout]) -> true once set, false on timeout. A waiter released by
 -- set() returns true even if clear() came before it ran, as in Python.
 function Event:wait(timeout)
-  check_timeout(timeout, 2)
+  check_timeout(timeout, 2, 1, "wait")
   if self._flag then return true end
   local gen = self._gen
   local deadline = timeout and now() + timeout
@@ -99,7 +102,7 @@ end
 
 -- put(v[, timeout]): waits while the queue is full
 function Queue:put(v, timeout)
-  check_timeout(timeout, 2)
+  check_timeout(timeout, 2, 2, "put")
   local deadline = timeout and now() + timeout
   while self:full() do wait_on(self._putters, deadline, "put") end
   self._tail = self._tail + 1
@@ -109,7 +112,7 @@ end
 
 -- get([timeout]) -> v; raises ETIMEDOUT when nothing came in time
 function Queue:get(timeout)
-  check_timeout(timeout, 2)
+  check_timeout(timeout, 2, 1, "get")
   local deadline = timeout and now() + timeout
   while self._tail < self._head do wait_on(self._getters, deadline, "get") end
   local h = self._head
