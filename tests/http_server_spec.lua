@@ -690,18 +690,63 @@ describe("http.server handlers", function()
     stop(srv)
   end))
 
-  it("ends a connection after max_requests_per_socket", bounded(15, function()
+  it("after max_requests_per_socket says Connection: close and answers later requests 503 " ..
+     "(Node's semantics)", bounded(15, function()
     local srv, port = start{max_requests_per_socket = 2}
+    -- the 503s after a response that says Connection: close, to EOF: each
+    -- parsed afresh, as a response parser ignores what follows such a one
+    local function assert_503s(conn, n)
+      local raw, pos = conn:rest(), 1
+      for i = 1, n do
+        local p, r = core.parser("response"), {parts = {}}
+        repeat
+          local ev, a, b = p:feed(raw, pos)
+          assert(ev ~= "error" and ev ~= "more", ("response %d of %d: %q"):format(i, n, raw))
+          if ev == "head" then r.status, r.headers = b.status, hs.new_headers(b.headers) end
+          if ev == "body" then r.parts[#r.parts + 1] = b end
+          pos = a
+        until ev == "end"
+        assert.are.equal(503, r.status)
+        assert.are.equal("close", r.headers["connection"])
+        assert.matches("Too many requests on this connection", concat(r.parts), 1, true)
+      end
+      assert.are.equal(#raw + 1, pos, "bytes after the 503s")
+      assert.is_nil(conn.err)
+    end
+    -- pipelined: the two after the limit are both refused, then the close
     local c = connect(port)
     c:send("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
     local r1 = c:must_response()
+    assert.are.equal("GET /1", r1.body)
     assert.is_nil(r1.headers["connection"])
-    c:send("GET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n")
+    c:send("GET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n" ..
+           "GET /4 HTTP/1.1\r\nHost: a\r\n\r\n")
     local r2 = c:must_response()
     assert.are.equal("GET /2", r2.body)
     assert.are.equal("close", r2.headers["connection"])
-    c:assert_closed()
-    assert.are.same({"GET /1", "GET /2"}, srv.calls)
+    assert_503s(c, 2)
+    -- one by one: a client that ignores the Connection: close gets a 503
+    local c2 = connect(port)
+    for i = 1, 2 do
+      c2:send("GET /s" .. i .. " HTTP/1.1\r\nHost: a\r\n\r\n")
+      assert.are.equal("GET /s" .. i, c2:must_response().body)
+    end
+    c2:send("GET /s3 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert_503s(c2, 1)
+    -- a client that honours it just closes
+    local c3 = connect(port)
+    c3:send("GET /t1 HTTP/1.1\r\nHost: a\r\n\r\nGET /t2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    c3:must_response()
+    assert.are.equal("close", c3:must_response().headers["connection"])
+    c3:close()
+    assert.are.same({"GET /1", "GET /2", "GET /s1", "GET /s2", "GET /t1", "GET /t2"}, srv.calls)
+    -- a Connection: close from the client still ends it: nothing after is answered
+    local c4 = connect(port)
+    c4:send("GET /u1 HTTP/1.1\r\nHost: a\r\n\r\nGET /u2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" ..
+            "GET /u3 HTTP/1.1\r\nHost: a\r\n\r\n")
+    c4:must_response()
+    c4:must_response()
+    c4:assert_closed()
     assert_serving(port)
     stop(srv)
   end))
@@ -978,15 +1023,17 @@ describe("http.server limits and refusals", function()
 end)
 
 describe("http.server timeouts", function()
+  -- RELIABILITY item 7: 1 header byte per second against a 2 s header
+  -- timeout; every other client is served within 100 ms throughout
   it("408 + close for a head trickling past header_timeout; others served meanwhile", bounded(15, function()
-    local srv, port = start{header_timeout = 1}
+    local srv, port = start{header_timeout = 2}
     local slow = connect(port)
     local t0 = wirelab.now()
     local trickle = wirelab.spawn(function()
       local req = "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n"
       for i = 1, #req do
         if not pcall(slow.send, slow, req:sub(i, i)) then return end
-        wirelab.sleep(0.3)
+        wirelab.sleep(1)
       end
     end)
     defer(function() trickle:cancel() end)
@@ -1007,9 +1054,9 @@ describe("http.server timeouts", function()
     assert.are.equal(408, r.status)
     assert.are.equal("close", r.headers["connection"])
     slow:assert_closed()
-    assert.is_true(took >= 0.9 and took < 2.5, "408 after " .. took .. " s")
-    assert.is_true(n >= 3, "only " .. n .. " requests served meanwhile")
-    assert.is_true(worst < 0.2, "a concurrent request took " .. worst .. " s")
+    assert.is_true(took >= 1.9 and took < 3, "408 after " .. took .. " s")
+    assert.is_true(n >= 10, "only " .. n .. " requests served meanwhile")
+    assert.is_true(worst < 0.1, "a concurrent request took " .. worst .. " s")
     trickle:cancel()
     for _, call in ipairs(srv.calls) do assert.are.equal("GET /fast", call) end
     stop(srv)

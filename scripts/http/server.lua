@@ -298,13 +298,18 @@ function Base:handle_one_request()
     body.pending, body.received, body.done, body.failed, body.trailers = "", 0, false, false, nil
   end
   self._body, self.rfile = body, body
-  local maxreq = self._max_requests
+  -- max_requests_per_socket, as Node has it: the last request allowed is
+  -- answered with Connection: close, but the connection stays; a request
+  -- after it gets 503 and never reaches the handler, and so does each one
+  -- pipelined behind that (a body would have to be read: then it closes)
+  local maxreq, limit_keep = self._max_requests, false
   if maxreq and self._requests > maxreq then
-    self.close_connection = true
     self:send_error(503, "Service Unavailable", "Too many requests on this connection")
     self._w:flush()
+    self.close_connection = has_body or self._pos > #self._buf
     return
   elseif maxreq and self._requests == maxreq then
+    limit_keep = not self.close_connection
     self.close_connection = true
   end
 
@@ -349,6 +354,7 @@ function Base:handle_one_request()
     end)
     if not ok or not b.done or b.failed then self.close_connection = true end
   end
+  if limit_keep and b.done and not self.connection.closed then self.close_connection = false end
 end
 
 function Base:handle_expect_100()

@@ -459,7 +459,8 @@ describe("reliability: sockets under faults and exhaustion", function()
     pending(support.skip("item 20 (EMFILE): prlimit (util-linux) is not installed"))
   else
     it("item 20: out of fds (prlimit --nofile=64), a server sheds excess clients at once, " ..
-       "keeps serving its own, stays idle, and accepts again when fds free up", bounded(25, function()
+       "keeps serving its own, stays idle (< 10 % CPU over 10 s), and accepts again when fds free up",
+       bounded(40, function()
       local p, line = start(EMFILE_SERVER, {PRLIMIT, "--nofile=" .. NOFILE .. ":" .. NOFILE})
       local port = math.tointeger(tonumber(line))
       assert.is_not_nil(port, "bad first line from the server: " .. line)
@@ -496,11 +497,11 @@ describe("reliability: sockets under faults and exhaustion", function()
       assert.is_true(#served >= 20 and #served < NOFILE, #served .. " clients served")
       assert.are.equal(CLIENTS - #served, closed)
 
-      -- ~3 s at the limit: the held clients are still served, newcomers are
+      -- 10 s at the limit: the held clients are still served, newcomers are
       -- shed at once, and the server does not spin on its listening socket
       local cpu0, w0 = cpu_seconds(p.pid), wirelab.now()
       local rounds, bad = 0, {}
-      while wirelab.now() - w0 < 3 and rounds < 30 do
+      while wirelab.now() - w0 < 10 and rounds < 100 do
         rounds = rounds + 1
         local res = parallel(#served, function(i) return exchange(served[i], "again " .. i .. "\n") end)
         for i, r in ipairs(res) do
@@ -516,7 +517,8 @@ describe("reliability: sockets under faults and exhaustion", function()
       assert.are.equal(0, #bad, "at the fd limit: " .. summary(bad))
       assert.is_true(alive(p), "the server died at the fd limit")
       if not SANITIZED then
-        assert.is_true(cpu < 0.30, ("server CPU %.0f%% of a core at the fd limit"):format(cpu * 100))
+        assert.is_true(cpu < 0.10, ("server CPU %.1f%% of a core over %.1f s at the fd limit"):format(
+          cpu * 100, wirelab.now() - w0))
       end
 
       -- the held clients go: new clients are accepted again
