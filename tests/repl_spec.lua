@@ -15,6 +15,26 @@ local function session(...)
   return p
 end
 
+-- stderr_reader(p) -> until(text): reads p's stderr line by line until a
+-- line holding text has come (the bounded test limits the wait); -> that line
+local function stderr_reader(p)
+  return function(text)
+    while true do
+      local line = p.stderr:readline()
+      assert(line ~= nil and line ~= "", "stderr ended before '" .. text .. "'")
+      if line:find(text, 1, true) then return line end
+    end
+  end
+end
+
+-- true while SIGINT is pending for pid (sent, its handler not yet run)
+local function sigint_pending(pid)
+  for _, field in ipairs{"SigPnd", "ShdPnd"} do
+    if (tonumber(support.proc_status(pid, field), 16) >> 1) & 1 == 1 then return true end
+  end
+  return false
+end
+
 local function finish(p)
   p:close_stdin()
   local code = p:wait(5)
@@ -66,40 +86,41 @@ select(2, srv:getsockname())
     assert.are.equal(0, (finish(p)))
   end))
 
+  -- Each Ctrl-C is sent once the prompt is in the state it must stop, and
+  -- the next line only once the prompt has said it stopped (on stderr): no
+  -- sleeping. A half-typed chunk and an idle prompt print nothing from a
+  -- pipe, so those two are in the terminal test below, where the fresh
+  -- prompt shows.
   it("Ctrl-C (SIGINT) stops what the prompt runs, not the process", bounded(15, function()
     local p = session()
-    local function interrupt()
-      wirelab.sleep(0.3)          -- let it get going
-      p:kill(2)
-      wirelab.sleep(0.1)
-    end
-    p:write("n = 0\nwhile true do n = n + 1 end\n")
-    interrupt()
-    p:write("'after a busy loop', n > 0\n")
+    local stderr_until = stderr_reader(p)
+    -- a busy loop, once it has spun a while
+    p:write("n = 0\nwhile true do n = n + 1; if n == 1000 then print('spinning'); io.stdout:flush() end end\n")
+    assert.are.equal("spinning", p.stdout:readline())
+    p:kill(2)
+    stderr_until("interrupted")
+    p:write("'after a busy loop', n >= 1000\n")
     assert.are.equal("after a busy loop\ttrue", p.stdout:readline())
-    p:write("s = require('socket').socket(); s:bind('127.0.0.1', 0); s:listen(1); s:accept()\n")
-    interrupt()
+    -- an accept, once the process sleeps in it
+    p:write("s = require('socket').socket(); s:bind('127.0.0.1', 0); s:listen(1); " ..
+            "print('accepting'); io.stdout:flush(); s:accept()\n")
+    assert.are.equal("accepting", p.stdout:readline())
+    support.wait_until("the prompt waits in accept", function() return support.proc_stat(p.pid) == "S" end)
+    p:kill(2)
+    assert.matches("accept", stderr_until("EINTR"), 1, true)
     p:write("s:close()\n'after a blocked accept'\n")
     assert.are.equal("after a blocked accept", p.stdout:readline())
-    p:write("for i = 1, 3 do\n")    -- half a chunk, dropped by Ctrl-C
-    interrupt()
-    p:write("'after half a chunk'\n")
-    assert.are.equal("after half a chunk", p.stdout:readline())
-    interrupt()                      -- at the prompt: nothing to stop
-    p:write("'after an idle Ctrl-C'\n")
-    assert.are.equal("after an idle Ctrl-C", p.stdout:readline())
-    local code, err = finish(p)
-    assert.are.equal(0, code)
-    assert.matches("interrupted", err, 1, true)
-    assert.matches("EINTR", err, 1, true)
+    assert.are.equal(0, (finish(p)))
   end))
 
   it("a second Ctrl-C stops a background task that never yields", bounded(15, function()
     local p = session()
-    p:write("wirelab = require 'wirelab'\nt = wirelab.spawn(function() while true do end end)\n")
-    wirelab.sleep(0.3)            -- the task spins: the prompt gets no turn
+    p:write("wirelab = require 'wirelab'\n" ..
+            "t = wirelab.spawn(function() print('spinning'); io.stdout:flush(); while true do end end)\n")
+    assert.are.equal("spinning", p.stdout:readline())   -- the prompt gets no turn now
     p:kill(2)
-    wirelab.sleep(0.2)
+    -- delivered (two pending SIGINTs would be one), yet the process goes on
+    support.wait_until("the first SIGINT is delivered", function() return not sigint_pending(p.pid) end)
     assert.is_nil(p:wait(0.05), "one Ctrl-C ended wirelab")
     p:kill(2)                     -- stops the spinning task
     p:write("'back', t:done()\n")
@@ -126,7 +147,8 @@ select(2, srv:getsockname())
     local r = process.run{"python3", "-c", [==[
 import os, pty, select, subprocess, sys, time
 m, s = pty.openpty()
-p = subprocess.Popen([sys.argv[1]], stdin=s, stdout=s, stderr=s, close_fds=True)
+# its own session: libedit passes a SIGINT it catches on to its process group
+p = subprocess.Popen([sys.argv[1]], stdin=s, stdout=s, stderr=s, close_fds=True, start_new_session=True)
 os.close(s)
 def until(marker, limit=5):
     out, end = b"", time.time() + limit
@@ -143,10 +165,19 @@ os.write(m, b"2 + 3\r"); shown += until(b"5\r\n> ")
 os.write(m, b"for i = 7, 8 do\r"); shown += until(b">> ")
 os.write(m, b"print(i) end\r"); shown += until(b"8\r\n> ")
 os.write(m, b"xyz\x7f\x7f\x7f'edited'\r"); shown += until(b"edited\r\n> ")
-os.write(m, b"while true do end\r"); time.sleep(0.3)
+# Ctrl-C in a busy loop, once it says it spins (142: not in the echo)
+os.write(m, b"n = 0 while true do n = n + 1 if n == 1000 then print(6 * 7 + 100) end end\r")
+shown += until(b"142\r\n")
 os.kill(p.pid, 2); shown += until(b"interrupted")
 shown += until(b"> ")
 os.write(m, b"'alive'\r"); shown += until(b"alive\r\n> ")
+# Ctrl-C in a half-typed chunk drops it: a fresh prompt, not ">> "
+os.write(m, b"for i = 1, 3 do\r"); shown += until(b">> ")
+os.kill(p.pid, 2); shown += until(b"> ")
+os.write(m, b"'after half a chunk'\r"); shown += until(b"after half a chunk\r\n> ")
+# Ctrl-C at an idle prompt: nothing to stop, a fresh prompt
+os.kill(p.pid, 2); shown += until(b"> ")
+os.write(m, b"'after an idle Ctrl-C'\r"); shown += until(b"after an idle Ctrl-C\r\n> ")
 os.write(m, b"\x04")
 code = p.wait(timeout=5)
 sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
@@ -159,6 +190,8 @@ sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
     assert.matches("\\r\\nedited\\r\\n> ", shown, 1, true)
     assert.matches("interrupted", shown, 1, true)
     assert.matches("\\r\\nalive\\r\\n> ", shown, 1, true)
+    assert.matches("\\r\\nafter half a chunk\\r\\n> ", shown, 1, true)
+    assert.matches("\\r\\nafter an idle Ctrl-C\\r\\n> ", shown, 1, true)
   end))
 
   it("without -i and without a terminal, standard input is a script, as lua does",
