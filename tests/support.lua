@@ -165,8 +165,12 @@ function M.rss_kib(pid) return tonumber(M.proc_status(pid, "VmRSS")) end
 
 -- nfds(pid[, kind]) -> how many fds the process has open; with kind
 -- "socket", only its sockets (sanitizers and the C library open files of
--- their own, which make the full count noisy)
+-- their own, which make the full count noisy). This process counts its
+-- own from inside: an `ls` it spawned would list the pipes to that ls too.
 function M.nfds(pid, kind)
+  if kind == nil and (pid == M.PID or pid == "self") then
+    return #fs.listdir("/proc/self/fd") - 1        -- less listdir's own
+  end
   local r = process.run{"ls", "-l", "/proc/" .. pid .. "/fd", timeout = 5}
   local n = 0
   for line in r.stdout:gmatch("[^\n]+") do
