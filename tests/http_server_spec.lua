@@ -1022,6 +1022,59 @@ describe("http.server limits and refusals", function()
   end))
 end)
 
+describe("http.server default limits", function()
+  it("are the documented ones (README, RELIABILITY item 6), on both servers", bounded(5, function()
+    local MiB = 1024 * 1024
+    for _, cls in ipairs{hs.HTTPServer, hs.ThreadingHTTPServer} do
+      assert.are.equal(8 * 1024, cls.max_line)             -- then 414
+      assert.are.equal(64 * 1024, cls.max_header_bytes)    -- then 431
+      assert.are.equal(100, cls.max_headers)               -- then 431
+      assert.are.equal(100 * MiB, cls.max_body)            -- then 413
+      assert.are.equal(16 * 1024, cls.max_chunk_ext)       -- then 400
+      assert.are.equal(30, cls.header_timeout)             -- then 408
+      assert.are.equal(5, cls.keepalive_timeout)           -- then a silent close
+      assert.are.equal(30, cls.body_timeout)               -- then 408
+      assert.is_nil(cls.max_requests_per_socket)           -- off
+    end
+  end))
+
+  -- The 414 and 431 limits are exercised at their defaults under "limits
+  -- and refusals"; max_body's is too big to send, but its Content-Length
+  -- is judged before any body byte.
+  it("refuse a Content-Length over 100 MiB at once, and take one of exactly 100 MiB", bounded(15, function()
+    local srv, port = start()
+    local c = connect(port)
+    c:send("POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 104857601\r\n\r\n")
+    local r = c:must_response()
+    assert.are.equal(413, r.status)
+    assert.are.equal("close", r.headers["connection"])
+    c:assert_closed()
+    -- at the limit it is dispatched (PATCH answers without reading the body)
+    local c2 = connect(port)
+    c2:send("PATCH /fits HTTP/1.1\r\nHost: a\r\nContent-Length: 104857600\r\nConnection: close\r\n\r\n")
+    local r2 = c2:must_response()
+    assert.are.equal(200, r2.status)
+    assert.are.equal("PATCH /fits", r2.body)
+    c2:assert_closed()
+    assert.are.same({"PATCH /fits"}, srv.calls)
+    stop(srv)
+  end))
+
+  it("accept exactly 100 header fields and a header section of exactly 64 KiB", bounded(15, function()
+    local _, port = start()
+    local fields = {"GET /hundred HTTP/1.1\r\nHost: a\r\n"}
+    for i = 2, 100 do fields[#fields + 1] = "X-" .. i .. ": v\r\n" end
+    local c = connect(port)
+    c:send(concat(fields) .. "\r\n")
+    assert.are.equal("GET /hundred", c:must_response().body)
+    -- the section after the request line: "Host: a\r\nX: ...\r\n\r\n"
+    local filler = 65536 - #"Host: a\r\nX: \r\n\r\n"
+    c:send("GET /full HTTP/1.1\r\nHost: a\r\nX: " .. ("v"):rep(filler) .. "\r\n\r\n")
+    assert.are.equal("GET /full", c:must_response().body)
+    c:close()
+  end))
+end)
+
 describe("http.server timeouts", function()
   -- RELIABILITY item 7: 1 header byte per second against a 2 s header
   -- timeout; every other client is served within 100 ms throughout

@@ -386,6 +386,145 @@ describe("socket TCP", function()
   end))
 end)
 
+describe("socket extensions: default timeout, wait_readable, MSG_PEEK, detach, fromfd", function()
+  it("setdefaulttimeout gives new sockets a timeout, and nil takes it away", bounded(5, function()
+    assert.is_nil(socket.getdefaulttimeout())
+    support.defer(function() socket.setdefaulttimeout(nil) end)   -- process-wide: put it back
+    socket.setdefaulttimeout(0.2)
+    assert.are.equal(0.2, socket.getdefaulttimeout())
+    local s <close> = socket.socket()
+    assert.are.equal(0.2, s:gettimeout())
+    local u <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert.are.equal(0.2, u:gettimeout())
+    -- and it acts: a silent peer times a recv out after 0.2 s
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local c <close> = socket.create_connection("127.0.0.1", select(2, srv:getsockname()))
+    assert.are.equal(0.2, c:gettimeout())
+    local t0 = wirelab.now()
+    local ok, err = pcall(c.recv, c, 10)
+    assert.is_false(ok)
+    assert.are.equal("ETIMEDOUT", err.code)
+    assert.is_true(wirelab.now() - t0 >= 0.18 and wirelab.now() - t0 < 1)
+    -- an explicit timeout wins over it
+    local c2 <close> = socket.create_connection("127.0.0.1", select(2, srv:getsockname()), 3)
+    assert.are.equal(3, c2:gettimeout())
+    for _, bad in ipairs{-1, "soon"} do
+      local ok2, err2 = pcall(socket.setdefaulttimeout, bad)
+      assert.is_false(ok2)
+      assert.matches("bad argument #1 to 'setdefaulttimeout'", err2, 1, true)
+    end
+    assert.are.equal(0.2, socket.getdefaulttimeout())   -- a refused value changed nothing
+    socket.setdefaulttimeout(nil)
+    local s2 <close> = socket.socket()
+    assert.is_nil(s2:gettimeout())
+  end))
+
+  it("wait_readable waits until recv or accept would not block, and reads nothing", bounded(5, function()
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local t0 = wirelab.now()
+    assert.is_false(srv:wait_readable(0.05))
+    local took = wirelab.now() - t0
+    assert.is_true(took >= 0.04 and took < 1, "wait_readable(0.05) took " .. took)
+    local c <close> = socket.create_connection("127.0.0.1", select(2, srv:getsockname()), 5)
+    assert.is_true(srv:wait_readable(2))                -- a connection to accept
+    local a <close> = srv:accept()
+    assert.is_false(a:wait_readable(0))
+    local w = wirelab.spawn(function() return a:wait_readable() end)
+    wirelab.sleep(0)
+    assert.is_false(w:done())
+    c:sendall("ping")
+    assert.is_true(w:join(2))
+    assert.is_true(a:wait_readable(0))                  -- still: nothing was read
+    assert.are.equal("ping", a:recv(100))
+    c:shutdown(socket.SHUT_WR)                          -- EOF is readable too
+    assert.is_true(a:wait_readable(2))
+    assert.are.equal("", a:recv(10))
+  end))
+
+  it("wait_readable returns false on task:interrupt and raises EBADF on close", bounded(5, function()
+    local srv = socket.create_server("127.0.0.1", 0)
+    support.defer(function() srv:close() end)
+    local started = wirelab.event()
+    local w = wirelab.spawn(function() started:set(); return srv:wait_readable() end)
+    started:wait()
+    assert.is_true(w:interrupt())
+    assert.is_false(w:join(2))
+    started:clear()
+    local w2 = wirelab.spawn(function() started:set(); return srv:wait_readable() end)
+    started:wait()
+    srv:close()
+    local ok, err = pcall(w2.join, w2, 2)
+    assert.is_false(ok)
+    assert.are.equal("EBADF", err.code)
+  end))
+
+  it("MSG_PEEK reads without taking, on TCP and UDP", bounded(5, function()
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local c <close> = socket.create_connection("127.0.0.1", select(2, srv:getsockname()), 5)
+    local a <close> = srv:accept()
+    a:settimeout(5)
+    c:sendall("peekaboo")
+    assert.is_true(a:wait_readable(2))
+    assert.are.equal("peek", a:recv(4, socket.MSG_PEEK))
+    assert.are.equal("peekaboo", a:recv(8, socket.MSG_PEEK))
+    assert.are.equal("peekaboo", a:recv(100))
+    local u <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u:bind("127.0.0.1", 0)
+    u:settimeout(2)
+    local v <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    v:sendto("one datagram", u:getsockname())
+    local d, host, port = u:recvfrom(100, socket.MSG_PEEK)
+    assert.are.equal("one datagram", d)
+    assert.are.equal("127.0.0.1", host)
+    assert.are.equal(select(2, v:getsockname()), port)
+    assert.are.equal("one datagram", u:recv(100))       -- still there, taken now
+    u:settimeout(0)
+    local ok, err = pcall(u.recv, u, 100)
+    assert.is_false(ok)
+    assert.are.equal("EAGAIN", err.code)
+  end))
+
+  -- In a subprocess: detach hands over a descriptor that no Lua call can
+  -- close again (there is no os.close), so it dies with that process.
+  it("detach hands the descriptor over; fromfd makes a socket of a copy of it", bounded(10, function()
+    local r = process.run{support.wirelab, "-e", [[
+local socket = require "socket"
+local fs = require "wirelab.fs"
+local function nfds() return #fs.listdir("/proc/self/fd") end
+local srv = socket.create_server("127.0.0.1", 0)
+local c = socket.create_connection("127.0.0.1", select(2, srv:getsockname()), 5)
+local a = srv:accept()
+a:settimeout(5)
+local before = nfds()
+local fd = c:detach()
+print("detach", math.type(fd), fd > 2, c:fileno(), c.closed, nfds() - before)
+local ok, e = pcall(c.send, c, "x")
+print("use", ok, e.code, c:detach())
+local d = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)
+print("fromfd", d:fileno() ~= fd, d.family == socket.AF_INET, d.type == socket.SOCK_STREAM, nfds() - before)
+d:settimeout(5)
+d:sendall("through the copy")
+print("peer", a:recv(100))
+a:sendall("and back")
+print("copy", d:recv(100), (d:getpeername()))
+d:close()
+print("closed", nfds() - before)
+local ok2, e2 = pcall(socket.fromfd, 99999)
+print("bad", ok2, e2.code, e2.op)
+]], timeout = 10}
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(table.concat({
+      "detach integer true -1 true 0",       -- a new fd for the old one
+      "use false EBADF -1",                  -- the object is closed; detach again: -1
+      "fromfd true true true 1",             -- a socket around a copy
+      "peer through the copy",
+      "copy and back 127.0.0.1",
+      "closed 0",                            -- the detached fd is still the caller's
+      "bad false EBADF fromfd",
+    }, "\n") .. "\n", (r.stdout:gsub("\t", " ")))
+  end))
+end)
+
 describe("socket UDP", function()
   it("keeps datagram boundaries through an echo server", bounded(10, function()
     local _, port, stop = support.echo_server{type = socket.SOCK_DGRAM}

@@ -299,6 +299,116 @@ describe("wirelab tasks", function()
   end))
 end)
 
+describe("wirelab task:interrupt and join_all", function()
+  -- a task that has parked in `wait` (started is set just before it parks)
+  local function waiting(wait)
+    local started = wirelab.event()
+    local t = wirelab.spawn(function()
+      started:set()
+      local ok, err = pcall(wait)
+      return ok, errors.is(err) and err.code or tostring(err), errors.is(err) and err.op
+    end)
+    started:wait()
+    return t
+  end
+
+  it("interrupt wakes a waiting task with EINTR, true only for a task that waits", bounded(5, function()
+    local t = waiting(function() wirelab.sleep(10) end)
+    local t0 = wirelab.now()
+    assert.is_true(t:interrupt())
+    assert.are.same({false, "EINTR", "sleep"}, {t:join()})
+    assert.is_true(wirelab.now() - t0 < 1)
+    assert.is_false(t:interrupt())                     -- done
+    local ready = wirelab.spawn(function() return "ran" end)
+    assert.is_false(ready:interrupt())                 -- not started, so not waiting
+    assert.are.equal("ran", ready:join())              -- and unharmed
+    assert.is_false(wirelab.current():interrupt())     -- running
+  end))
+
+  it("interrupt is not sticky: the task waits again afterwards, unlike cancel", bounded(5, function()
+    local started = wirelab.event()
+    local t = wirelab.spawn(function()
+      started:set()
+      local ok, err = pcall(wirelab.sleep, 10)
+      local t1 = wirelab.now()
+      wirelab.sleep(0.05)                              -- a second wait, undisturbed
+      return ok, err.code, wirelab.now() - t1
+    end)
+    started:wait()
+    assert.is_true(t:interrupt())
+    local ok, code, slept = t:join()
+    assert.is_false(ok)
+    assert.are.equal("EINTR", code)
+    assert.is_true(slept >= 0.04, "the second sleep lasted " .. slept .. " s")
+  end))
+
+  it("interrupt ends an event wait, a queue get and a join, leaving them usable", bounded(5, function()
+    local ev, q = wirelab.event(), wirelab.queue()
+    local other = wirelab.spawn(wirelab.sleep, 10)
+    for _, wait in ipairs{function() ev:wait() end, function() q:get() end,
+                          function() other:join() end} do
+      local t = waiting(wait)
+      assert.is_true(t:interrupt())
+      local ok, code = t:join()
+      assert.is_false(ok)
+      assert.are.equal("EINTR", code)
+    end
+    q:put("still works")
+    assert.are.equal("still works", q:get(0))
+    ev:set()
+    assert.is_true(ev:wait(0))
+    assert.is_false(other:done())                      -- interrupting its joiner left it alone
+    other:cancel()
+    assert.is_false(pcall(other.join, other))
+  end))
+
+  it("join_all returns every task's results in order, each packed", bounded(5, function()
+    local tasks = {
+      wirelab.spawn(function() wirelab.sleep(0.02); return 1, nil, 3 end),
+      wirelab.spawn(function() end),
+      wirelab.spawn(function() wirelab.sleep(0.01); return "c" end),
+    }
+    assert.are.same({{1, nil, 3, n = 3}, {n = 0}, {"c", n = 1}}, wirelab.join_all(tasks))
+    assert.are.same({}, wirelab.join_all({}))
+  end))
+
+  it("join_all re-raises the error of the first failing task in the list", bounded(5, function()
+    local ev = wirelab.event()
+    local obj = errors.new("recv", "ECONNRESET")
+    local a = wirelab.spawn(function() wirelab.sleep(0.01); return "a" end)
+    local b = wirelab.spawn(function() wirelab.sleep(0.02); error(obj) end)
+    local c = wirelab.spawn(function() wirelab.sleep(0); error("c fails first, but comes later") end)
+    local c_seen = wirelab.spawn(function() return pcall(c.join, c) end)   -- (not printed)
+    local d = wirelab.spawn(function() ev:wait(); return "d" end)
+    local ok, err = pcall(wirelab.join_all, {a, b, c, d})
+    assert.is_false(ok)
+    assert.are.equal(obj, err)
+    assert.is_false((c_seen:join()))
+    assert.is_true(a:done())
+    assert.is_false(d:done())                          -- not waited for, still running
+    ev:set()
+    assert.are.equal("d", d:join())
+  end))
+
+  it("join_all with a timeout bounds the whole group, not each task", bounded(5, function()
+    local ev = wirelab.event()
+    local tasks = {}
+    for i = 1, 3 do tasks[i] = wirelab.spawn(function() wirelab.sleep(0.06 * i); return i end) end
+    tasks[4] = wirelab.spawn(function() ev:wait(); return 4 end)
+    local t0 = wirelab.now()
+    local ok, err = pcall(wirelab.join_all, tasks, 0.3)
+    local took = wirelab.now() - t0
+    assert.is_false(ok)
+    assert.are.equal("ETIMEDOUT", err.code)
+    assert.is_true(took >= 0.28 and took < 0.6, "join_all(tasks, 0.3) took " .. took .. " s")
+    assert.is_true(tasks[3]:done())
+    assert.is_false(tasks[4]:done())                   -- a timeout leaves the tasks running
+    ev:set()
+    local out = wirelab.join_all(tasks, 2)
+    for i = 1, 4 do assert.are.equal(i, out[i][1]) end
+  end))
+end)
+
 describe("wirelab time", function()
   it("sleep(0.1) takes about 0.1 s", bounded(5, function()
     local t0 = wirelab.now()
