@@ -267,16 +267,21 @@ local function request_body(self, has_body)
   return rfile
 end
 
--- max_requests_per_socket: the last request allowed closes the connection,
--- one more gets a 503. True when this request was refused.
-local function refuse_over_limit(self)
+-- max_requests_per_socket, as Node has it: the last request allowed is
+-- answered with Connection: close, but the connection stays; a request
+-- after it gets 503 and never reaches the handler, and so does each one
+-- pipelined behind that (a body would have to be read: then it closes).
+-- True when this request was refused.
+local function refuse_over_limit(self, has_body)
   local maxreq = self._max_requests
+  self._limit_keep = false
   if maxreq and self._requests > maxreq then
-    self.close_connection = true
     self:send_error(503, "Service Unavailable", "Too many requests on this connection")
     self._w:flush()
+    self.close_connection = has_body or self._pos > #self._buf
     return true
   elseif maxreq and self._requests == maxreq then
+    self._limit_keep = not self.close_connection
     self.close_connection = true
   end
   return false
@@ -325,6 +330,7 @@ local function end_request(self)
     end)
     if not ok or not b.done or b.failed then self.close_connection = true end
   end
+  if self._limit_keep and b.done and not self.connection.closed then self.close_connection = false end
 end
 
 function Base:handle_one_request()
@@ -336,7 +342,7 @@ function Base:handle_one_request()
   self._requests = (self._requests or 0) + 1
   self._clen = clen
   self.rfile = request_body(self, has_body)
-  if refuse_over_limit(self) then return end
+  if refuse_over_limit(self, has_body) then return end
   if expect and not self:handle_expect_100() then
     self._w:flush()
     return
