@@ -7,14 +7,13 @@
 local wirelab = require "wirelab"
 local process = require "process"
 
-local WL = os.getenv("WIRELAB") or arg[-1] or "./wirelab"
+local support = require "support"
+local WL = support.wirelab
 local TCP = "labs/tcp-echo"
 local BROKEN = "tests/labs/tcp-echo"
 local MINI = "tests/labs/mini"
 
-local function bounded(secs, fn)
-  return function() wirelab.timeout(secs, fn) end
-end
+local bounded = support.bounded
 
 local function grade(args, timeout)
   local spec = {WL, "grade", timeout = timeout or 120}
@@ -24,10 +23,7 @@ local function grade(args, timeout)
   return r
 end
 
-local function tmpdir()
-  local r = process.run{"mktemp", "-d", timeout = 5}
-  return (r.stdout:gsub("%s+$", ""))
-end
+local tmpdir = support.tmpdir
 
 -- python3 reads a report and prints what it found, one value per line
 local function python(code, input)
@@ -102,7 +98,6 @@ for f in sorted(os.listdir(d)):
     for name in pairs(EXPECTED) do assert.matches(name, r.stderr .. r.stdout, 1, true) end
     assert.are.equal("", leftovers(), "processes of a submission outlived grading")
     for d in pairs(scratch_dirs()) do assert.is_true(before[d], "scratch dir left: " .. d) end
-    process.run{"rm", "-rf", out, pysol, timeout = 10}
   end))
 end)
 
@@ -275,7 +270,6 @@ describe("wirelab grade, the command line", function()
     local ls = process.run{"ls", "-A", out, timeout = 5}.stdout
     assert.are.equal("good.xml\nnasty.xml\n", ls)
     assert.matches("good", r.stderr, 1, true)             -- the summary table
-    process.run{"rm", "-rf", out:gsub("/reports$", ""), timeout = 5}
   end))
 
   it("the report of a crash names its signal and the program's last words", bounded(30, function()
