@@ -212,6 +212,13 @@ def peer_list(args, group):
     def wirelab(name, *rest):
         return wl_missing or [wl, os.path.join(HERE, name)] + list(rest)
 
+    # --baseline: the same wirelab script under another build (an older
+    # commit), in the same runs, so "no slower than before" is one table
+    def baseline(name, *rest):
+        if not args.baseline:
+            return None
+        return [args.baseline, os.path.join(HERE, name)] + list(rest)
+
     if group in ("tcp", "bulk", "udp"):
         m = "udp" if group == "udp" else "tcp"
         peers = [
@@ -246,6 +253,12 @@ def peer_list(args, group):
         ]
     else:
         raise ValueError(group)
+    wl_row = [p for p in peers if p[0] == "wirelab"]
+    if args.baseline and wl_row:
+        argv = wl_row[0][2]
+        if isinstance(argv, list):
+            peers.insert(2, ("baseline", "wirelab baseline (%s)" % args.baseline,
+                             baseline(os.path.basename(argv[1]), *argv[2:])))
     if args.peers:
         peers = [p for p in peers if p[0] in args.peers or p[0] == "c"]
     return peers
@@ -777,6 +790,8 @@ def main():
                                                if g != "http"),
                     help="comma-separated groups out of " + ",".join(GROUPS)
                     + " (default: all but http)")
+    ap.add_argument("--baseline", default="", metavar="WIRELAB",
+                    help="another wirelab binary run beside it (e.g. an older build)")
     ap.add_argument("--peers", default="",
                     help="comma-separated peer keys to run besides the C "
                     "reference: wirelab,node,asyncio,socketserver "

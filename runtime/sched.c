@@ -335,9 +335,11 @@ static void finish(wl_task_t *t, int ok, int nres) {
     lua_setfield(L, -2, "n");
     t->state = T_DONE;
   } else {
-    int quiet = 0;
+    /* a task stopped because the process ends on a signal has nothing to
+    ** report: the exit status (128 + n) says it */
+    int quiet = wl_signo != 0;
     lua_xmove(co, L, 1);       /* a dead thread cannot run __tostring */
-    if (lua_istable(L, -1) && t->cancelled) {
+    if (!quiet && lua_istable(L, -1) && t->cancelled) {
       lua_pushliteral(L, "code");
       lua_rawget(L, -2);
       quiet = lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "ECANCELED") == 0;

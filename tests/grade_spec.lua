@@ -15,8 +15,8 @@ local MINI = "tests/labs/mini"
 
 local bounded = support.bounded
 
-local function grade(args, timeout)
-  local spec = {WL, "grade", timeout = timeout or 120}
+local function grade(args, timeout, env)
+  local spec = {WL, "grade", timeout = timeout or 120, env = env}
   for _, a in ipairs(args) do spec[#spec + 1] = a end
   local r = process.run(spec)
   assert.is_false(r.timed_out, "wirelab grade did not finish")
@@ -32,17 +32,13 @@ local function python(code, input)
   return r.stdout
 end
 
-local function scratch_dirs()
-  local r = process.run{"sh", "-c", "ls -d /tmp/wirelab-grade.* 2>/dev/null || true", timeout = 5}
-  local set = {}
-  for d in r.stdout:gmatch("[^\n]+") do set[d] = true end
-  return set
-end
 
--- processes running a submission's program from a scratch copy
+-- processes still running in a scratch copy that grading has removed:
+-- left behind by a grading that ended (another grading running beside
+-- this one still has its directory)
 local function leftovers()
-  local r = process.run{"sh", "-c", "for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); " ..
-    "case \"$c\" in *proc*) ;; *server.py*|*./server*) echo \"${p#/proc/} $c\";; esac; done", timeout = 10}
+  local r = process.run{"sh", "-c", "for p in /proc/[0-9]*; do d=$(readlink $p/cwd 2>/dev/null); " ..
+    "case \"$d\" in /tmp/wirelab-grade.*' (deleted)') echo \"${p#/proc/} $d\";; esac; done", timeout = 10}
   return r.stdout
 end
 
@@ -62,7 +58,7 @@ describe("wirelab grade, the tcp-echo lab", function()
   }
 
   it("gives the references full marks and each broken submission its exact score", bounded(300, function()
-    local before = scratch_dirs()
+    local scratch = tmpdir()                -- where grading makes its scratch copies
     local out = tmpdir()
     local pysol = tmpdir()
     assert.are.equal(0, process.run{"cp", TCP .. "/solution/server.py", pysol .. "/", timeout = 5}.code)
@@ -70,7 +66,7 @@ describe("wirelab grade, the tcp-echo lab", function()
     for name in pairs(EXPECTED) do subs[#subs + 1] = BROKEN .. "/" .. name end
     local args = {TCP, "--format", "json", "--output", out, "--jobs", "3", "--seed", "11"}
     for _, s in ipairs(subs) do args[#args + 1] = s end
-    local r = grade(args, 280)
+    local r = grade(args, 280, {TMPDIR = scratch, PATH = os.getenv("PATH"), HOME = os.getenv("HOME")})
     assert.are.equal(0, r.code, r.stderr)
     local summary = python([[
 import json, os, sys
@@ -84,9 +80,9 @@ for f in sorted(os.listdir(d)):
     for f, score, max, bad in summary:gmatch("(%S+) (%S+) (%S+) ([^\n]*)") do
       got[f:gsub("%.json$", "")] = {tonumber(score), tonumber(max), bad}
     end
-    assert.are.same({18, 18}, {got.solution[1], got.solution[2]}, "the Lua reference")
+    assert.are.same({18, 18}, {got.solution[1], got.solution[2]}, "the Lua reference: " .. got.solution[3])
     local pyname = pysol:match("([^/]+)$")
-    assert.are.same({18, 18}, {got[pyname][1], got[pyname][2]}, "the Python reference")
+    assert.are.same({18, 18}, {got[pyname][1], got[pyname][2]}, "the Python reference: " .. got[pyname][3])
     for name, want in pairs(EXPECTED) do
       local g = got[name]
       assert.is_not_nil(g, name .. " has no report")
@@ -97,7 +93,7 @@ for f in sorted(os.listdir(d)):
     -- the summary names every submission; nothing is left behind
     for name in pairs(EXPECTED) do assert.matches(name, r.stderr .. r.stdout, 1, true) end
     assert.are.equal("", leftovers(), "processes of a submission outlived grading")
-    for d in pairs(scratch_dirs()) do assert.is_true(before[d], "scratch dir left: " .. d) end
+    assert.are.equal("", process.run{"ls", "-A", scratch, timeout = 5}.stdout, "scratch copies left")
   end))
 end)
 

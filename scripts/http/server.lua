@@ -167,7 +167,10 @@ function Base:setup()
   local srv = self.server
   -- read once per connection: a server's limits are its configuration
   self._header_timeout, self._keepalive_timeout = srv.header_timeout, srv.keepalive_timeout
-  self._max_requests = srv.max_requests_per_socket
+  -- false, not nil: a field the instance lacks is looked up along the
+  -- whole class chain, on every request
+  self._max_requests = srv.max_requests_per_socket or false
+  self._limit_keep = false
   -- a limit the server lacks (not an HTTPServer) is the parser's default
   self._parser = core.parser("request", {
     max_line = srv.max_line, max_header_bytes = srv.max_header_bytes,
@@ -253,7 +256,9 @@ local function read_head(self)
 end
 
 -- The request's rfile: the one reader (wirelab.reader) over body_chunk,
--- made once per connection and reset for each request.
+-- made once per connection and reset for a request with a body, or after
+-- a handler used it (handle_one_request skips the call otherwise: most
+-- requests have no body, and nobody reads it).
 local function request_body(self, has_body)
   local body, rfile = self._body, self._rfile
   if body == nil then
@@ -287,22 +292,18 @@ local function refuse_over_limit(self, has_body)
   return false
 end
 
--- do_<command> under the message handler; a 501 when there is none. A
--- handler error gets a 500 and goes on up. False when the connection is done.
-local function run_method(self)
-  local method = self[do_names[self.command]]
-  if not method then
-    self:send_error(501, ("Unsupported method ('%s')"):format(self.command))
-    self._w:flush()
-    self.close_connection = true
-    return false
-  end
-  local ok, err = xpcall(method, handler_traceback, self)
-  if ok then return true end
-  if err == ABORT then
-    self.close_connection = true
-    return false
-  end
+-- No do_<command>: a 501, and the connection closes.
+local function no_method(self)
+  self:send_error(501, ("Unsupported method ('%s')"):format(self.command))
+  self._w:flush()
+  self.close_connection = true
+end
+
+-- The handler raised: ABORT ends the request quietly (its 4xx is sent);
+-- anything else gets a 500 and goes on up to handle_error.
+local function handler_failed(self, err)
+  self.close_connection = true
+  if err == ABORT then return end
   -- Python closes the socket; a 500 first tells the client why
   local w = self._w
   if not w:headers_sent() and not self.connection.closed then
@@ -310,27 +311,18 @@ local function run_method(self)
     pcall(self.send_error, self, 500, "Internal Server Error")
     pcall(w.flush, w)
   end
-  self.close_connection = true
   error(err, 0)
 end
 
--- A body the handler left unread is read past up to this; beyond it the
--- connection is given up instead.
+-- After the handler, a body it left unread is read past, up to this;
+-- beyond it the connection is given up instead.
 local UNREAD_LIMIT = 1024 * 1024
 
--- After the handler: end a chunked body, flush, and skip an unread body.
-local function end_request(self)
-  local w = self._w
-  if w:end_response() then self:end_headers() end
-  w:flush()
-  local b = self._body
-  if not b.done and not self.close_connection then
-    local ok = pcall(function()
-      while not b.done and b.received < UNREAD_LIMIT do body_chunk(b) end
-    end)
-    if not ok or not b.done or b.failed then self.close_connection = true end
-  end
-  if self._limit_keep and b.done and not self.connection.closed then self.close_connection = false end
+local function skip_unread_body(self, b)
+  local ok = pcall(function()
+    while not b.done and b.received < UNREAD_LIMIT do body_chunk(b) end
+  end)
+  if not ok or not b.done or b.failed then self.close_connection = true end
 end
 
 function Base:handle_one_request()
@@ -341,13 +333,28 @@ function Base:handle_one_request()
   if not ok then return end
   self._requests = (self._requests or 0) + 1
   self._clen = clen
-  self.rfile = request_body(self, has_body)
-  if refuse_over_limit(self, has_body) then return end
+  -- the hot path makes no call it can avoid: an unused reader stays as is
+  local rfile = self._rfile
+  if has_body or not rfile or rfile.used or not self._body.done then
+    rfile = request_body(self, has_body)
+  end
+  self.rfile = rfile
+  if self._max_requests and refuse_over_limit(self, has_body) then return end
   if expect and not self:handle_expect_100() then
     self._w:flush()
     return
   end
-  if run_method(self) then end_request(self) end
+  local method = self[do_names[self.command]]
+  if not method then return no_method(self) end
+  local done, err = xpcall(method, handler_traceback, self)
+  if not done then return handler_failed(self, err) end
+  -- after the handler: end a chunked body, flush, skip an unread body
+  local w = self._w
+  if w:end_response() then self:end_headers() end
+  w:flush()
+  local b = self._body
+  if not b.done and not self.close_connection then skip_unread_body(self, b) end
+  if self._limit_keep and b.done and not self.connection.closed then self.close_connection = false end
 end
 
 function Base:handle_expect_100()

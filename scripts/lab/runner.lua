@@ -18,14 +18,17 @@ local M = {}
 
 -- ---- the scratch copy ------------------------------------------------------
 
+-- under $TMPDIR (/tmp by default), as mktemp has it
 local function scratch_dir()
-  local r = process.run{"mktemp", "-d", "/tmp/wirelab-grade.XXXXXX", timeout = 10}
+  local root = os.getenv("TMPDIR") or "/tmp"
+  local r = process.run{"mktemp", "-d", root .. "/wirelab-grade.XXXXXX", timeout = 10}
   if r.code ~= 0 then errors.raise("grade", "EIO", nil, nil, "mktemp: " .. r.stderr) end
   return (r.stdout:gsub("%s+$", ""))
 end
 
+-- only a directory scratch_dir made
 local function remove_tree(dir)
-  if dir and dir:find("^/tmp/wirelab%-grade%.") then
+  if dir and dir:find("/wirelab%-grade%.%w+$") then
     process.run{"rm", "-rf", "--one-file-system", dir, timeout = 30}
   end
 end

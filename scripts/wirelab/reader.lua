@@ -30,7 +30,7 @@ M.Reader = Reader
 -- new(source, ctx[, {text=, max_line=}]) -> reader
 function M.new(source, ctx, opts)
   local r = setmetatable({src = source, ctx = ctx, buf = "", pos = 1, parts = {}, np = 0, plen = 0,
-                          eof = false, closed = false, max_line = M.MAX_LINE}, Reader)
+                          eof = false, closed = false, used = false, max_line = M.MAX_LINE}, Reader)
   if opts then
     r.text = opts.text or nil
     if opts.max_line ~= nil then
@@ -46,7 +46,7 @@ end
 -- reset(r, ctx): a fresh stream over a new context, reusing r (the HTTP
 -- server's body reader, once per request)
 function M.reset(r, ctx)
-  r.ctx, r.buf, r.pos, r.eof, r.closed = ctx, "", 1, false, false
+  r.ctx, r.buf, r.pos, r.eof, r.closed, r.used = ctx, "", 1, false, false, false
   if r.np > 0 then r.parts, r.np, r.plen = {}, 0, 0 end
   r.cr = nil
 end
@@ -97,8 +97,11 @@ local function take(r, n)
   return s
 end
 
+-- every read goes through here: `used` tells the HTTP server the reader
+-- needs a reset before the next request
 local function check_open(r, op)
   if r.closed then raise(op, "EBADF") end
+  r.used = true
 end
 
 local function too_long(r, op)
@@ -216,7 +219,7 @@ end
 
 function Reader:close()
   if self.closed then return end
-  self.closed = true
+  self.closed, self.used = true, true
   self.buf, self.pos, self.parts, self.np, self.plen = "", 1, {}, 0, 0
 end
 Reader.__close = Reader.close
