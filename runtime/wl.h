@@ -14,8 +14,8 @@
 ** wirelab.error). bindings/ is the C half of one Lua module each
 ** (socket.core, http.core, process.core, wirelab.fs, wirelab.fork,
 ** wirelab.readline), one file per concern, the files of one module
-** sharing a bindings/ header (socket.h, http.h). A binding reaches the
-** runtime only through this header; nothing in runtime/ calls into
+** sharing a bindings/ header (socket.h, http.h, process.h). A binding
+** reaches the runtime only through this header; nothing in runtime/ calls into
 ** bindings/ but embed.c's table of luaopen_* functions. The test: if
 ** other C code calls it, it belongs in runtime/; if only Lua does, in
 ** bindings/.
