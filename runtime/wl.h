@@ -13,12 +13,12 @@
 ** declared here, and may carry its own Lua face (wirelab.core,
 ** wirelab.error). bindings/ is the C half of one Lua module each
 ** (socket.core, http.core, process.core, wirelab.fs, wirelab.fork,
-** wirelab.readline), one file per concern, the files of one module
-** sharing a bindings/ header (socket.h, http.h, process.h). A binding
-** reaches the runtime only through this header; nothing in runtime/ calls into
-** bindings/ but embed.c's table of luaopen_* functions. The test: if
-** other C code calls it, it belongs in runtime/; if only Lua does, in
-** bindings/.
+** wirelab.readline, wirelab.sandbox.core), one file per concern, the
+** files of one module sharing a bindings/ header (socket.h, http.h,
+** process.h). A binding reaches the runtime only through this header;
+** nothing in runtime/ calls into bindings/ but embed.c's table of
+** luaopen_* functions. The test: if other C code calls it, it belongs in
+** runtime/; if only Lua does, in bindings/.
 */
 #ifndef WL_H
 #define WL_H
