@@ -5,6 +5,7 @@
 */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include "wl.h"
@@ -28,7 +29,11 @@ static int os_exit(lua_State *L) {
 
 int main(int argc, char **argv) {
   int i, code;
-  lua_State *L = gL = luaL_newstate();
+  lua_State *L;
+  /* before any Lua: the supervisor of a sandboxed program is plain C */
+  if (argc > 1 && strcmp(argv[1], "--supervise") == 0)
+    return wl_supervise(argc, argv);
+  L = gL = luaL_newstate();
   if (L == NULL) {
     fprintf(stderr, "wirelab: cannot create the Lua state\n");
     return 1;

@@ -7,16 +7,18 @@
 ** that other C code shares: the process (main.c), the embedded modules
 ** (embed.c; tools/embed.c is the build tool behind build/scripts.c),
 ** the loop and scheduler (sched.c), signals (signals.c), stderr
-** buffering (errbuf.c), errors (error.c), addresses (addr.c). Each
-** service is declared here, and may carry its own Lua face (wirelab.core,
+** buffering (errbuf.c), errors (error.c), addresses (addr.c), the
+** sandbox supervisor main() becomes under --supervise (supervisor.c) and
+** the cgroups it shares with process.core (cgroup.c). Each service is
+** declared here, and may carry its own Lua face (wirelab.core,
 ** wirelab.error). bindings/ is the C half of one Lua module each
 ** (socket.core, http.core, process.core, wirelab.fs, wirelab.fork,
-** wirelab.readline), one file per concern, the files of one module
-** sharing a bindings/ header (socket.h, http.h). A binding reaches the
-** runtime only through this header; nothing in runtime/ calls into
-** bindings/ but embed.c's table of luaopen_* functions. The test: if
-** other C code calls it, it belongs in runtime/; if only Lua does, in
-** bindings/.
+** wirelab.readline, wirelab.sandbox.core), one file per concern, the
+** files of one module sharing a bindings/ header (socket.h, http.h,
+** process.h). A binding reaches the runtime only through this header;
+** nothing in runtime/ calls into bindings/ but embed.c's table of
+** luaopen_* functions. The test: if other C code calls it, it belongs in
+** runtime/; if only Lua does, in bindings/.
 */
 #ifndef WL_H
 #define WL_H
@@ -144,6 +146,41 @@ void wl_format_addr(const char *host, lua_Integer port, char *buf,
                     size_t size);
 /* The same for a socket address. */
 void wl_format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
+
+/* ---- the sandbox supervisor (supervisor.c, cgroup.c) ----------------- */
+
+/* main() of `wirelab --supervise OPTIONS -- PROG ARGS`: the process that
+** runs one sandboxed program (see supervisor.c for the protocol). */
+int wl_supervise(int argc, char **argv);
+
+#define WL_CG_PATH 512
+
+/* Control groups: the parents wl_cgroup_find found for sandboxes, or the
+** groups wl_cgroup_make made for one. Empty strings where there are none;
+** why says why a limit cannot be had. */
+typedef struct wl_cgroup_t {
+  char v2[WL_CG_PATH];       /* cgroup v2 (also for cgroup.kill alone) */
+  char mem[WL_CG_PATH];      /* cgroup v1, memory hierarchy */
+  char pids[WL_CG_PATH];     /* cgroup v1, pids hierarchy */
+  int v2_memory, v2_pids;    /* the v2 group enforces memory / pids */
+  int v2_kill;               /* it has cgroup.kill (Linux 5.14) */
+  char why[400];
+} wl_cgroup_t;
+
+typedef struct wl_cgroup_stats_t {
+  long long oom_kills, pids_max, memory_peak;   /* -1: not known */
+} wl_cgroup_stats_t;
+
+/* Where wirelab may make groups (once per process: it may move wirelab
+** into a leaf of its own v2 group). 0, or -ENOENT when nowhere. */
+int wl_cgroup_find(wl_cgroup_t *found);
+int wl_cgroup_make(wl_cgroup_t *sb, const wl_cgroup_t *found,
+                   const char *name, long long memory, long long pids);
+int wl_cgroup_join(const wl_cgroup_t *sb);
+int wl_cgroup_signal(const wl_cgroup_t *sb, int sig);
+int wl_cgroup_empty(const wl_cgroup_t *sb);
+void wl_cgroup_stats(const wl_cgroup_t *sb, wl_cgroup_stats_t *st);
+void wl_cgroup_remove(wl_cgroup_t *sb);
 
 /* ---- embedding (embed.c) --------------------------------------------- */
 

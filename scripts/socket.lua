@@ -122,8 +122,11 @@ File.__close = File.close
 
 -- ---- module helpers -------------------------------------------------------
 
+-- The helpers over any maker of sockets, new_socket(family, type): the
+-- module's own, or process.netns's (sockets made in another namespace).
+
 -- create_connection(host, port[, timeout[, source_host, source_port]]) -> s
-function M.create_connection(host, port, timeout, source_host, source_port)
+local function connect_with(new_socket, host, port, timeout, source_host, source_port)
   local list
   if type(host) == "string" and host ~= "" and is_numeric(host) then
     list = {{family = host:find(":", 1, true) and AF_INET6 or AF_INET, host = host, port = port}}
@@ -132,7 +135,7 @@ function M.create_connection(host, port, timeout, source_host, source_port)
   end
   local last
   for _, ai in ipairs(list) do
-    local s = core.socket(ai.family, SOCK_STREAM)
+    local s = new_socket(ai.family, SOCK_STREAM)
     if timeout ~= nil then s:settimeout(timeout)
     elseif default_timeout then s:settimeout(default_timeout) end
     local ok, err = pcall(function()
@@ -143,16 +146,21 @@ function M.create_connection(host, port, timeout, source_host, source_port)
     s:close()
     last = err
   end
-  if last then error(last, 2) end
+  if last then error(last, 3) end
   errors.raise("connect", "EAI_NONAME", host, port)
+end
+M._connect_with = connect_with
+
+function M.create_connection(host, port, timeout, source_host, source_port)
+  return connect_with(core.socket, host, port, timeout, source_host, source_port)
 end
 
 -- create_server(host, port[, {family=, backlog=, reuse_port=, dualstack=}]) -> s
-function M.create_server(host, port, opts)
+local function serve_with(new_socket, host, port, opts)
   opts = opts or {}
   host = host or ""
   local family = opts.family or ((host:find(":", 1, true) or opts.dualstack) and AF_INET6 or AF_INET)
-  local s = core.socket(family, SOCK_STREAM)
+  local s = new_socket(family, SOCK_STREAM)
   local ok, err = pcall(function()
     s:setsockopt(core.SOL_SOCKET, core.SO_REUSEADDR, 1)
     if opts.reuse_port then s:setsockopt(core.SOL_SOCKET, core.SO_REUSEPORT, 1) end
@@ -164,10 +172,13 @@ function M.create_server(host, port, opts)
   end)
   if not ok then
     s:close()
-    error(err, 2)
+    error(err, 3)
   end
   return s
 end
+M._serve_with = serve_with
+
+function M.create_server(host, port, opts) return serve_with(core.socket, host, port, opts) end
 
 function M.has_dualstack_ipv6() return true end
 

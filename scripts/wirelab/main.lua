@@ -15,6 +15,9 @@ Run a lab script on wirelab's event loop (Lua 5.4 with Python-style sockets).
   -i             enter the interactive prompt after the script (with no
                  SCRIPT and a terminal, the prompt is where wirelab starts);
                  the event loop keeps running while the prompt waits
+  --sandbox      run untrusted code: no binary chunks, os.execute, io.popen,
+                 package.loadlib, debug or process; bounded CPU time and
+                 Lua memory (--cpu SECS, default 60; --mem MIB, default 256)
   -v, --version  print the version
   -h, --help     print this help
   test [PATHS]   run busted specs (default: tests/) inside the runtime
@@ -28,16 +31,52 @@ local function die(msg)
   return 2
 end
 
+-- Where chunks of the command line run: _G, or the sandbox's own
+-- environment under --sandbox (scripts/wirelab/sandbox.lua).
+local ENV = _G
+
 -- -e CODE
 local function run_code(code)
-  local chunk, err = load(code, "=(command line)", "t")
+  local chunk, err = load(code, "=(command line)", "t", ENV)
   if not chunk then error(err, 0) end
   chunk()
 end
 
 -- -l MODULE: the global is the name's first part ("http" for http.server)
 local function require_global(name)
-  _G[name:match("^[^.]+")] = require(name)
+  ENV[name:match("^[^.]+")] = ENV.require(name)
+end
+
+-- --sandbox, --cpu SECS, --mem MIB (or $WIRELAB_SANDBOX_CPU, _MEM), read
+-- before any other option runs: nothing may run unbounded first. Returns
+-- nil or a usage message.
+local SANDBOX_OPTS = {["--sandbox"] = 0, ["--cpu"] = 1, ["--mem"] = 1}
+local TAKES_ARG = {["-e"] = true, ["-l"] = true}
+
+local function sandbox_options(argv)
+  local on, vals, i = false, {}, 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "-m" or a == "test" or a == "--" or a:sub(1, 1) ~= "-" or a == "-" then break end
+    if a == "--sandbox" then on = true
+    elseif SANDBOX_OPTS[a] then
+      local v = tonumber(argv[i + 1] or "")
+      if not v or v <= 0 then return "'" .. a .. "' needs a positive number" end
+      vals[a:sub(3)] = v
+      i = i + 1
+    elseif TAKES_ARG[a] then i = i + 1 end
+    i = i + 1
+  end
+  if not on then
+    if next(vals) then return "'--cpu' and '--mem' go with '--sandbox'" end
+    return nil
+  end
+  local sandbox = require "wirelab.sandbox"
+  local env_cpu = tonumber(os.getenv("WIRELAB_SANDBOX_CPU") or "")
+  local env_mem = tonumber(os.getenv("WIRELAB_SANDBOX_MEM") or "")
+  ENV = sandbox.enable{cpu = vals.cpu or env_cpu or sandbox.DEFAULT_CPU,
+                       mem = vals.mem or env_mem or sandbox.DEFAULT_MEM}
+  return nil
 end
 
 -- -m MODULE ARGS: the module's main(args) is the program; its status
@@ -71,6 +110,8 @@ local function run_options(argv, state)
       return nil, run_module(argv[i + 1], table.move(argv, i + 2, n, 1, {}))
     elseif a == "-i" then
       state.interactive, i = true, i + 1
+    elseif SANDBOX_OPTS[a] then        -- done by sandbox_options
+      i = i + 1 + SANDBOX_OPTS[a]
     elseif a == "-v" or a == "--version" then
       print(wirelab.version .. " (" .. _VERSION .. ")")
       return nil, 0
@@ -100,12 +141,12 @@ local function load_script(argv, i)
   local path = argv[i]
   local script = {[-1] = argv[0], [0] = path}
   table.move(argv, i + 1, #argv, 1, script)
-  _G.arg = script
+  ENV.arg = script
   local chunk, err
   if path == "-" then
-    chunk, err = load(io.stdin:read("a"), "=stdin", "t")
+    chunk, err = load(io.stdin:read("a"), "=stdin", "t", ENV)
   else
-    chunk, err = loadfile(path, "t")
+    chunk, err = loadfile(path, "t", ENV)
   end
   if not chunk then io.stderr:write("wirelab: ", err, "\n") end
   return chunk
@@ -116,7 +157,7 @@ end
 local function prompt_or_stdin(interactive)
   local repl = require "wirelab.repl"
   if interactive or repl.isatty() then return repl.run() end
-  local chunk, err = load(io.stdin:read("a"), "=stdin", "t")
+  local chunk, err = load(io.stdin:read("a"), "=stdin", "t", ENV)
   if not chunk then error(err, 0) end
   chunk()
   return 0
@@ -124,6 +165,8 @@ end
 
 return function(argv)
   local state = {ran = false, interactive = false}
+  local bad = sandbox_options(argv)
+  if bad then return die(bad) end
   local i, status = run_options(argv, state)
   if not i then return status end
   if i <= #argv then
