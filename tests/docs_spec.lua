@@ -153,6 +153,7 @@ local PRIVATE = {
   ["lab.context.Context._partial"] = true,
   ["lab.context.Context._settle"] = true,
   ["lab.context.Context._stop_all"] = true,
+  ["lab.context.Context._limits_reached"] = true,
   ["process.Process._result"] = true,
   ["process.NetNS._socket"] = true,
   ["socket._connect_with"] = true,           -- for process.netns's sockets

@@ -47,6 +47,8 @@ describe("wirelab grade, the tcp-echo lab", function()
   local EXPECTED = {
     ["crash-on-reset"] = {16, "survives-reset", "crashed"},
     ["fd-leak"] = {14, "no-fd-leak", "resource limit"},
+    ["fork-bomb"] = {0, "listens", "resource limit"},
+    ["memory-hog"] = {0, "listens", "resource limit"},
     ["loops-forever"] = {0, "listens", "did not listen"},
     ["never-listens"] = {0, "listens", "did not listen"},
     ["no-reuseaddr"] = {16, "restart-time-wait", "crashed"},
@@ -59,6 +61,7 @@ describe("wirelab grade, the tcp-echo lab", function()
 
   it("gives the references full marks and each broken submission its exact score", bounded(300, function()
     local scratch = tmpdir()                -- where grading makes its scratch copies
+    process.run{"chmod", "755", scratch, timeout = 5}    -- the sandbox's uid goes through it
     local out = tmpdir()
     local pysol = tmpdir()
     assert.are.equal(0, process.run{"cp", TCP .. "/solution/server.py", pysol .. "/", timeout = 5}.code)

@@ -56,7 +56,8 @@ M.Context = T
 
 function M.new(sub, check)
   return setmetatable({sub = sub, check = check, seed = sub.seed, rng = rng_mod.new(sub.seed, check.name),
-                       _procs = {}, _socks = {}, _log = {}, _steps = {}, _k = nil, _n = nil}, T)
+                       ns = M.netns(), _procs = {}, _socks = {}, _log = {}, _steps = {}, _k = nil,
+                       _n = nil}, T)
 end
 
 -- log(...): a line of the feedback the student reads
@@ -143,9 +144,16 @@ function T:_log_text()
   return concat(self._log, "\n")
 end
 
+-- socket([family[, type]]) -> a socket where the submission's programs
+-- are: in the check's network namespace when there is one. Close it.
+function T:socket(family, kind)
+  if self.ns then return self.ns:socket(family, kind) end
+  return socket.socket(family, kind)
+end
+
 -- port() -> a port that was free on 127.0.0.1 (and ::1) just now
 function T:port()
-  local s <close> = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+  local s <close> = self:socket(socket.AF_INET, socket.SOCK_STREAM)
   s:bind("127.0.0.1", 0)
   local _, port = s:getsockname()
   return port
@@ -155,7 +163,9 @@ end
 -- check ends; a refusal is the submission's failure, worded as one
 function T:connect(port, host, timeout)
   host = host or "127.0.0.1"
-  local ok, s = pcall(socket.create_connection, host, port, timeout or 5)
+  local ok, s
+  if self.ns then ok, s = pcall(self.ns.create_connection, self.ns, host, port, timeout or 5)
+  else ok, s = pcall(socket.create_connection, host, port, timeout or 5) end
   if not ok then
     self:fail(format("could not connect to %s: %s", errors.is(s) and (s.address or host) or host, tostring(s)))
   end
@@ -170,7 +180,7 @@ function T:wait_port(port, timeout, host)
   timeout = timeout or 5
   local deadline = wirelab.now() + timeout
   while true do
-    local s = socket.socket(host:find(":", 1, true) and socket.AF_INET6 or socket.AF_INET)
+    local s = self:socket(host:find(":", 1, true) and socket.AF_INET6 or socket.AF_INET)
     local rc = s:connect_ex(host, port)
     s:close()
     if rc == 0 then return true end
@@ -250,7 +260,8 @@ local function describe_exit(prog)
   local e = prog.exited
   local what, outcome
   if e.limit then
-    what, outcome = "stopped at its " .. e.limit .. " limit", "resource limit"
+    what, outcome = "stopped at its " .. e.limit .. " limit" ..
+      (e.message and (" (" .. e.message .. ")") or ""), "resource limit"
   elseif e.signal == 24 then
     what, outcome = "stopped at its CPU time limit (SIGXCPU)", "resource limit"
   elseif e.signal == 25 then
@@ -292,16 +303,18 @@ function T:start_submission(opts)
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local spec = {cwd = sub.dir, env = env, stdin = opts.stdin or false}
   for i, a in ipairs(argv) do spec[i] = a end
-  M.apply_limits(spec, sub.limits)
+  M.apply_limits(spec, sub.limits, self.ns)
   local ok, p = pcall(process.spawn, spec)
   if not ok then self:fail("the program could not be started: " .. tostring(p), "crashed") end
   if p.sandbox then sub.sandbox = p.sandbox end
   local prog = setmetatable({p = p, pid = p.pid, port = port, argv = argv, _done = wirelab.event()}, Program)
   prog._drains = {drain(prog, p.stdout, "_out"), drain(prog, p.stderr, "_err")}
   prog._watch = wirelab.spawn(function()
-    local wok, code, sig = pcall(p.wait, p)
-    prog.exited = wok and {code = code, signal = sig, limit = p.limit, killed = prog._killed} or
-      {code = -1, killed = prog._killed}
+    local wok, code, sig, res = pcall(p.wait, p)
+    res = type(res) == "table" and res or {}
+    prog.exited = wok and {code = code, signal = sig, limit = res.limit, status = res.status,
+      exceeded = res.exceeded,
+      message = res.message, killed = prog._killed} or {code = -1, killed = prog._killed}
     prog._done:set()
   end)
   self._procs[#self._procs + 1] = prog
@@ -338,6 +351,26 @@ function T:_settle()
   end
 end
 
+-- A limit a program reached that did not end it (a fork bomb whose forks
+-- fail, output past the cap): known once it has been ended. -> a sentence
+function T:_limits_reached()
+  for _, prog in ipairs(self._procs) do
+    local e = prog.exited
+    if e and e.exceeded then
+      local names = {}
+      for k in pairs(e.exceeded) do
+        if k ~= "output" then names[#names + 1] = k end
+      end
+      table.sort(names)
+      if #names > 0 then
+        return "the program reached its " .. table.concat(names, ", ") .. " limit" ..
+          (e.message and (" (" .. e.message .. ")") or "")
+      end
+    end
+  end
+  return nil
+end
+
 -- A program that ended on its own while the check ran: how, or nil.
 function T:_ended_early()
   for _, prog in ipairs(self._procs) do
@@ -361,20 +394,32 @@ function T:_stop_all()
     for _, d in ipairs(prog._drains) do pcall(d.join, d, 2) end
     pcall(prog.p.close, prog.p)
   end
+  if self.ns then pcall(self.ns.close, self.ns); self.ns = nil end
 end
 
 -- ---- limits and the build ------------------------------------------------------
 
--- The limits a lab asks for, passed to process.spawn where it takes them.
-function M.apply_limits(spec, limits)
-  if limits and process.LIMITS then spec.limits = limits end
-  if process.LIMITS then spec.sandbox = true end
+-- Every program of a submission runs in process.spawn's sandbox
+-- (docs/process.md) with the lab's limits; ns: the check's network
+-- namespace, which the check's own sockets share (nil: loopback of the
+-- host, where namespaces are not allowed).
+function M.apply_limits(spec, limits, ns)
+  spec.limits = limits
+  spec.sandbox = {netns = ns or false, scratch = false}
 end
 
+-- what the sandbox of this machine offers, for the report
 function M.sandbox_report()
-  if process.sandbox_report then return process.sandbox_report() end
-  return {limits = "unavailable", uid = "unchanged", cgroup = "unavailable",
-          network_isolation = "unavailable", process_group = true}
+  return process.isolation()
+end
+
+-- The check's network namespace, or nil (and why) where none can be made.
+function M.netns()
+  local iso = process.isolation()
+  if not iso.netns then return nil end
+  local ok, ns = pcall(process.netns)
+  if ok then return ns end
+  return nil
 end
 
 -- build(sub) -> {ok=, message=}: the start's build command in the scratch dir
@@ -383,6 +428,7 @@ function M.build(sub)
                 timeout = 120}
   for i, a in ipairs(sub.start.build) do spec[i] = a end
   M.apply_limits(spec, sub.limits)
+  spec.limits = nil                 -- a build may take more than the program: the sandbox's defaults
   local ok, r = pcall(process.run, spec)
   if not ok then return {ok = false, message = tostring(r)} end
   if r.code == 0 and not r.timed_out then return {ok = true} end

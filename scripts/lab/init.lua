@@ -15,7 +15,7 @@ M.DEFAULT_TIMEOUT = 10
 -- The starts a lab may name: {file=, run={argv...}, build={argv...}}; in
 -- argv, "{port}" is the port the check chose, "{wirelab}" this program.
 M.STARTS = {
-  lua = {file = "server.lua", run = {"{wirelab}", "server.lua", "{port}"}},
+  lua = {file = "server.lua", run = {"{wirelab}", "--sandbox", "server.lua", "{port}"}},
   python = {file = "server.py", run = {"python3", "server.py", "{port}"}},
   make = {file = "Makefile", build = {"make"}, run = {"./server", "{port}"}},
   c = {file = "server.c", build = {"cc", "-O2", "-o", "server", "server.c"}, run = {"./server", "{port}"}},

@@ -148,17 +148,25 @@ function writers.text(r, opts)
   return concat(lines, "\n") .. "\n"
 end
 
+-- a plain Lua value as JSON data: lists stay lists, other tables become
+-- objects with their keys sorted (the same bytes every time)
 local function sandbox_obj(s)
-  if type(s) ~= "table" then return nil end
+  if type(s) ~= "table" then
+    if type(s) == "string" or type(s) == "number" or type(s) == "boolean" then return s end
+    return nil
+  end
+  if #s > 0 or next(s) == nil then
+    local list = {}
+    for i = 1, #s do list[i] = sandbox_obj(s[i]) end
+    return list
+  end
   local keys = {}
-  for k in pairs(s) do keys[#keys + 1] = k end
+  for k in pairs(s) do keys[#keys + 1] = tostring(k) end
   table.sort(keys)
   local o = obj()
   for _, k in ipairs(keys) do
-    local v = s[k]
-    if type(v) == "table" then v = sandbox_obj(v) end
     o[#o + 1] = k
-    o[#o + 1] = v
+    o[#o + 1] = sandbox_obj(s[k])
   end
   return o
 end

@@ -10,7 +10,7 @@ local process = require "process"
 local fs = require "wirelab.fs"
 local context = require "lab.context"
 
-local ipairs, pcall, tostring, type = ipairs, pcall, tostring, type
+local ipairs, pairs, pcall, tostring, type = ipairs, pairs, pcall, tostring, type
 local format = string.format
 local report_pts = require("lab.report").pts
 
@@ -18,7 +18,8 @@ local M = {}
 
 -- ---- the scratch copy ------------------------------------------------------
 
--- under $TMPDIR (/tmp by default), as mktemp has it
+-- under $TMPDIR (/tmp by default), as mktemp has it; the sandbox's uid
+-- must be able to pass through $TMPDIR (docs/grading.md)
 local function scratch_dir()
   local root = os.getenv("TMPDIR") or "/tmp"
   local r = process.run{"mktemp", "-d", root .. "/wirelab-grade.XXXXXX", timeout = 10}
@@ -41,6 +42,15 @@ local function copy(src, dst)
   argv.timeout = 60
   local r = process.run(argv)
   return r.code == 0, r.stderr
+end
+
+-- The scratch copy belongs to the user the sandbox runs programs as
+-- (nobody, when grading as root): they read and write it, nothing else.
+local function give_to_sandbox(dir)
+  local iso = process.isolation()
+  if type(iso.uid) == "number" and iso.uid ~= 0 then
+    process.run{"chown", "-R", ("%d:%d"):format(iso.uid, iso.gid or iso.uid), dir, timeout = 30}
+  end
 end
 
 -- the first start of the contract whose file the submission has
@@ -107,6 +117,11 @@ local function run_check(sub, check)
   end
   -- only now: what ended on its own had to be told from what we end
   t:_stop_all()
+  -- a limit reached that did not end the program is the likelier cause
+  local reached = res.status == "failed" and res.outcome ~= "resource limit" and t:_limits_reached()
+  if reached then
+    res.outcome, res.message = "resource limit", (res.message or "") .. "\n" .. reached
+  end
   res.log = t:_log_text()
   -- the same grading gives the same report (RELIABILITY 40): the ports
   -- chosen and the scratch directory are named, not numbered
@@ -114,6 +129,16 @@ local function run_check(sub, check)
   res.log = t:_normalise(res.log)
   res.duration = wirelab.now() - t0
   return res
+end
+
+-- the sandbox's layers, without what differs from one program to the next
+-- (cgroup paths, scratch directories), so reports compare
+local function layers(s)
+  local out = {}
+  for k, v in pairs(s or {}) do
+    if k ~= "cgroup_dirs" and k ~= "scratch" then out[k] = v end
+  end
+  return out
 end
 
 -- ---- one submission ----------------------------------------------------------
@@ -132,6 +157,7 @@ function M.grade(lab, path, opts)
   local ok, err = pcall(function()
     local copied, why = copy(path, dir)
     if not copied then sub.problem = "could not copy the submission: " .. why; return end
+    give_to_sandbox(dir)
     sub.start = find_start(lab, dir)
     if not sub.start then
       sub.problem = "no file the lab can start was found (expected one of: " .. expected_files(lab) .. ")"
@@ -173,7 +199,7 @@ function M.grade(lab, path, opts)
     result.score = result.score + res.score
   end
   remove_tree(dir)
-  result.sandbox = sub.sandbox or context.sandbox_report()
+  result.sandbox = layers(sub.sandbox or context.sandbox_report())
   result.execution_time = wirelab.now() - t0
   return result
 end
