@@ -1,6 +1,9 @@
 -- lab_cli: `wirelab lab list|new|pack` and the platform templates as an
 -- instructor meets them, a subprocess each time: the labs listed from the
--- source tree and from an installation; a new lab that grades at once.
+-- source tree and from an installation; a new lab that grades at once; the
+-- zips read back with Info-ZIP's unzip; Gradescope's setup.sh building
+-- wirelab from the autograder zip and run_autograder grading in a fake
+-- /autograder tree, always leaving a valid results.json.
 local process = require "process"
 local fs = require "wirelab.fs"
 
@@ -130,7 +133,7 @@ describe("wirelab lab list", function()
     assert.matches("no such directory", r.stderr, 1, true)
   end))
 
-  it("finds the labs `make install` put in PREFIX/share/wirelab/labs", bounded(90, function()
+  it("finds the labs `make install` put in PREFIX/share/wirelab/labs, and packs from there", bounded(90, function()
     local prefix = tmpdir()
     local build = WL:match("^(.*)/[^/]+$")
     -- the binary under test is installed as it is (-o: never rebuilt here)
@@ -143,8 +146,13 @@ describe("wirelab lab list", function()
     assert.matches(prefix .. "/share/wirelab/labs (installed):", r.stdout, 1, true)
     assert.matches("\n  tcp%-echo +18 points", r.stdout)
     assert.is_nil(r.stdout:find("source tree", 1, true), r.stdout)
-    for _, f in ipairs{"/src/Makefile", "/src/runtime/wl.h", "/src/llhttp/llhttp.c", "/src/llhttp/llhttp.h"} do
-      assert.is_truthy(fs.stat(prefix .. "/share/wirelab" .. f), f)
+    -- pack by name, with the installed sources and templates
+    local out = tmpdir()
+    pack("tcp-echo", out, {bin = bin})
+    local tar = sh(("unzip -p %s/tcp-echo-autograder.zip wirelab-src.tar.gz | tar -tzf -"):format(out))
+    for _, f in ipairs{"/Makefile", "/runtime/wl.h", "/bindings/socket.c", "/scripts/lab/pack.lua",
+                       "/llhttp/llhttp.c", "/llhttp/llhttp.h", "/docs/wirelab.1"} do
+      assert.matches("wirelab%-[%d.]+" .. f:gsub("%p", "%%%0") .. "\n", tar)
     end
   end))
 end)
@@ -177,3 +185,193 @@ describe("wirelab lab new", function()
   end))
 end)
 
+describe("wirelab lab pack", function()
+  it("writes the autograder, student and classroom zips, solution only where it belongs", bounded(60, function()
+    local out = tmpdir()
+    local r = pack(TCP, out)
+    assert.matches(out .. "/tcp-echo-autograder.zip", r.stdout, 1, true)
+    local ag = zip_entries(out .. "/tcp-echo-autograder.zip")
+    -- Gradescope wants both scripts at the top, executable
+    assert.are.equal("-rwxr-xr-x", ag["setup.sh"])
+    assert.are.equal("-rwxr-xr-x", ag["run_autograder"])
+    for _, f in ipairs{"wirelab-src.tar.gz", "lab/lab.lua", "lab/solution/server.lua", "lab/solution/server.py",
+                       "lab/starter/server.lua"} do
+      assert.is_truthy(ag[f], "autograder zip: " .. f)
+    end
+    local st = zip_entries(out .. "/tcp-echo-student.zip")
+    for _, f in ipairs{"tcp-echo/README.md", "tcp-echo/CHECKS.md", "tcp-echo/starter/server.lua",
+                       "tcp-echo/starter/server.py", "tcp-echo/lab.lua"} do
+      assert.is_truthy(st[f], "student zip: " .. f)
+    end
+    local gh = zip_entries(out .. "/tcp-echo-classroom.zip")
+    for _, f in ipairs{".github/workflows/classroom.yml", ".github/wirelab/lab/lab.lua",
+                       ".github/wirelab/wirelab-src.tar.gz", "server.lua", "server.py", "README.md"} do
+      assert.is_truthy(gh[f], "classroom zip: " .. f)
+    end
+    for name in pairs(st) do assert.is_nil(name:find("solution", 1, true), "student zip: " .. name) end
+    for name in pairs(gh) do assert.is_nil(name:find("solution", 1, true), "classroom zip: " .. name) end
+    -- every check visible: the students' CHECKS.md says how to run them
+    local checks = sh(("unzip -p %s/tcp-echo-student.zip tcp-echo/CHECKS.md"):format(out))
+    assert.matches("| concurrent-10 | 3 |", checks, 1, true)
+    assert.matches("wirelab grade . starter", checks, 1, true)
+    -- the student's starter is the starter, not the solution
+    assert.are.equal(support.read(TCP .. "/starter/server.py"),
+      sh(("unzip -p %s/tcp-echo-classroom.zip server.py"):format(out)))
+    -- packing again replaces the zips
+    pack(TCP, out)
+    assert.are.equal("tcp-echo-autograder.zip\ntcp-echo-classroom.zip\ntcp-echo-student.zip\n", sh("ls " .. out))
+  end))
+
+  it("a lab with a hidden check: the student zip has no lab.lua and none of its inputs", bounded(60, function()
+    local dir = new_lab(tmpdir() .. "/secretive", "secretive")
+    local text = support.read(dir .. "/lab.lua")
+    local hidden = [[
+    {name = "hidden-input", points = 2, visibility = "hidden",
+     run = function(t) t:eq("SECRET-INPUT-7731", "SECRET-INPUT-7731") end},
+  },
+}
+]]
+    text = text:gsub("\n  },\n}\n$", "\n" .. hidden)
+    support.write(dir .. "/lab.lua", text)
+    support.write(dir .. "/data.txt", "SECRET-INPUT-7731\n")
+    local out = tmpdir()
+    local r = pack(dir, out)
+    assert.matches("warning: secretive has checks that are not visible", r.stderr, 1, true)
+    local st = zip_entries(out .. "/secretive-student.zip")
+    assert.is_nil(st["secretive/lab.lua"])
+    assert.is_nil(st["secretive/data.txt"])
+    assert.is_truthy(st["secretive/starter/server.lua"])
+    local all = sh(("unzip -p %s/secretive-student.zip"):format(out))
+    assert.is_nil(all:find("SECRET-INPUT", 1, true), "a hidden check's input is in the student zip")
+    assert.is_nil(all:find("hidden-input", 1, true), "a hidden check's name is in the student zip")
+    local checks = sh(("unzip -p %s/secretive-student.zip secretive/CHECKS.md"):format(out))
+    assert.matches("1 more check (2 points): their results are hidden.", checks, 1, true)
+    assert.matches("not included here", checks, 1, true)
+    -- the autograder needs all of it
+    assert.matches("SECRET-INPUT-7731", sh(("unzip -p %s/secretive-autograder.zip lab/lab.lua"):format(out)), 1, true)
+  end))
+end)
+
+-- ---- Gradescope ---------------------------------------------------------------
+
+-- an /autograder tree as Gradescope lays it out: the autograder zip in
+-- source/, the student's files in submission/
+local function autograder_tree(zip)
+  local root = tmpdir() .. "/autograder"
+  sh(("mkdir -p %s/source %s/submission && unzip -q %s -d %s/source"):format(root, root, zip, root))
+  return root
+end
+
+local function run_autograder(root, env, timeout)
+  local r = run({"bash", root .. "/source/run_autograder"}, {env = environ(env), timeout = timeout or 120})
+  assert.are.equal(0, r.code, r.stderr)
+  return r
+end
+
+-- results.json checked as Gradescope reads it; prints score, tests, output
+local CHECK_RESULTS = [[
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert isinstance(r["score"], (int, float)) and not isinstance(r["score"], bool), r
+assert isinstance(r["output"], str)
+assert isinstance(r["tests"], list)
+for t in r["tests"]:
+    assert isinstance(t["name"], str) and isinstance(t["output"], str)
+    assert isinstance(t["score"], (int, float)) and isinstance(t["max_score"], (int, float))
+    assert t["status"] in ("passed", "failed") and t["visibility"] in ("visible", "hidden", "after_due_date", "after_published")
+print(r["score"], len(r["tests"]), sum(1 for t in r["tests"] if t["status"] == "passed"))
+print(r["output"])
+]]
+
+local function results(root)
+  local out = python(CHECK_RESULTS, nil, {root .. "/results/results.json"})
+  local score, n, passed, output = out:match("^(%S+) (%d+) (%d+)\n(.*)$")
+  return tonumber(score), tonumber(n), tonumber(passed), output
+end
+
+local function submit(root, files, sub)
+  local dest = root .. "/submission" .. (sub and ("/" .. sub) or "")
+  sh(("rm -rf %s/submission && mkdir -p %s"):format(root, dest))
+  for _, f in ipairs(files) do sh(("cp %s %s/"):format(f, dest)) end
+end
+
+describe("labs/gradescope", function()
+  local zip, remove
+  setup(function()
+    local out
+    out, remove = tmpdir()
+    local r = run{WL, "lab", "pack", TCP, "--output", out}
+    assert(r.code == 0, r.stderr)
+    zip = out .. "/tcp-echo-autograder.zip"
+  end)
+  teardown(function() remove() end)
+
+  it("setup.sh builds and installs wirelab from the zip, and refuses a lab its solution fails",
+    bounded(180, function()
+    -- a small lab, so the self-check is quick; the build is the real one
+    local out = tmpdir()
+    local dir = new_lab(tmpdir() .. "/small", "small")
+    local good = support.read(dir .. "/solution/server.lua")
+    sh(("cp %s/starter/server.lua %s/solution/server.lua"):format(dir, dir))
+    pack(dir, out)
+    local root = autograder_tree(out .. "/small-autograder.zip")
+    local prefix = tmpdir()
+    local env = environ{WIRELAB_SKIP_APT = "1", WIRELAB_PREFIX = prefix, MAKEFLAGS = false, MFLAGS = false,
+                        MAKELEVEL = false}
+    local r = run({"bash", root .. "/source/setup.sh"}, {env = env, timeout = 170})
+    assert.are.equal(1, r.code, r.stdout .. r.stderr)
+    assert.matches("the lab's solution/ scored 0/1, not full marks", r.stderr, 1, true)
+    -- the real solution back: it builds, installs, self-checks
+    support.write(root .. "/source/lab/solution/server.lua", good)
+    r = run({"bash", root .. "/source/setup.sh"}, {env = env, timeout = 170})
+    assert.are.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches("setup.sh: the lab's solution/ scored 1/1", r.stdout, 1, true)
+    local v = run{prefix .. "/bin/wirelab", "--version"}
+    assert.are.equal(0, v.code)
+    assert.matches("^wirelab %d", v.stdout)
+    assert.are.equal("-rwxr-xr-x", zip_entries(out .. "/small-autograder.zip")["run_autograder"])
+  end))
+
+  it("run_autograder: the reference gets full marks, a broken one its score", bounded(120, function()
+    local root = autograder_tree(zip)
+    submit(root, {TCP .. "/solution/server.lua"})
+    run_autograder(root, {AUTOGRADER_ROOT = root, WIRELAB = WL, WIRELAB_SEED = "7"})
+    local score, n, passed, output = results(root)
+    assert.are.same({18, 9, 9}, {score, n, passed})
+    assert.matches("tcp-echo: 18 of 18 points (seed 7)", output, 1, true)
+    -- a broken one, inside a folder of its own (an uploaded directory)
+    submit(root, {BROKEN .. "/transforms/server.lua"}, "my-work")
+    run_autograder(root, {AUTOGRADER_ROOT = root, WIRELAB = WL, WIRELAB_SEED = "7"})
+    score, n, passed = results(root)
+    assert.are.same({1, 9, 1}, {score, n, passed})
+  end))
+
+  it("run_autograder: an empty submission, and grading that fails, still give a valid results.json",
+    bounded(120, function()
+    local root = autograder_tree(zip)
+    submit(root, {})
+    run_autograder(root, {AUTOGRADER_ROOT = root, WIRELAB = WL})
+    local score, n, passed = results(root)
+    assert.are.same({0, 9, 0}, {score, n, passed})
+    local text = support.read(root .. "/results/results.json")
+    assert.matches("no file the lab can start was found", text, 1, true)
+    -- no wirelab at all
+    run_autograder(root, {AUTOGRADER_ROOT = root, WIRELAB = "/nonexistent/wirelab"})
+    local output
+    score, n, _, output = results(root)
+    assert.are.same({0, 0}, {score, n})
+    assert.matches("could not grade this submission", output, 1, true)
+    assert.matches("wirelab could not be run", output, 1, true)
+    -- a lab that does not load
+    run_autograder(root, {AUTOGRADER_ROOT = root, WIRELAB = WL, WIRELAB_LAB = root .. "/nolab"})
+    score, n, _, output = results(root)
+    assert.are.same({0, 0}, {score, n})
+    assert.matches("cannot load the lab", output, 1, true)
+    -- grading stopped at its time limit
+    submit(root, {TCP .. "/solution/server.lua"})
+    run_autograder(root, {AUTOGRADER_ROOT = root, WIRELAB = WL, WIRELAB_TIMEOUT = "1"})
+    score, n, _, output = results(root)
+    assert.are.same({0, 0}, {score, n})
+    assert.matches("grading did not finish within 1 s", output, 1, true)
+  end))
+end)
