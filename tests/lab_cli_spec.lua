@@ -3,7 +3,8 @@
 -- source tree and from an installation; a new lab that grades at once; the
 -- zips read back with Info-ZIP's unzip; Gradescope's setup.sh building
 -- wirelab from the autograder zip and run_autograder grading in a fake
--- /autograder tree, always leaving a valid results.json.
+-- /autograder tree, always leaving a valid results.json; the GitHub
+-- Classroom workflow parsed as YAML and its own commands run.
 local process = require "process"
 local fs = require "wirelab.fs"
 
@@ -373,5 +374,99 @@ describe("labs/gradescope", function()
     score, n, _, output = results(root)
     assert.are.same({0, 0}, {score, n})
     assert.matches("grading did not finish within 1 s", output, 1, true)
+  end))
+end)
+
+-- ---- GitHub Classroom ---------------------------------------------------------
+
+local WORKFLOW = ROOT .. "/labs/github-classroom/.github/workflows/classroom.yml"
+
+-- the workflow as PyYAML reads it, re-emitted as lines Lua can take:
+-- key<TAB>value, run scripts base64-encoded
+local READ_WORKFLOW = [[
+import base64, sys, yaml
+w = yaml.safe_load(open(sys.argv[1]))
+assert isinstance(w["on"], dict) and "push" in w["on"], w.get("on")
+job = w["jobs"]["autograding"]
+assert job["runs-on"].startswith("ubuntu-")
+for k, v in sorted(job["env"].items()):
+    print("env\t%s\t%s" % (k, v))
+for s in job["steps"]:
+    name = s["name"]
+    if "run" in s:
+        print("run\t%s\t%s" % (name, base64.b64encode(s["run"].encode()).decode()))
+    if "uses" in s:
+        print("uses\t%s\t%s" % (name, s["uses"]))
+    if "id" in s:
+        print("id\t%s\t%s" % (name, s["id"]))
+    for k, v in sorted(s.get("env", {}).items()):
+        print("stepenv\t%s\t%s=%s" % (name, k, v))
+    for k, v in sorted(s.get("with", {}).items()):
+        print("with\t%s\t%s=%s" % (name, k, v))
+]]
+
+local function read_workflow(path)
+  local w = {env = {}, run = {}, uses = {}, id = {}, stepenv = {}, with = {}}
+  for kind, a, b in python(READ_WORKFLOW, nil, {path}):gmatch("(%w+)\t([^\t]*)\t([^\n]*)\n") do
+    if kind == "run" then
+      w.run[a] = python("import base64,sys; sys.stdout.write(base64.b64decode(sys.stdin.read()).decode())", b)
+    elseif kind == "env" then w.env[a] = b
+    else w[kind][a] = (w[kind][a] and (w[kind][a] .. "\n") or "") .. b end
+  end
+  return w
+end
+
+describe("labs/github-classroom", function()
+  it("the workflow parses as YAML and feeds the reporter the grade step's result", bounded(30, function()
+    local w = read_workflow(WORKFLOW)
+    assert.are.equal("classroom-resources/autograding-grading-reporter@v1", w.uses["Autograding Reporter"])
+    assert.are.equal("runners=grade", w.with["Autograding Reporter"])
+    assert.are.equal("GRADE_RESULTS=${{ steps.grade.outputs.result }}", w.stepenv["Autograding Reporter"])
+    assert.are.equal("grade", w.id["Grade"])
+    assert.matches("wirelab grade \"$LAB\" . --format github", w.run["Grade"], 1, true)
+    -- the packages are Gradescope's setup.sh's
+    local setup = support.read(ROOT .. "/labs/gradescope/setup.sh")
+    local want = setup:match('\nPACKAGES="([^"]+)"')
+    local got = w.run["Install the packages wirelab needs"]:match("%-%-no%-install%-recommends ([^\n]+)")
+    assert.are.equal(want, got)
+  end))
+
+  it("its build and grade steps, run as written, grade the reference to version-1 JSON", bounded(150, function()
+    local out = tmpdir()
+    pack(TCP, out)
+    local repo = tmpdir() .. "/repo"
+    sh(("mkdir -p %s && cd %s && unzip -q %s/tcp-echo-classroom.zip && cp %s/solution/* ."):format(repo, repo, out, TCP))
+    local w = read_workflow(repo .. "/.github/workflows/classroom.yml")
+    local runner = tmpdir()
+    local gh_path, gh_output = runner .. "/path", runner .. "/output"
+    support.write(gh_path, "")
+    support.write(gh_output, "")
+    local env = {RUNNER_TEMP = runner, GITHUB_PATH = gh_path, GITHUB_OUTPUT = gh_output, WIRELAB = false,
+                 MAKEFLAGS = false, MFLAGS = false, MAKELEVEL = false}
+    for k, v in pairs(w.env) do env[k] = v end
+    -- as GitHub runs a step: bash -e, in the repository
+    local function step(name)
+      local r = run({"bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", w.run[name]},
+        {cwd = repo, env = environ(env), timeout = 140})
+      assert.are.equal(0, r.code, name .. ": " .. r.stdout .. r.stderr)
+    end
+    step("Build wirelab")
+    local bin_dir = support.read(gh_path):match("^([^\n]+)")
+    assert.is_truthy(fs.stat(bin_dir .. "/wirelab"), "the build step put no wirelab on GITHUB_PATH")
+    env.PATH = bin_dir .. ":" .. environ{}.PATH
+    step("Grade")
+    local b64 = support.read(gh_output):match("^result=(%S+)\n$")
+    assert.is_string(b64, "the grade step wrote no result= line")
+    local got = python([[
+import base64, json, sys
+r = json.loads(base64.b64decode(sys.stdin.read()))
+assert r["version"] == 1, r["version"]
+total = 0
+for t in r["tests"]:
+    assert t["status"] in ("pass", "fail", "error") and isinstance(t["message"], str)
+    total += t["score"]
+print(r["status"], r["max_score"], len(r["tests"]), total)
+]], b64)
+    assert.are.equal("pass 18 9 18\n", got)
   end))
 end)
