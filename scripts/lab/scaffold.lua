@@ -60,29 +60,33 @@ return lab.new{
 ]=]
 
 local README = [=[
-# %s
+# %s: a line echo server
 
-Write a TCP server that listens on 127.0.0.1 at the port given as its first argument and sends
-back every line a client sends it, until the client closes the connection.
+Write a server that listens on **127.0.0.1** at the **port given as its first argument** and
+sends back every line a client sends it, until that client closes the connection.
 
-## What to hand in
+Write it in any language. The grader starts it in the first way that fits your submission:
 
-One of these, at the top of your submission:
-
-- `server.lua`, started as `wirelab server.lua PORT`;
-- `server.py`, started as `python3 server.py PORT`;
-- a `Makefile` (or `server.c`) that builds an executable `server`, started as `./server PORT`.
+| file | started as |
+|---|---|
+| `server.lua` | `wirelab server.lua PORT` |
+| `server.py` | `python3 server.py PORT` |
+| `Makefile` | `make`, then `./server PORT` |
+| `server.c` | `cc -O2 -o server server.c`, then `./server PORT` |
+| `server` (executable) | `./server PORT` |
 
 `starter/server.lua` is a start: it accepts connections but sends nothing back.
 
-## How it is graded
+What is checked (1 point):
 
 | check | points | what it checks |
 |---|---:|---|
 | echoes-a-line | 1 | listens on 127.0.0.1 at the port given as the first argument and sends a line back |
 
-Every check that fails says what it expected, what your program did, a hint, and the command
-that runs just that check again.
+Every failure says what was expected, what your server did, a hint, and the command that runs
+that check again.
+
+Your server runs with limits: 10 s of CPU, 256 MiB of memory, 32 processes, 64 open files.
 ]=]
 
 local STARTER = [=[
