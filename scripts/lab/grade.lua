@@ -128,9 +128,11 @@ local function write_atomic(path, text)
 end
 M.write_atomic = write_atomic
 
+-- this binary, for "{wirelab}" in a lab's start: /proc/self/exe, since
+-- `arg` is not set for `wirelab grade` and "wirelab" would be looked up in
+-- the submission's PATH, which need not hold this build
 local function self_path()
-  local p = arg and arg[-1] or "wirelab"
-  return fs.realpath(p) or p
+  return fs.realpath("/proc/self/exe") or "wirelab"
 end
 
 function M.main(args)
