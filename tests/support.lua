@@ -204,6 +204,9 @@ function M.tmpdir()
   local r = process.run{"mktemp", "-d", "/tmp/wirelab-test.XXXXXX", timeout = 5}
   if r.code ~= 0 then error("mktemp -d failed: " .. r.stderr, 2) end
   local dir = r.stdout:match("^(.-)%s*$")
+  -- traversable: a sandboxed program runs as nobody, and may need to
+  -- reach a binary or a submission made under it
+  process.run{"chmod", "755", dir, timeout = 5}
   local function remove()
     if dir:match("^/tmp/wirelab%-test%.%w+$") then process.run{"rm", "-rf", dir, timeout = 10} end
   end
