@@ -241,26 +241,30 @@ static int sock_listen(lua_State *L) {
 
 /* ---- connect ------------------------------------------------------------ */
 
+/* Once the poll says writable, connect() again tells how the handshake
+** ended, as the blocking call learns it inside the kernel: 0 (or EISCONN)
+** once established, EALREADY while it goes on, else its error. Reading
+** SO_ERROR instead leaves the socket in the kernel's "connecting" state:
+** a retry after ECONNREFUSED then raised ECONNABORTED, and a connect
+** after success returned 0 where Python's raises EISCONN. */
 static int connect_k(lua_State *L, int status, lua_KContext dl) {
+  int rc = (int)lua_tointeger(L, -1);
+  struct sockaddr_storage sa;
+  socklen_t len;
   wl_sock_t *s;
-  int err = 0;
-  socklen_t len = sizeof err;
-  (void)status; (void)dl;
-  if (lua_tointeger(L, -1) < 0) {
-    int rc = (int)lua_tointeger(L, -1);
+  (void)status;
+  lua_pop(L, 1);
+  if (rc < 0) {
     if (*to_box(L, 1) == NULL) rc = UV_EBADF;
     return wl_raise_addr(L, "connect", rc, 2);
   }
-  lua_pop(L, 1);
   s = wl_check_sock(L, 1, "connect");
-  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err == EINPROGRESS || err == EALREADY ||
-      (err == 0 && getpeername(s->fd, (struct sockaddr *)&(struct sockaddr_storage){0},
-                               &(socklen_t){sizeof(struct sockaddr_storage)}) < 0 &&
-       errno == ENOTCONN))
+  check_addr(L, s, 2, "connect", &sa, &len);     /* numeric by now */
+  if (connect(s->fd, (struct sockaddr *)&sa, len) == 0 || errno == EISCONN)
+    return 0;
+  if (errno == EALREADY || errno == EINPROGRESS || errno == EINTR)
     return wait_io(L, s, "connect", UV_WRITABLE, dl, connect_k);
-  if (err != 0) return wl_raise_addr(L, "connect", -err, 2);
-  return 0;
+  return wl_raise_addr(L, "connect", -errno, 2);
 }
 
 static int sock_connect(lua_State *L);

@@ -1,0 +1,82 @@
+-- socket_parity_spec: where a student moving course code from Python 3.11
+-- would compare, wirelab's socket module does what Python's does. Each
+-- title names the Python behaviour; where it is cheap, the same scenario
+-- runs in python3 on this machine and the two outputs are compared.
+local socket = require "socket"
+local wirelab = require "wirelab"
+local process = require "process"
+
+local function bounded(seconds, fn)
+  return function() wirelab.timeout(seconds, fn) end
+end
+
+-- Runs a Python 3 program, returns its stdout; fails the spec on error.
+local function python(code)
+  local r = process.run{"python3", "-c", code, timeout = 10}
+  assert.are.equal(0, r.code, r.stderr)
+  return r.stdout
+end
+
+-- A port with nobody listening on it.
+local function dead_port()
+  local probe <close> = socket.socket()
+  probe:bind("127.0.0.1", 0)
+  local _, port = probe:getsockname()
+  return port
+end
+
+describe("socket parity: connect", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function() assert.are.equal(base, wirelab.handles()) end)
+
+  it("a retried connect after ECONNREFUSED raises ECONNREFUSED each time (Python's blocking socket)",
+     bounded(10, function()
+    local port = dead_port()
+    local py = python(([[
+import socket
+s = socket.socket()
+for i in range(3):
+    try: s.connect(("127.0.0.1", %d))
+    except OSError as e: print(e.errno == 111 and "ECONNREFUSED" or e.errno)
+]]):format(port))
+    local got = {}
+    for _, timeout in ipairs({false, 2}) do
+      local s <close> = socket.socket()
+      if timeout then s:settimeout(timeout) end
+      for _ = 1, 3 do
+        local ok, err = pcall(s.connect, s, "127.0.0.1", port)
+        assert.is_false(ok)
+        got[#got + 1] = err.code
+      end
+    end
+    assert.are.equal(("ECONNREFUSED\n"):rep(3), py)
+    assert.are.same({"ECONNREFUSED", "ECONNREFUSED", "ECONNREFUSED",
+                     "ECONNREFUSED", "ECONNREFUSED", "ECONNREFUSED"}, got)
+    -- and the socket is still usable: once someone listens, it connects
+    local s <close> = socket.socket()
+    assert.are.equal("ECONNREFUSED", s:connect_ex("127.0.0.1", port))
+    local srv <close> = socket.socket()
+    srv:setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv:bind("127.0.0.1", port)
+    srv:listen()
+    assert.are.equal(0, s:connect_ex("127.0.0.1", port))
+  end))
+
+  it("connect_ex on a connected socket returns EISCONN, as Python's returns errno 106", bounded(10, function()
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local _, port = srv:getsockname()
+    local py = python(([[
+import socket, errno
+s = socket.socket()
+print(s.connect_ex(("127.0.0.1", %d)), errno.errorcode[s.connect_ex(("127.0.0.1", %d))])
+]]):format(port, port))
+    local c <close> = socket.socket()
+    local first, second = c:connect_ex("127.0.0.1", port), c:connect_ex("127.0.0.1", port)
+    assert.are.equal(py, ("%s %s\n"):format(first, second))
+    assert.are.equal("0 EISCONN\n", py)
+    local ok, err = pcall(c.connect, c, "127.0.0.1", port)
+    assert.is_false(ok)
+    assert.are.equal("EISCONN", err.code)
+  end))
+end)
