@@ -124,7 +124,7 @@ static int gai_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* getaddrinfo(host, port[, family[, type[, timeout]]]) -> list */
 static int socket_getaddrinfo(lua_State *L) {
-  const char *host = luaL_checkstring(L, 1);
+  const char *host = wl_check_host(L, 1);
   char port[16];
   int family = (int)luaL_optinteger(L, 3, AF_UNSPEC);
   int type = (int)luaL_optinteger(L, 4, SOCK_STREAM);
@@ -141,7 +141,7 @@ static int socket_getaddrinfo(lua_State *L) {
 
 /* _is_numeric(host): wl_numeric_host, for the Lua half */
 static int socket_is_numeric(lua_State *L) {
-  lua_pushboolean(L, wl_numeric_host(luaL_checkstring(L, 1)));
+  lua_pushboolean(L, wl_numeric_host(wl_check_host(L, 1)));
   return 1;
 }
 

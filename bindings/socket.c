@@ -192,7 +192,7 @@ static int socket_socket(lua_State *L) {
 
 /* The (host, port) arguments at hi, hi + 1, checked: argument errors. */
 static const char *check_hostport(lua_State *L, int hi, lua_Integer *port) {
-  const char *host = luaL_checkstring(L, hi);
+  const char *host = wl_check_host(L, hi);
   *port = luaL_checkinteger(L, hi + 1);
   luaL_argcheck(L, *port >= 0 && *port <= 65535, hi + 1,
                 "port out of range 0-65535");
@@ -385,7 +385,12 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
     return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
   TAKE_TURN(L, s, from ? recvfrom_k : recv_k, dl);
-  buf = n <= RECV_STATIC ? scratch : luaL_buffinitsize(L, &b, (size_t)n);
+  if (n <= RECV_STATIC)
+    buf = scratch;
+  else if (n > WL_RECV_MAX)   /* Python's MemoryError, without trying */
+    return wl_sock_raise(L, s, op, UV_ENOMEM);
+  else
+    buf = luaL_buffinitsize(L, &b, (size_t)n);
   sa.ss_family = AF_UNSPEC;
   r = recvfrom(s->fd, buf, (size_t)n, flags | MSG_DONTWAIT,
                (struct sockaddr *)&sa, &len);

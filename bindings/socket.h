@@ -9,6 +9,10 @@
 #include "wl.h"
 
 #define SOCK_MT "wirelab.socket"
+/* The largest recv bufsize: a buffer that size is allocated before the
+** call, and beyond it recv raises ENOMEM, as Python's raises MemoryError
+** when it cannot allocate one. */
+#define WL_RECV_MAX ((lua_Integer)1 << 30)
 
 typedef struct wl_sock_t {
   uv_poll_t poll;            /* first: the close callback gets this pointer */

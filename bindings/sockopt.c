@@ -110,7 +110,7 @@ static int sock_getpeername(lua_State *L) {
 static int membership(lua_State *L, int join) {
   const char *op = join ? "join_group" : "leave_group";
   wl_sock_t *s = wl_check_sock(L, 1, op);
-  const char *group = luaL_checkstring(L, 2);
+  const char *group = wl_check_host(L, 2);
   int rc;
   if (s->family == AF_INET) {
     struct ip_mreqn mr;

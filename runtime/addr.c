@@ -23,6 +23,14 @@ int wl_numeric_host(const char *host) {
   return strspn(host, "0123456789.") == strlen(host) && strchr(host, '.');
 }
 
+const char *wl_check_host(lua_State *L, int i) {
+  size_t len;
+  const char *host = luaL_checklstring(L, i, &len);
+  /* C would read up to the NUL: "127.0.0.1\0evil" must not reach 127.0.0.1 */
+  luaL_argcheck(L, strlen(host) == len, i, "host name must not contain a NUL byte");
+  return host;
+}
+
 int wl_parse_addr(const char *host, int port, int family,
                   struct sockaddr_storage *sa, socklen_t *len) {
   memset(sa, 0, sizeof *sa);

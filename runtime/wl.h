@@ -130,6 +130,9 @@ int luaopen_wirelab_error(lua_State *L);
 
 /* ---- addresses (addr.c) ---------------------------------------------- */
 
+/* The host argument at i: a string with no NUL byte in it, or a bad
+** argument error (Python's TypeError). */
+const char *wl_check_host(lua_State *L, int i);
 /* Whether host is a literal to parse, not a name to resolve. */
 int wl_numeric_host(const char *host);
 /* Numeric host (or "" / "<broadcast>") + port into sa; 0 or a libuv

@@ -18,6 +18,18 @@ local is_numeric = core._is_numeric    -- addr.c's rule: a literal, not a name
 local Socket = core.methods
 M.Socket = Socket
 
+-- A host argument of a Lua function: a string with no NUL byte, which C
+-- would cut short (Python raises TypeError).
+local function check_host(host, n, fname)
+  if type(host) ~= "string" then
+    error(("bad argument #%d to '%s' (string expected, got %s)"):format(n, fname, type(host)), 3)
+  end
+  if host:find("\0", 1, true) then
+    error(("bad argument #%d to '%s' (host name must not contain a NUL byte)"):format(n, fname), 3)
+  end
+  return host
+end
+
 local default_timeout = nil
 
 function M.getdefaulttimeout() return default_timeout end
@@ -36,9 +48,7 @@ end
 
 -- getaddrinfo(host, port[, family[, type]]) -> {{family=, type=, host=, port=}...}
 function M.getaddrinfo(host, port, family, kind)
-  if type(host) ~= "string" then
-    error("bad argument #1 to 'getaddrinfo' (string expected, got " .. type(host) .. ")", 2)
-  end
+  check_host(host, 1, "getaddrinfo")
   if port ~= nil and math.type(port) ~= "integer" then
     error("bad argument #2 to 'getaddrinfo' (integer expected, got " .. type(port) .. ")", 2)
   end
@@ -125,7 +135,8 @@ File.__close = File.close
 -- create_connection(host, port[, timeout[, source_host, source_port]]) -> s
 function M.create_connection(host, port, timeout, source_host, source_port)
   local list
-  if type(host) == "string" and host ~= "" and is_numeric(host) then
+  check_host(host, 1, "create_connection")
+  if host ~= "" and is_numeric(host) then
     list = {{family = host:find(":", 1, true) and AF_INET6 or AF_INET, host = host, port = port}}
   else
     list = M.getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM)
@@ -173,9 +184,7 @@ function M.has_dualstack_ipv6() return true end
 
 -- gethostbyname(name) -> the first IPv4 address
 function M.gethostbyname(name)
-  if type(name) ~= "string" then
-    error("bad argument #1 to 'gethostbyname' (string expected, got " .. type(name) .. ")", 2)
-  end
+  check_host(name, 1, "gethostbyname")
   if is_numeric(name) and not name:find(":", 1, true) and name ~= "" then return name end
   local list = M.getaddrinfo(name, 0, AF_INET)
   if not list[1] then errors.raise("gethostbyname", "EAI_NONAME", name) end

@@ -80,3 +80,71 @@ print(s.connect_ex(("127.0.0.1", %d)), errno.errorcode[s.connect_ex(("127.0.0.1"
     assert.are.equal("EISCONN", err.code)
   end))
 end)
+
+describe("socket parity: arguments", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function() assert.are.equal(base, wirelab.handles()) end)
+
+  it("a host with an embedded NUL is a bad argument, as Python raises TypeError", bounded(10, function()
+    local py = python([[
+import socket
+s = socket.socket()
+for f in (lambda: s.connect(("127.0.0.1\0evil", 80)), lambda: s.bind(("127.0.0.1\0evil", 0))):
+    try: f()
+    except TypeError as e: print("TypeError")
+]])
+    assert.are.equal("TypeError\nTypeError\n", py)
+    local evil = "127.0.0.1\0evil"
+    local s <close> = socket.socket()
+    local u <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    local calls = {
+      {"connect", function() return s:connect(evil, 80) end},
+      {"connect_ex", function() return s:connect_ex(evil, 80) end},
+      {"bind", function() return s:bind(evil, 0) end},
+      {"sendto", function() return u:sendto("x", evil, 9) end},
+      {"getaddrinfo", function() return socket.getaddrinfo(evil, 80) end},
+      {"gethostbyname", function() return socket.gethostbyname(evil) end},
+      {"create_connection", function() return socket.create_connection(evil, 80) end},
+    }
+    for _, c in ipairs(calls) do
+      local ok, err = pcall(c[2])
+      assert.is_false(ok, c[1])
+      assert.is_string(err, c[1])
+      assert.matches("bad argument #%d to '" .. c[1] .. "' %(host name must not contain a NUL byte%)", err)
+    end
+    -- nothing was connected or bound: the socket is as new
+    assert.has_error(function() s:getpeername() end)
+    local host, port = s:getsockname()
+    assert.are.same({"0.0.0.0", 0}, {host, port})
+  end))
+
+  it("recv(1 << 40) raises ENOMEM (Python's MemoryError), recv(2^63) a bad argument (OverflowError)",
+     bounded(10, function()
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local c <close> = socket.create_connection(srv:getsockname())
+    local py = python([[
+import socket
+a, b = socket.socketpair()
+for n in (1 << 40, 1 << 63):
+    try: a.recv(n)
+    except (MemoryError, OverflowError) as e: print(type(e).__name__)
+]])
+    assert.are.equal("MemoryError\nOverflowError\n", py)
+    local huge = {recv = function() return c:recv(2^63) end,
+                  recvfrom = function() return c:recvfrom(2^63) end}
+    for _, op in ipairs({"recv", "recvfrom"}) do
+      local ok, err = pcall(c[op], c, 1 << 40)
+      assert.is_false(ok)
+      assert.are.equal("ENOMEM", err.code)
+      assert.are.equal(op, err.op)
+      ok, err = pcall(huge[op])
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to '" .. op .. "' %(number has no integer representation%)", err)
+    end
+    -- the limit is 1 GiB: just under it, recv still reads what has come
+    local peer <close> = srv:accept()
+    peer:sendall("still here")
+    assert.are.equal("still here", c:recv(1 << 30))
+  end))
+end)
