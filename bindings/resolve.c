@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <lauxlib.h>
 #include "socket.h"
 
@@ -145,9 +146,19 @@ static int socket_is_numeric(lua_State *L) {
   return 1;
 }
 
+/* _ipv4(host): the dotted quad of an inet_aton form ("127.1" ->
+** "127.0.0.1"), or nil, for the Lua half */
+static int socket_ipv4(lua_State *L) {
+  struct in_addr a;
+  char buf[INET_ADDRSTRLEN];
+  if (!wl_parse_ipv4(wl_check_host(L, 1), &a)) return 0;
+  lua_pushstring(L, inet_ntop(AF_INET, &a, buf, sizeof buf));
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"getaddrinfo", socket_getaddrinfo}, {"_is_numeric", socket_is_numeric},
-  {NULL, NULL}
+  {"_ipv4", socket_ipv4}, {NULL, NULL}
 };
 
 /* Adds getaddrinfo and _is_numeric to the module at index `module`. */

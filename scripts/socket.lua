@@ -182,10 +182,14 @@ end
 
 function M.has_dualstack_ipv6() return true end
 
--- gethostbyname(name) -> the first IPv4 address
+-- gethostbyname(name) -> the first IPv4 address, as a dotted quad
 function M.gethostbyname(name)
   check_host(name, 1, "gethostbyname")
-  if is_numeric(name) and not name:find(":", 1, true) and name ~= "" then return name end
+  -- Python's: "" is INADDR_ANY, and every inet_aton form a literal
+  if name == "" then return "0.0.0.0" end
+  if name == "<broadcast>" then return "255.255.255.255" end
+  local quad = core._ipv4(name)
+  if quad then return quad end
   local list = M.getaddrinfo(name, 0, AF_INET)
   if not list[1] then errors.raise("gethostbyname", "EAI_NONAME", name) end
   return list[1].host

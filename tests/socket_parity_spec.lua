@@ -148,3 +148,51 @@ for n in (1 << 40, 1 << 63):
     assert.are.equal("still here", c:recv(1 << 30))
   end))
 end)
+
+describe("socket parity: numeric hosts", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function() assert.are.equal(base, wirelab.handles()) end)
+
+  -- every form inet_aton takes: fewer parts, octal, hex, one number
+  local FORMS = {"127.1", "127.0.1", "0x7f.1", "017.0.0.1", "2130706433", "0x7f000001", "1.2.3",
+                 "127.0.0.1", "", "<broadcast>"}
+
+  it("gethostbyname returns the dotted quad of every inet_aton form, as Python's", bounded(10, function()
+    local quoted = {}
+    for i, f in ipairs(FORMS) do quoted[i] = ("%q"):format(f) end
+    local py = python("import socket\nfor h in [" .. table.concat(quoted, ", ") .. "]:\n"
+                      .. "    print(socket.gethostbyname(h))\n")
+    local got = {}
+    for i, f in ipairs(FORMS) do got[i] = socket.gethostbyname(f) end
+    assert.are.equal(py, table.concat(got, "\n") .. "\n")
+    assert.are.equal("127.0.0.1", got[1])
+    assert.are.equal("15.0.0.1", got[4])             -- a leading 0 is octal
+  end))
+
+  it("bind, connect and create_connection take 127.1, as Python does", bounded(10, function()
+    local srv <close> = socket.socket()
+    srv:bind("127.1", 0)
+    srv:listen()
+    local host, port = srv:getsockname()
+    assert.are.equal("127.0.0.1", host)
+    local c <close> = socket.socket()
+    c:connect("127.1", port)
+    assert.are.same({"127.0.0.1", port}, {c:getpeername()})
+    local c2 <close> = socket.create_connection("0x7f.1", port)
+    assert.are.same({"127.0.0.1", port}, {c2:getpeername()})
+    local v6 <close> = socket.socket(socket.AF_INET6)   -- mapped, as a dotted quad is
+    v6:connect("127.1", port)
+    assert.are.same({"::ffff:127.0.0.1", port}, {v6:getpeername()})
+    local u <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u:bind("127.1", 0)
+    u:sendto("to 127.1", "127.1", (select(2, u:getsockname())))
+    u:settimeout(2)
+    assert.are.equal("to 127.1", u:recv(100))
+    -- still malformed: a part too large is no address
+    local bad <close> = socket.socket()
+    local ok, err = pcall(bad.bind, bad, "999.1.1.1", 0)
+    assert.is_false(ok)
+    assert.are.equal("EINVAL", err.code)
+  end))
+end)
