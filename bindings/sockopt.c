@@ -6,6 +6,7 @@
 */
 #include <errno.h>
 #include <string.h>
+#include <netdb.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -190,6 +191,11 @@ static const luaL_Reg methods[] = {
 static const struct { const char *name; int value; } constants[] = {
   {"AF_INET", AF_INET}, {"AF_INET6", AF_INET6}, {"AF_UNSPEC", AF_UNSPEC},
   {"SOCK_STREAM", SOCK_STREAM}, {"SOCK_DGRAM", SOCK_DGRAM},
+  {"SOCK_RAW", SOCK_RAW},                   /* in getaddrinfo's answers */
+  {"AI_PASSIVE", AI_PASSIVE}, {"AI_CANONNAME", AI_CANONNAME},
+  {"AI_NUMERICHOST", AI_NUMERICHOST}, {"AI_NUMERICSERV", AI_NUMERICSERV},
+  {"AI_ADDRCONFIG", AI_ADDRCONFIG}, {"AI_V4MAPPED", AI_V4MAPPED},
+  {"AI_ALL", AI_ALL},
   {"SOL_SOCKET", SOL_SOCKET}, {"SO_REUSEADDR", SO_REUSEADDR},
   {"SO_REUSEPORT", SO_REUSEPORT}, {"SO_BROADCAST", SO_BROADCAST},
   {"SO_KEEPALIVE", SO_KEEPALIVE}, {"SO_RCVBUF", SO_RCVBUF},

@@ -46,15 +46,6 @@ function M.socket(family, kind)
   return s
 end
 
--- getaddrinfo(host, port[, family[, type]]) -> {{family=, type=, host=, port=}...}
-function M.getaddrinfo(host, port, family, kind)
-  check_host(host, 1, "getaddrinfo")
-  if port ~= nil and math.type(port) ~= "integer" then
-    error("bad argument #2 to 'getaddrinfo' (integer expected, got " .. type(port) .. ")", 2)
-  end
-  return core.getaddrinfo(host, port or 0, family or AF_UNSPEC, kind or SOCK_STREAM)
-end
-
 -- bind, connect, connect_ex and sendto are C methods, which check their
 -- arguments and resolve names themselves.
 local c_bind, c_connect = Socket.bind, Socket.connect
@@ -190,7 +181,7 @@ function M.gethostbyname(name)
   if name == "<broadcast>" then return "255.255.255.255" end
   local quad = core._ipv4(name)
   if quad then return quad end
-  local list = M.getaddrinfo(name, 0, AF_INET)
+  local list = M.getaddrinfo(name, nil, AF_INET, SOCK_STREAM)
   if not list[1] then errors.raise("gethostbyname", "EAI_NONAME", name) end
   return list[1].host
 end

@@ -196,3 +196,65 @@ describe("socket parity: numeric hosts", function()
     assert.are.equal("EINVAL", err.code)
   end))
 end)
+
+describe("socket parity: getaddrinfo", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function() assert.are.equal(base, wirelab.handles()) end)
+
+  it("gives Python's entries: one per socket type, with proto and canonname", bounded(10, function()
+    -- each case as Python and Lua arguments; "localhost" comes from /etc/hosts
+    local cases = {
+      {py = '"localhost", 8080', lua = {"localhost", 8080}},
+      {py = '"127.0.0.1", 8080', lua = {"127.0.0.1", 8080}},
+      {py = '"localhost", None', lua = {"localhost", nil}},
+      {py = '"::1", 80', lua = {"::1", 80}},
+      {py = 'None, 80', lua = {nil, 80}},
+      {py = '"localhost", "http"', lua = {"localhost", "http"}},
+      {py = '"localhost", 80, 0, socket.SOCK_STREAM', lua = {"localhost", 80, 0, socket.SOCK_STREAM}},
+      {py = '"localhost", 80, socket.AF_INET, 0, socket.IPPROTO_UDP',
+       lua = {"localhost", 80, socket.AF_INET, 0, socket.IPPROTO_UDP}},
+      {py = '"localhost", None, 0, 0, 0, socket.AI_CANONNAME',
+       lua = {"localhost", nil, 0, 0, 0, socket.AI_CANONNAME}},
+      {py = 'None, 80, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_PASSIVE',
+       lua = {nil, 80, socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_PASSIVE}},
+    }
+    local prog = {"import socket"}
+    for _, c in ipairs(cases) do
+      prog[#prog + 1] = ("print(' '.join('%%d %%d %%d [%%s] %%s %%d' %% (f, t, p, cn, sa[0], sa[1])"
+                         .. " for f, t, p, cn, sa in socket.getaddrinfo(%s)))"):format(c.py)
+    end
+    local py = python(table.concat(prog, "\n"))
+    local lines = {}
+    for i, c in ipairs(cases) do
+      local list = socket.getaddrinfo(table.unpack(c.lua, 1, 6))
+      local t = {}
+      for j, e in ipairs(list) do
+        t[j] = ("%d %d %d [%s] %s %d"):format(e.family, e.type, e.proto, e.canonname, e.host, e.port)
+      end
+      lines[i] = table.concat(t, " ")
+    end
+    assert.are.equal(py, table.concat(lines, "\n") .. "\n")
+    -- the three of the first case, spelled out
+    local list = socket.getaddrinfo("localhost", 8080)
+    assert.are.equal(3, #list)
+    assert.are.same({socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_RAW},
+                    {list[1].type, list[2].type, list[3].type})
+    assert.are.same({socket.IPPROTO_TCP, socket.IPPROTO_UDP, 0}, {list[1].proto, list[2].proto, list[3].proto})
+  end))
+
+  it("raises Python's gaierror codes as error objects", bounded(10, function()
+    local ok, err = pcall(socket.getaddrinfo, "localhost", "no-such-service")
+    assert.is_false(ok)
+    assert.are.equal("EAI_SERVICE", err.code)
+    assert.are.equal("getaddrinfo localhost:no-such-service: service not available for socket type (EAI_SERVICE)",
+                     tostring(err))
+    ok, err = pcall(socket.getaddrinfo, nil, nil)
+    assert.are.equal("EAI_NONAME", err.code)
+    ok, err = pcall(socket.getaddrinfo, ("a"):rep(64) .. ".example", 80)
+    assert.are.equal("EAI_NONAME", err.code)
+    ok, err = pcall(function() return socket.getaddrinfo("localhost", 70000) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'getaddrinfo' %(port out of range 0%-65535%)", err)
+  end))
+end)
