@@ -2,7 +2,7 @@
 ** resolve.c: names to addresses for module "socket.core", on libuv's
 ** thread pool so the loop never blocks: socket.getaddrinfo, and the host
 ** names bind, connect and sendto take (wl_resolve_host). A request holds
-** its own waiter; when the task stops waiting first (timeout, cancel),
+** its own waiter; when the task stops waiting first (cancel, interrupt),
 ** the callback frees what it would have returned.
 */
 #include <stdio.h>
@@ -15,14 +15,19 @@
 typedef struct {
   uv_getaddrinfo_t uv;
   wl_waiter_t w;
+  int status;                /* the resolver's: 0 or a libuv error */
   struct addrinfo *res;
 } gai_req;
 
+/* Wakes with 0 and leaves the answer in req: any other wake status came
+** from elsewhere (cancel, task:interrupt()) before the answer, while this
+** callback still owns the request. */
 static void on_resolved(uv_getaddrinfo_t *uv, int status,
                         struct addrinfo *res) {
   gai_req *req = (gai_req *)uv;
   req->res = res;
-  if (!wl_wake(&req->w, status)) {    /* the task gave up: nobody reads it */
+  req->status = status;
+  if (!wl_wake(&req->w, 0)) {         /* the task gave up: nobody reads it */
     uv_freeaddrinfo(res);
     free(req);
   }
@@ -42,6 +47,7 @@ static int start_resolve(lua_State *L, const char *host, const char *service,
   if ((req = malloc(sizeof *req)) == NULL)
     return wl_raise(L, "getaddrinfo", UV_ENOMEM, NULL);
   wl_waiter_init(&req->w);
+  req->status = 0;
   req->res = NULL;
   rc = uv_getaddrinfo(wl_loop(), &req->uv, on_resolved, host, service, hints);
   if (rc < 0) {
@@ -67,16 +73,15 @@ static int raise_at(lua_State *L, const char *op, int rc, int hi) {
 }
 
 /* In k, with the wake status on top (popped): the request, or a raise
-** naming (host, port) at hi. A timeout or cancel woke the task before the
-** callback ran, and the callback still owns the request then. */
+** naming (host, port) at hi. A wake status other than 0 did not come
+** from on_resolved, which still owns the request then (see there). */
 static gai_req *take_request(lua_State *L, lua_KContext ctx, const char *op,
                              int hi) {
   gai_req *req = (gai_req *)ctx;
   int rc = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
-  if (rc == UV_ETIMEDOUT || rc == UV_ECANCELED)
-    raise_at(L, op, rc, hi);
-  if (rc < 0) {
+  if (rc < 0) raise_at(L, op, rc, hi);
+  if ((rc = req->status) < 0) {
     free_request(req);
     raise_at(L, op, rc, hi);
     return NULL;                             /* not reached: raise longjmps */
@@ -86,7 +91,9 @@ static gai_req *take_request(lua_State *L, lua_KContext ctx, const char *op,
 
 /* A host name in bind, connect or sendto: resolved on the thread pool for
 ** the socket's family, then k puts the first address in the name's place
-** (wl_take_resolved) and starts the call again. */
+** (wl_take_resolved) and starts the call again. The lookup does not wait
+** under the socket's timeout, as in Python, where it is a call apart: a
+** non-blocking socket resolves, then raises EINPROGRESS from connect. */
 int wl_resolve_host(lua_State *L, wl_sock_t *s, int hi, const char *op,
                     lua_KFunction k) {
   struct addrinfo hints;
@@ -98,7 +105,7 @@ int wl_resolve_host(lua_State *L, wl_sock_t *s, int hi, const char *op,
   hints.ai_socktype = s->type;
   rc = start_resolve(L, lua_tostring(L, hi), NULL, &hints, &req);
   if (rc < 0) return wl_raise_addr(L, op, rc, hi);
-  return wl_park(L, &req->w, s->timeout, k, (lua_KContext)req);
+  return wl_park(L, &req->w, -1, k, (lua_KContext)req);
 }
 
 void wl_take_resolved(lua_State *L, lua_KContext ctx, const char *op,

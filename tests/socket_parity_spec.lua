@@ -258,3 +258,54 @@ describe("socket parity: getaddrinfo", function()
     assert.matches("bad argument #2 to 'getaddrinfo' %(port out of range 0%-65535%)", err)
   end))
 end)
+
+describe("socket parity: names on a non-blocking socket", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function() assert.are.equal(base, wirelab.handles()) end)
+
+  it("settimeout(0): bind, connect and sendto resolve the name, then make the non-blocking call "
+     .. "(Python: connect raises BlockingIOError EINPROGRESS)", bounded(10, function()
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local _, port = srv:getsockname()
+    local py = python(([[
+import socket, errno
+s = socket.socket(); s.settimeout(0); s.bind(("localhost", 0)); print(s.getsockname()[0])
+try: s.connect(("localhost", %d))
+except BlockingIOError as e: print(errno.errorcode[e.errno])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(0)
+print(u.sendto(b"hi", ("localhost", %d)))
+]]):format(port, port))
+    local got = {}
+    local s <close> = socket.socket()
+    s:settimeout(0)
+    s:bind("localhost", 0)
+    got[1] = (s:getsockname())
+    local ok, err = pcall(s.connect, s, "localhost", port)
+    assert.is_false(ok)
+    got[2] = err.code
+    local u <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u:settimeout(0)
+    got[3] = u:sendto("hi", "localhost", port)
+    assert.are.equal(py, table.concat(got, "\n") .. "\n")
+    assert.are.equal("127.0.0.1\nEINPROGRESS\n2\n", py)
+    -- the handshake went on in the kernel: the server has the client
+    -- (after Python's, which connected first)
+    srv:settimeout(2)
+    local _, mine = s:getsockname()
+    local ports = {}
+    for i = 1, 2 do
+      local conn <close> = srv:accept()
+      ports[i] = select(2, conn:getpeername())
+    end
+    assert.are.equal(mine, ports[2])
+  end))
+
+  it("a lookup is not bounded by the socket's timeout, as in Python", bounded(10, function()
+    -- the smallest positive timeout still expires before the thread pool answers
+    local s <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s:settimeout(1e-9)
+    s:bind("localhost", 0)
+    assert.are.equal("127.0.0.1", (s:getsockname()))
+  end))
+end)
