@@ -21,6 +21,7 @@
 
 static char scratch[RECV_STATIC];   /* copied to a Lua string at once */
 static int spare_fd = -1;           /* given up to shed a client on EMFILE */
+static double default_timeout = -1; /* setdefaulttimeout's: every new socket */
 
 static wl_sock_t **to_box(lua_State *L, int i) {
   return (wl_sock_t **)luaL_checkudata(L, i, SOCK_MT);
@@ -163,7 +164,7 @@ static int wrap_fd(lua_State *L, wl_sock_t **box, int fd, int family, int type) 
   s->fd = fd;
   s->family = family;
   s->type = type;
-  s->timeout = -1;
+  s->timeout = default_timeout;   /* accepted ones too, as in Python */
   s->maybe_readable = 1;
   wl_waiter_init(&s->rdq);
   wl_waiter_init(&s->wrq);
@@ -637,6 +638,26 @@ static int sock_gettimeout(lua_State *L) {
   return 1;
 }
 
+/* setdefaulttimeout(seconds | nil): the timeout every socket made from
+** now on starts with -- socket(), accept(), fromfd(), socketpair(),
+** create_connection() and create_server() -- as in Python. */
+static int socket_setdefaulttimeout(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    default_timeout = -1;
+  } else {
+    double t = luaL_checknumber(L, 1);
+    luaL_argcheck(L, t >= 0 && t == t, 1, "non-negative number or nil expected");
+    default_timeout = t;
+  }
+  return 0;
+}
+
+static int socket_getdefaulttimeout(lua_State *L) {
+  if (default_timeout < 0) lua_pushnil(L);
+  else lua_pushnumber(L, default_timeout);
+  return 1;
+}
+
 static int sock_setblocking(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "setblocking");
   luaL_checkany(L, 2);
@@ -708,7 +729,8 @@ static int socket_fromfd(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"socket", socket_socket}, {"gethostname", socket_gethostname},
-  {"fromfd", socket_fromfd}, {NULL, NULL}
+  {"fromfd", socket_fromfd}, {"setdefaulttimeout", socket_setdefaulttimeout},
+  {"getdefaulttimeout", socket_getdefaulttimeout}, {NULL, NULL}
 };
 
 static const luaL_Reg methods[] = {

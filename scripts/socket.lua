@@ -30,19 +30,10 @@ local function check_host(host, n, fname)
   return host
 end
 
-local default_timeout = nil
-
-function M.getdefaulttimeout() return default_timeout end
-function M.setdefaulttimeout(t)
-  if t ~= nil and (type(t) ~= "number" or t < 0) then
-    error("bad argument #1 to 'setdefaulttimeout' (non-negative number or nil expected)", 2)
-  end
-  default_timeout = t
-end
-
+-- socket([family[, type]]) -> s, with the default timeout; a Lua function
+-- so that a bad argument names 'socket' even through pcall
 function M.socket(family, kind)
   local s = core.socket(family, kind)
-  if default_timeout then s:settimeout(default_timeout) end
   return s
 end
 
@@ -134,9 +125,8 @@ function M.create_connection(host, port, timeout, source_host, source_port)
   end
   local last
   for _, ai in ipairs(list) do
-    local s = core.socket(ai.family, SOCK_STREAM)
-    if timeout ~= nil then s:settimeout(timeout)
-    elseif default_timeout then s:settimeout(default_timeout) end
+    local s = core.socket(ai.family, SOCK_STREAM)      -- with the default timeout
+    if timeout ~= nil then s:settimeout(timeout) end
     local ok, err = pcall(function()
       if source_host then c_bind(s, source_host, source_port or 0) end
       c_connect(s, ai.host, ai.port)
