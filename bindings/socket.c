@@ -92,15 +92,13 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 /* ---- deadlines: kept in the continuation context, in microseconds ---- */
 
-static lua_KContext deadline_of(wl_sock_t *s) {
+lua_KContext wl_sock_deadline(const wl_sock_t *s) {
   if (s->timeout < 0) return 0;
   return (lua_KContext)(uv_hrtime() / 1000 + (uint64_t)(s->timeout * 1e6)) | 1;
 }
 
-/* Park until the socket is readable (dir UV_READABLE) or writable; then
-** k runs, which retries the call. */
-static int wait_io(lua_State *L, wl_sock_t *s, const char *op, int dir,
-                   lua_KContext dl, lua_KFunction k) {
+int wl_sock_wait(lua_State *L, wl_sock_t *s, const char *op, int dir,
+                 lua_KContext dl, lua_KFunction k) {
   double left = -1;
   wl_waiter_t *w;
   if (s->timeout == 0) return wl_sock_raise(L, s, op, UV_EAGAIN);
@@ -115,8 +113,7 @@ static int wait_io(lua_State *L, wl_sock_t *s, const char *op, int dir,
   return wl_park(L, w, left, k, dl);
 }
 
-/* The wake status, popped; raises when the wait failed. */
-static void check_wake(lua_State *L, const char *op) {
+void wl_sock_woken(lua_State *L, const char *op) {
   int rc = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   if (rc < 0) {
@@ -131,27 +128,26 @@ static void check_wake(lua_State *L, const char *op) {
 ** held the loop for its slice, it yields first, so a UDP flood or a fast
 ** peer cannot starve timers and other clients. Non-blocking sockets
 ** (timeout 0) never yield, as they never wait. */
-static int turn_due(lua_State *L, const wl_sock_t *s) {
+int wl_sock_turn_due(lua_State *L, const wl_sock_t *s) {
   return s->timeout != 0 && wl_turn_over() && wl_can_park(L);
 }
 
 #define TAKE_TURN(L, s, k, dl) \
   do { \
-    if (turn_due((L), (s))) \
+    if (wl_sock_turn_due((L), (s))) \
       return wl_yield((L), (k), (dl)); \
   } while (0)
 
 /* ---- creation ----------------------------------------------------------- */
 
-static wl_sock_t **new_box(lua_State *L) {
+wl_sock_t **wl_sock_box(lua_State *L) {
   wl_sock_t **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, SOCK_MT);
   return box;
 }
 
-/* Wraps fd (non-blocking, close-on-exec) in the socket at the stack top. */
-static int wrap_fd(lua_State *L, wl_sock_t **box, int fd, int family, int type) {
+int wl_sock_wrap(wl_sock_t **box, int fd, int family, int type) {
   wl_sock_t *s = malloc(sizeof *s);
   int rc;
   if (s == NULL) { close(fd); return UV_ENOMEM; }
@@ -170,7 +166,6 @@ static int wrap_fd(lua_State *L, wl_sock_t **box, int fd, int family, int type) 
   wl_waiter_init(&s->wrq);
   *box = s;
   wl_handle_count(1);
-  (void)L;
   return 0;
 }
 
@@ -183,10 +178,10 @@ static int socket_socket(lua_State *L) {
                 "AF_INET or AF_INET6 expected");
   luaL_argcheck(L, type == SOCK_STREAM || type == SOCK_DGRAM, 2,
                 "SOCK_STREAM or SOCK_DGRAM expected");
-  box = new_box(L);
+  box = wl_sock_box(L);
   fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return wl_raise(L, "socket", -errno, NULL);
-  if ((rc = wrap_fd(L, box, fd, family, type)) < 0)
+  if ((rc = wl_sock_wrap(box, fd, family, type)) < 0)
     return wl_raise(L, "socket", rc, NULL);
   return 1;
 }
@@ -264,7 +259,7 @@ static int connect_k(lua_State *L, int status, lua_KContext dl) {
   if (connect(s->fd, (struct sockaddr *)&sa, len) == 0 || errno == EISCONN)
     return 0;
   if (errno == EALREADY || errno == EINPROGRESS || errno == EINTR)
-    return wait_io(L, s, "connect", UV_WRITABLE, dl, connect_k);
+    return wl_sock_wait(L, s, "connect", UV_WRITABLE, dl, connect_k);
   return wl_raise_addr(L, "connect", -errno, 2);
 }
 
@@ -287,7 +282,7 @@ static int sock_connect(lua_State *L) {
   if (errno != EINPROGRESS || s->type != SOCK_STREAM)
     return wl_raise_addr(L, "connect", -errno, 2);
   if (s->timeout == 0) return wl_raise_addr(L, "connect", -EINPROGRESS, 2);
-  return wait_io(L, s, "connect", UV_WRITABLE, deadline_of(s), connect_k);
+  return wl_sock_wait(L, s, "connect", UV_WRITABLE, wl_sock_deadline(s), connect_k);
 }
 
 /* connect_ex(host, port) -> 0 or the error's code ("ECONNREFUSED"), as
@@ -335,35 +330,35 @@ static int accept_do(lua_State *L, lua_KContext dl) {
   wl_sock_t **box;
   int fd, rc;
   if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
-    return wait_io(L, s, "accept", UV_READABLE, dl, accept_k);
+    return wl_sock_wait(L, s, "accept", UV_READABLE, dl, accept_k);
   TAKE_TURN(L, s, accept_k, dl);
   fd = accept4(s->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) {
     int e = errno;
     if (e == EAGAIN || e == EWOULDBLOCK) {
       s->maybe_readable = 0;
-      return wait_io(L, s, "accept", UV_READABLE, dl, accept_k);
+      return wl_sock_wait(L, s, "accept", UV_READABLE, dl, accept_k);
     }
     if (e == EMFILE || e == ENFILE) shed_client(s->fd);
     if (e == ECONNABORTED || e == EINTR) return accept_do(L, dl);
     return wl_sock_raise(L, s, "accept", -e);
   }
-  box = new_box(L);
-  if ((rc = wrap_fd(L, box, fd, s->family, s->type)) < 0)
+  box = wl_sock_box(L);
+  if ((rc = wl_sock_wrap(box, fd, s->family, s->type)) < 0)
     return wl_sock_raise(L, s, "accept", rc);
   return 1 + wl_push_addr(L, (struct sockaddr *)&sa);
 }
 
 static int accept_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "accept");
+  wl_sock_woken(L, "accept");
   return accept_do(L, dl);
 }
 
 static int sock_accept(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "accept");
   lua_settop(L, 1);
-  return accept_do(L, deadline_of(s));
+  return accept_do(L, wl_sock_deadline(s));
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -384,7 +379,7 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   ssize_t r;
   luaL_argcheck(L, n >= 0, 2, "negative buffer size");
   if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
-    return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+    return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
   TAKE_TURN(L, s, from ? recvfrom_k : recv_k, dl);
   if (n <= RECV_STATIC)
     buf = scratch;
@@ -400,7 +395,7 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
     if (n > RECV_STATIC) lua_pop(L, 1);      /* the buffer's box */
     if (e == EAGAIN || e == EWOULDBLOCK) {
       s->maybe_readable = 0;
-      return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+      return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
     }
     if (e == EINTR) return recv_do(L, dl, from);
     return wl_sock_raise(L, s, op, -e);
@@ -417,26 +412,26 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
 
 static int recv_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "recv");
+  wl_sock_woken(L, "recv");
   return recv_do(L, dl, 0);
 }
 
 static int recvfrom_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "recvfrom");
+  wl_sock_woken(L, "recvfrom");
   return recv_do(L, dl, 1);
 }
 
 static int sock_recv(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "recv");
   lua_settop(L, 3);
-  return recv_do(L, deadline_of(s), 0);
+  return recv_do(L, wl_sock_deadline(s), 0);
 }
 
 static int sock_recvfrom(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "recvfrom");
   lua_settop(L, 3);
-  return recv_do(L, deadline_of(s), 1);
+  return recv_do(L, wl_sock_deadline(s), 1);
 }
 
 /* wait_readable([timeout]) -> true when a recv or accept would not block,
@@ -446,7 +441,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   int rc = (int)lua_tointeger(L, -1);
   (void)status; (void)ctx;
   if (rc == UV_ETIMEDOUT) { lua_pushboolean(L, 0); return 1; }
-  check_wake(L, "wait_readable");
+  wl_sock_woken(L, "wait_readable");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -485,7 +480,7 @@ static int send_do(lua_State *L, lua_KContext dl) {
   ssize_t r;
   TAKE_TURN(L, s, send_k, dl);
   r = send_once(s, p, n, NULL, 0);
-  if (r == UV_EAGAIN) return wait_io(L, s, "send", UV_WRITABLE, dl, send_k);
+  if (r == UV_EAGAIN) return wl_sock_wait(L, s, "send", UV_WRITABLE, dl, send_k);
   if (r < 0) return wl_sock_raise(L, s, "send", (int)r);
   lua_pushinteger(L, r);
   return 1;
@@ -493,14 +488,14 @@ static int send_do(lua_State *L, lua_KContext dl) {
 
 static int send_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "send");
+  wl_sock_woken(L, "send");
   return send_do(L, dl);
 }
 
 static int sock_send(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "send");
   lua_settop(L, 2);
-  return send_do(L, deadline_of(s));
+  return send_do(L, wl_sock_deadline(s));
 }
 
 /* sendall: stack (s, data, sent); the deadline covers the whole call, as
@@ -513,13 +508,13 @@ static int sendall_do(lua_State *L, lua_KContext dl) {
   const char *p = luaL_checklstring(L, 2, &n);
   size_t off = (size_t)lua_tointeger(L, 3);
   while (off < n) {
-    int due = turn_due(L, s);
+    int due = wl_sock_turn_due(L, s);
     ssize_t r = due ? UV_EAGAIN : send_once(s, p + off, n - off, NULL, 0);
     if (r == UV_EAGAIN) {      /* resumes at off: after a turn, or a wait */
       lua_pushinteger(L, (lua_Integer)off);
       lua_replace(L, 3);
       if (due) return wl_yield(L, sendall_k, dl);
-      return wait_io(L, s, "sendall", UV_WRITABLE, dl, sendall_k);
+      return wl_sock_wait(L, s, "sendall", UV_WRITABLE, dl, sendall_k);
     }
     if (r < 0) return wl_sock_raise(L, s, "sendall", (int)r);
     off += (size_t)r;
@@ -529,7 +524,7 @@ static int sendall_do(lua_State *L, lua_KContext dl) {
 
 static int sendall_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "sendall");
+  wl_sock_woken(L, "sendall");
   return sendall_do(L, dl);
 }
 
@@ -537,7 +532,7 @@ static int sock_sendall(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendall");
   lua_settop(L, 2);
   lua_pushinteger(L, 0);
-  return sendall_do(L, deadline_of(s));
+  return sendall_do(L, wl_sock_deadline(s));
 }
 
 static int sendto_k(lua_State *L, int status, lua_KContext dl);
@@ -554,7 +549,7 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
     return wl_resolve_host(L, s, 3, "sendto", sendto_resolved_k);
   TAKE_TURN(L, s, sendto_k, dl);
   r = send_once(s, p, n, &sa, len);
-  if (r == UV_EAGAIN) return wait_io(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
+  if (r == UV_EAGAIN) return wl_sock_wait(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
   if (r < 0) return wl_raise_addr(L, "sendto", (int)r, 3);
   lua_pushinteger(L, r);
   return 1;
@@ -562,7 +557,7 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
 
 static int sendto_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "sendto");
+  wl_sock_woken(L, "sendto");
   return sendto_do(L, dl);
 }
 
@@ -570,13 +565,13 @@ static int sendto_k(lua_State *L, int status, lua_KContext dl) {
 static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   wl_take_resolved(L, ctx, "sendto", 3);
-  return sendto_do(L, deadline_of(wl_check_sock(L, 1, "sendto")));
+  return sendto_do(L, wl_sock_deadline(wl_check_sock(L, 1, "sendto")));
 }
 
 static int sock_sendto(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendto");
   lua_settop(L, 4);
-  return sendto_do(L, deadline_of(s));
+  return sendto_do(L, wl_sock_deadline(s));
 }
 
 /* ---- shutting down and closing ------------------------------------------ */
@@ -590,9 +585,13 @@ static int sock_shutdown(lua_State *L) {
   return 0;
 }
 
-static int sock_close(lua_State *L) {
-  wl_sock_t **box = to_box(L, 1);
+void wl_sock_close(lua_State *L, int i) {
+  wl_sock_t **box = to_box(L, i);
   if (*box != NULL) close_sock(box, 1);
+}
+
+static int sock_close(lua_State *L) {
+  wl_sock_close(L, 1);
   return 0;
 }
 
@@ -600,17 +599,6 @@ static int sock_gc(lua_State *L) {
   wl_sock_t **box = to_box(L, 1);
   if (*box != NULL) close_sock(box, 0);
   return 0;
-}
-
-/* detach() -> fd: the socket object lets go of the descriptor. */
-static int sock_detach(lua_State *L) {
-  wl_sock_t **box = to_box(L, 1);
-  int fd;
-  if (*box == NULL) { lua_pushinteger(L, -1); return 1; }
-  fd = dup((*box)->fd);
-  close_sock(box, 1);
-  lua_pushinteger(L, fd);
-  return 1;
 }
 
 static int sock_fileno(lua_State *L) {
@@ -713,23 +701,9 @@ static int socket_gethostname(lua_State *L) {
   return 1;
 }
 
-/* fromfd(fd, family, type): a socket object around a duplicate of fd. */
-static int socket_fromfd(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1), nfd, rc;
-  int family = (int)luaL_optinteger(L, 2, AF_INET);
-  int type = (int)luaL_optinteger(L, 3, SOCK_STREAM);
-  wl_sock_t **box = new_box(L);
-  if ((nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-    return wl_raise(L, "fromfd", -errno, NULL);
-  fcntl(nfd, F_SETFL, fcntl(nfd, F_GETFL) | O_NONBLOCK);
-  if ((rc = wrap_fd(L, box, nfd, family, type)) < 0)
-    return wl_raise(L, "fromfd", rc, NULL);
-  return 1;
-}
-
 static const luaL_Reg funcs[] = {
   {"socket", socket_socket}, {"gethostname", socket_gethostname},
-  {"fromfd", socket_fromfd}, {"setdefaulttimeout", socket_setdefaulttimeout},
+  {"setdefaulttimeout", socket_setdefaulttimeout},
   {"getdefaulttimeout", socket_getdefaulttimeout}, {NULL, NULL}
 };
 
@@ -738,7 +712,7 @@ static const luaL_Reg methods[] = {
   {"connect", sock_connect}, {"connect_ex", sock_connect_ex},
   {"send", sock_send}, {"sendall", sock_sendall},
   {"sendto", sock_sendto}, {"recv", sock_recv}, {"recvfrom", sock_recvfrom},
-  {"shutdown", sock_shutdown}, {"close", sock_close}, {"detach", sock_detach},
+  {"shutdown", sock_shutdown}, {"close", sock_close},
   {"fileno", sock_fileno}, {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout}, {"setblocking", sock_setblocking},
   {"wait_readable", sock_wait_readable}, {NULL, NULL}
@@ -750,6 +724,7 @@ int luaopen_socket_core(lua_State *L) {
   luaL_newlib(L, methods);                   /* methods */
   wl_sockopt_register(L, lua_gettop(L), lua_gettop(L) - 1);
   wl_resolve_register(L, lua_gettop(L) - 1);
+  wl_sockfd_register(L, lua_gettop(L), lua_gettop(L) - 1);
   luaL_newmetatable(L, SOCK_MT);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sock_index, 1);
