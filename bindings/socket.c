@@ -82,7 +82,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   keep = s->events;
   if (events & UV_READABLE) {
-    s->maybe_readable = 1;
+    s->maybe_readable = s->rd_err == 0;    /* else the next recv raises it */
     if (!wl_list_wake_one(&s->rdq, 0)) keep &= ~UV_READABLE;
   }
   if (events & UV_WRITABLE)
@@ -111,6 +111,13 @@ int wl_sock_wait(lua_State *L, wl_sock_t *s, const char *op, int dir,
   wl_list_add(dir == UV_READABLE ? &s->rdq : &s->wrq, w);
   watch(s, s->events | dir);
   return wl_park(L, w, left, k, dl);
+}
+
+int wl_sock_raise_pending(lua_State *L, wl_sock_t *s, const char *op) {
+  int e = s->rd_err;
+  s->rd_err = 0;
+  s->maybe_readable = 1;
+  return wl_sock_raise(L, s, op, e);
 }
 
 void wl_sock_woken(lua_State *L, const char *op) {
@@ -366,7 +373,9 @@ static int sock_accept(lua_State *L) {
 static int recv_k(lua_State *L, int status, lua_KContext dl);
 static int recvfrom_k(lua_State *L, int status, lua_KContext dl);
 
-/* recv and recvfrom: args (s, n [, flags]); from adds the sender. */
+/* recv and recvfrom: args (s, n [, flags]); from adds the sender.
+** MSG_WAITALL and MSG_TRUNC, which change what a call returns, take the
+** path of recvall.c; MSG_DONTWAIT only stops the waits. */
 static int recv_do(lua_State *L, lua_KContext dl, int from) {
   const char *op = from ? "recvfrom" : "recv";
   wl_sock_t *s = wl_check_sock(L, 1, op);
@@ -377,9 +386,18 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   luaL_Buffer b;
   char *buf;
   ssize_t r;
-  luaL_argcheck(L, n >= 0, 2, "negative buffer size");
-  if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
-    return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+  if (n <= 0) {
+    luaL_argcheck(L, n == 0, 2, "negative buffer size");
+    /* Python's recv(0) makes no call: "", and a datagram stays queued */
+    if (!from) { lua_pushliteral(L, ""); return 1; }
+  }
+  if (flags & (MSG_WAITALL | MSG_TRUNC))
+    return wl_recv_flagged(L, dl, from);
+  if (!s->maybe_readable) {
+    if (s->rd_err) return wl_sock_raise_pending(L, s, op);
+    if (s->timeout != 0 && !(flags & MSG_DONTWAIT))  /* never guess otherwise */
+      return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+  }
   TAKE_TURN(L, s, from ? recvfrom_k : recv_k, dl);
   if (n <= RECV_STATIC)
     buf = scratch;
@@ -395,6 +413,7 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
     if (n > RECV_STATIC) lua_pop(L, 1);      /* the buffer's box */
     if (e == EAGAIN || e == EWOULDBLOCK) {
       s->maybe_readable = 0;
+      if (flags & MSG_DONTWAIT) return wl_sock_raise(L, s, op, UV_EAGAIN);
       return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
     }
     if (e == EINTR) return recv_do(L, dl, from);

@@ -1,8 +1,8 @@
 /*
 ** socket.h: the socket object shared by socket.c (lifecycle and I/O),
 ** sockopt.c (options, addresses, TCP_INFO, multicast, constants),
-** sockfd.c (objects from descriptors) and resolve.c (names to
-** addresses).
+** sockfd.c (objects from descriptors), recvall.c (recv with
+** MSG_WAITALL or MSG_TRUNC) and resolve.c (names to addresses).
 */
 #ifndef WL_SOCKET_H
 #define WL_SOCKET_H
@@ -20,6 +20,9 @@ typedef struct wl_sock_t {
   int fd, family, type;
   int events;                /* what the poll watches now */
   int maybe_readable;        /* a recv/accept may succeed without waiting */
+  int rd_err;                /* an error a recv met after it had data to
+                                return: the next recv raises it (then 0,
+                                and maybe_readable stays 0 meanwhile) */
   double timeout;            /* seconds; negative blocks, 0 never waits */
   wl_waiter_t rdq, wrq;      /* tasks waiting to read or accept / to write */
 } wl_sock_t;
@@ -43,11 +46,17 @@ lua_KContext wl_sock_deadline(const wl_sock_t *s);
 ** non-blocking socket and ETIMEDOUT past the deadline dl. A tail call. */
 int wl_sock_wait(lua_State *L, wl_sock_t *s, const char *op, int dir,
                  lua_KContext dl, lua_KFunction k);
+/* Raises the error kept in s->rd_err, and forgets it. */
+int wl_sock_raise_pending(lua_State *L, wl_sock_t *s, const char *op);
 /* In k: pops the wake status, raising when the wait failed. */
 void wl_sock_woken(lua_State *L, const char *op);
 /* Whether a call that would not wait should first yield: the task has
 ** held the loop for its slice (never on a non-blocking socket). */
 int wl_sock_turn_due(lua_State *L, const wl_sock_t *s);
+
+/* recvall.c: recv/recvfrom (stack s, n, flags) with MSG_WAITALL or
+** MSG_TRUNC set, from recv_do; dl is the call's deadline. */
+int wl_recv_flagged(lua_State *L, lua_KContext dl, int from);
 
 void wl_sockopt_register(lua_State *L, int methods, int module);
 void wl_sockfd_register(lua_State *L, int methods, int module);
