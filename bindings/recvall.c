@@ -69,7 +69,7 @@ static int step(lua_State *L, lua_KContext dl, int from) {
   lua_Integer got;
   char *buf;
   if (lua_isnone(L, 4)) {                      /* the first try */
-    if (s->rd_err) return wl_sock_raise_pending(L, s, op);
+    if (s->pending) return wl_sock_raise_pending(L, s, op);
     if (n > WL_RECV_MAX) return wl_sock_raise(L, s, op, UV_ENOMEM);
     lua_newuserdatauv(L, (size_t)n, 0);
     lua_pushinteger(L, 0);
@@ -95,7 +95,7 @@ static int step(lua_State *L, lua_KContext dl, int from) {
     if ((e = errno) == EINTR) continue;
     if (e != EAGAIN && e != EWOULDBLOCK) {
       if (got == 0) return wl_sock_raise(L, s, op, -e);
-      s->rd_err = -e;             /* the kernel's way: data now, error next */
+      s->pending = -e;             /* the kernel's way: data now, error next */
       s->maybe_readable = 0;
       return finish(L, s, from, NULL);
     }

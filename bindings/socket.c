@@ -82,7 +82,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   keep = s->events;
   if (events & UV_READABLE) {
-    s->maybe_readable = s->rd_err == 0;    /* else the next recv raises it */
+    s->maybe_readable = s->pending == 0;   /* else the next recv raises it */
     if (!wl_list_wake_one(&s->rdq, 0)) keep &= ~UV_READABLE;
   }
   if (events & UV_WRITABLE)
@@ -114,8 +114,8 @@ int wl_sock_wait(lua_State *L, wl_sock_t *s, const char *op, int dir,
 }
 
 int wl_sock_raise_pending(lua_State *L, wl_sock_t *s, const char *op) {
-  int e = s->rd_err;
-  s->rd_err = 0;
+  int e = s->pending;
+  s->pending = 0;
   s->maybe_readable = 1;
   return wl_sock_raise(L, s, op, e);
 }
@@ -394,7 +394,7 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   if (flags & (MSG_WAITALL | MSG_TRUNC))
     return wl_recv_flagged(L, dl, from);
   if (!s->maybe_readable) {
-    if (s->rd_err) return wl_sock_raise_pending(L, s, op);
+    if (s->pending) return wl_sock_raise_pending(L, s, op);
     if (s->timeout != 0 && !(flags & MSG_DONTWAIT))  /* never guess otherwise */
       return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
   }
@@ -480,27 +480,46 @@ static int sock_wait_readable(lua_State *L) {
 /* ---- sending ------------------------------------------------------------ */
 
 /* One send(2); returns bytes sent, or a negative libuv error. */
-static ssize_t send_once(wl_sock_t *s, const char *p, size_t n,
+static ssize_t send_once(wl_sock_t *s, const char *p, size_t n, int flags,
                          const struct sockaddr_storage *sa, socklen_t len) {
   ssize_t r;
   do
-    r = sendto(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT,
+    r = sendto(s->fd, p, n, flags | MSG_NOSIGNAL | MSG_DONTWAIT,
                (const struct sockaddr *)sa, sa ? len : 0);
   while (r < 0 && errno == EINTR);
   return r < 0 ? -errno : r;
 }
 
-static int send_k(lua_State *L, int status, lua_KContext dl);
+/* A failed send raises the error a call met before it, if one did. */
+static int fail(lua_State *L, wl_sock_t *s, const char *op, int code) {
+  if (s->pending) return wl_sock_raise_pending(L, s, op);
+  return wl_sock_raise(L, s, op, code);
+}
 
+static int send_k(lua_State *L, int status, lua_KContext dl);
+static int send_rest(lua_State *L, lua_KContext dl, int all);
+
+/* send(data[, flags]): stack (s, data, flags). The first try; what a
+** blocking socket (no timeout) could not send at once goes on in
+** send_rest, as the blocking system call returns only when the kernel
+** has taken it all. With a timeout, or non-blocking, a short send. */
 static int send_do(lua_State *L, lua_KContext dl) {
   wl_sock_t *s = wl_check_sock(L, 1, "send");
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
+  int flags = (int)luaL_optinteger(L, 3, 0);
   ssize_t r;
   TAKE_TURN(L, s, send_k, dl);
-  r = send_once(s, p, n, NULL, 0);
-  if (r == UV_EAGAIN) return wl_sock_wait(L, s, "send", UV_WRITABLE, dl, send_k);
-  if (r < 0) return wl_sock_raise(L, s, "send", (int)r);
+  r = send_once(s, p, n, flags, NULL, 0);
+  if (r < (ssize_t)n) {              /* short, not yet, or failed */
+    if (r == UV_EAGAIN && !(flags & MSG_DONTWAIT))
+      return wl_sock_wait(L, s, "send", UV_WRITABLE, dl, send_k);
+    if (r < 0) return fail(L, s, "send", (int)r);
+    if (s->timeout < 0 && !(flags & MSG_DONTWAIT)) {
+      lua_pushinteger(L, r);
+      return send_rest(L, dl, 0);
+    }
+  }
   lua_pushinteger(L, r);
   return 1;
 }
@@ -513,45 +532,66 @@ static int send_k(lua_State *L, int status, lua_KContext dl) {
 
 static int sock_send(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "send");
-  lua_settop(L, 2);
+  lua_settop(L, 3);
   return send_do(L, wl_sock_deadline(s));
 }
 
-/* sendall: stack (s, data, sent); the deadline covers the whole call, as
-** in Python 3.5+. */
+/* The rest of a sendall, or of a blocking send: stack (s, data, flags,
+** sent). sendall raises on any error, and its deadline covers the whole
+** call, as in Python 3.5+; send returns the count once some bytes have
+** gone, as the system call does (the error comes again next time). */
 static int sendall_k(lua_State *L, int status, lua_KContext dl);
+static int sendrest_k(lua_State *L, int status, lua_KContext dl);
 
-static int sendall_do(lua_State *L, lua_KContext dl) {
-  wl_sock_t *s = wl_check_sock(L, 1, "sendall");
+static int send_rest(lua_State *L, lua_KContext dl, int all) {
+  const char *op = all ? "sendall" : "send";
+  wl_sock_t *s = wl_check_sock(L, 1, op);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  size_t off = (size_t)lua_tointeger(L, 3);
+  int flags = (int)lua_tointeger(L, 3);
+  size_t off = (size_t)lua_tointeger(L, 4);
   while (off < n) {
     int due = wl_sock_turn_due(L, s);
-    ssize_t r = due ? UV_EAGAIN : send_once(s, p + off, n - off, NULL, 0);
-    if (r == UV_EAGAIN) {      /* resumes at off: after a turn, or a wait */
-      lua_pushinteger(L, (lua_Integer)off);
-      lua_replace(L, 3);
-      if (due) return wl_yield(L, sendall_k, dl);
-      return wl_sock_wait(L, s, "sendall", UV_WRITABLE, dl, sendall_k);
+    ssize_t r = due ? UV_EAGAIN : send_once(s, p + off, n - off, flags, NULL, 0);
+    if (r == UV_EAGAIN && !(flags & MSG_DONTWAIT)) {
+      lua_pushinteger(L, (lua_Integer)off);       /* resumes at off: after */
+      lua_replace(L, 4);                          /* a turn, or a wait */
+      if (due) return wl_yield(L, all ? sendall_k : sendrest_k, dl);
+      return wl_sock_wait(L, s, op, UV_WRITABLE, dl, all ? sendall_k : sendrest_k);
     }
-    if (r < 0) return wl_sock_raise(L, s, "sendall", (int)r);
+    if (r < 0) {
+      if (all || off == 0) return fail(L, s, op, (int)r);
+      s->pending = (int)r;     /* the bytes sent count; the error comes next */
+      s->maybe_readable = 0;
+      break;
+    }
     off += (size_t)r;
   }
-  return 0;
+  if (all) return 0;
+  lua_pushinteger(L, (lua_Integer)off);
+  return 1;
 }
 
 static int sendall_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
   wl_sock_woken(L, "sendall");
-  return sendall_do(L, dl);
+  return send_rest(L, dl, 1);
 }
 
+static int sendrest_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  wl_sock_woken(L, "send");
+  return send_rest(L, dl, 0);
+}
+
+/* sendall(data[, flags]) */
 static int sock_sendall(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendall");
-  lua_settop(L, 2);
+  luaL_checkstring(L, 2);
+  luaL_optinteger(L, 3, 0);
+  lua_settop(L, 3);
   lua_pushinteger(L, 0);
-  return sendall_do(L, wl_sock_deadline(s));
+  return send_rest(L, wl_sock_deadline(s), 1);
 }
 
 static int sendto_k(lua_State *L, int status, lua_KContext dl);
@@ -567,9 +607,12 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
   if (check_addr(L, s, 3, "sendto", &sa, &len) == UV_EAI_NONAME)
     return wl_resolve_host(L, s, 3, "sendto", sendto_resolved_k);
   TAKE_TURN(L, s, sendto_k, dl);
-  r = send_once(s, p, n, &sa, len);
+  r = send_once(s, p, n, 0, &sa, len);
   if (r == UV_EAGAIN) return wl_sock_wait(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
-  if (r < 0) return wl_raise_addr(L, "sendto", (int)r, 3);
+  if (r < 0) {
+    if (s->pending) return wl_sock_raise_pending(L, s, "sendto");
+    return wl_raise_addr(L, "sendto", (int)r, 3);
+  }
   lua_pushinteger(L, r);
   return 1;
 }

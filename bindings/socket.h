@@ -20,9 +20,10 @@ typedef struct wl_sock_t {
   int fd, family, type;
   int events;                /* what the poll watches now */
   int maybe_readable;        /* a recv/accept may succeed without waiting */
-  int rd_err;                /* an error a recv met after it had data to
-                                return: the next recv raises it (then 0,
-                                and maybe_readable stays 0 meanwhile) */
+  int pending;               /* an error a call met after it had bytes to
+                                return (a reset): the next recv or send
+                                raises it, as the kernel keeps sk_err
+                                (maybe_readable stays 0 meanwhile) */
   double timeout;            /* seconds; negative blocks, 0 never waits */
   wl_waiter_t rdq, wrq;      /* tasks waiting to read or accept / to write */
 } wl_sock_t;
@@ -46,7 +47,7 @@ lua_KContext wl_sock_deadline(const wl_sock_t *s);
 ** non-blocking socket and ETIMEDOUT past the deadline dl. A tail call. */
 int wl_sock_wait(lua_State *L, wl_sock_t *s, const char *op, int dir,
                  lua_KContext dl, lua_KFunction k);
-/* Raises the error kept in s->rd_err, and forgets it. */
+/* Raises the error kept in s->pending, and forgets it. */
 int wl_sock_raise_pending(lua_State *L, wl_sock_t *s, const char *op);
 /* In k: pops the wake status, raising when the wait failed. */
 void wl_sock_woken(lua_State *L, const char *op);

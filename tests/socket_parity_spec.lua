@@ -557,3 +557,101 @@ except BlockingIOError: print("EAGAIN", u.gettimeout())
     assert.is_nil(c:gettimeout())           -- the socket itself stays blocking
   end))
 end)
+
+describe("socket parity: send", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function() assert.are.equal(base, wirelab.handles()) end)
+
+  local MiB4 = 4 << 20
+
+  -- a listener whose every client is read to the end; join() gives the counts
+  local function sink()
+    local srv = socket.create_server("127.0.0.1", 0)
+    local counts, tasks = {}, {}
+    local acceptor = wirelab.spawn(function()
+      while true do
+        local conn = srv:accept()
+        tasks[#tasks + 1] = wirelab.spawn(function()
+          local total = 0
+          while true do
+            local d = conn:recv(65536)
+            if d == "" then break end
+            total = total + #d
+          end
+          conn:close()
+          counts[#counts + 1] = total
+        end)
+      end
+    end)
+    local _, port = srv:getsockname()
+    return port, function()
+      for _, t in ipairs(tasks) do t:join() end
+      acceptor:cancel()
+      srv:close()
+      return counts
+    end
+  end
+
+  it("a blocking send of 4 MiB returns 4 MiB once the kernel has taken it all, as Python's",
+     bounded(20, function()
+    local port, done = sink()
+    local py = python(([[
+import socket
+s = socket.create_connection(("127.0.0.1", %d))
+print(s.send(b"y" * (4 << 20)))
+s.close()
+]]):format(port))
+    local c <close> = socket.create_connection("127.0.0.1", port)
+    local n = c:send(("y"):rep(MiB4))
+    c:close()
+    assert.are.equal(py, n .. "\n")
+    assert.are.equal(MiB4 .. "\n", py)
+    assert.are.same({MiB4, MiB4}, done())
+  end))
+
+  it("with a timeout or non-blocking, send is partial, as Python's", bounded(20, function()
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local c <close> = socket.create_connection(srv:getsockname())
+    local peer <close> = srv:accept()                 -- never reads
+    c:settimeout(1)
+    local n = c:send(("y"):rep(MiB4))
+    assert.is_true(n > 0 and n < MiB4, n)
+    c:settimeout(0)
+    local ok, r = pcall(c.send, c, ("y"):rep(MiB4))
+    assert.is_true((ok and r < MiB4) or r.code == "EAGAIN")
+    -- MSG_DONTWAIT: the same on a blocking socket, for this call only
+    c:settimeout(nil)
+    ok, r = pcall(c.send, c, ("y"):rep(MiB4), socket.MSG_DONTWAIT)
+    assert.is_true((ok and r < MiB4) or r.code == "EAGAIN")
+    assert.is_nil(c:gettimeout())
+  end))
+
+  it("a reset during a blocking send: the bytes sent, then ECONNRESET, as Python's", bounded(20, function()
+    local py = python([[
+import socket, struct, threading, time
+srv = socket.create_server(("127.0.0.1", 0)); c = socket.create_connection(srv.getsockname()); p, _ = srv.accept()
+def go():
+    time.sleep(0.2)
+    p.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); p.close()
+threading.Thread(target=go).start()
+n = c.send(b"x" * (64 << 20))
+print(0 < n < (64 << 20))
+try: c.send(b"x")
+except ConnectionResetError: print("ECONNRESET")
+]])
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local c <close> = socket.create_connection(srv:getsockname())
+    local p = srv:accept()
+    wirelab.spawn(function()
+      wirelab.sleep(0.2)
+      p:setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, {1, 0})
+      p:close()
+    end)
+    local n = c:send(("x"):rep(64 << 20))
+    local ok, err = pcall(c.send, c, "x")
+    assert.is_false(ok)
+    assert.are.equal(py, ("%s\n%s\n"):format(n > 0 and n < (64 << 20) and "True" or "False", err.code))
+    assert.are.equal("True\nECONNRESET\n", py)
+  end))
+end)
