@@ -2,7 +2,8 @@
 ** socket.h: the socket object shared by socket.c (lifecycle and I/O),
 ** sockopt.c (options, addresses, TCP_INFO, multicast, constants),
 ** sockfd.c (objects from descriptors), recvall.c (recv with
-** MSG_WAITALL or MSG_TRUNC) and resolve.c (names to addresses).
+** MSG_WAITALL or MSG_TRUNC), inet.c (address conversions) and
+** resolve.c (names to addresses).
 */
 #ifndef WL_SOCKET_H
 #define WL_SOCKET_H
@@ -61,6 +62,7 @@ int wl_recv_flagged(lua_State *L, lua_KContext dl, int from);
 
 void wl_sockopt_register(lua_State *L, int methods, int module);
 void wl_sockfd_register(lua_State *L, int methods, int module);
+void wl_inet_register(lua_State *L, int module);
 
 /* resolve.c: a host name at hi (bind, connect, sendto) resolved for the
 ** socket's family; then k calls wl_take_resolved, which puts the first

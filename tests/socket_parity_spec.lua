@@ -655,3 +655,68 @@ except ConnectionResetError: print("ECONNRESET")
     assert.are.equal("True\nECONNRESET\n", py)
   end))
 end)
+
+describe("socket parity: address conversions", function()
+  -- Python's OSError is an error object here, its TypeError, ValueError
+  -- and OverflowError a bad argument: both sides print OSError/ArgError
+  local PY_SHOW = [[
+import socket
+def show(f, *a):
+    try:
+        r = f(*a)
+        print(r.hex() if isinstance(r, bytes) else r)
+    except OSError: print("OSError")
+    except (TypeError, ValueError, OverflowError): print("ArgError")
+]]
+  local PACKED = {inet_aton = true, inet_pton = true}     -- these return bytes
+  local function show(name, ...)
+    local ok, r = pcall(socket[name], ...)
+    if not ok then return type(r) == "table" and "OSError" or "ArgError" end
+    if PACKED[name] then return (r:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+    return tostring(r)
+  end
+
+  it("inet_aton, inet_ntoa, inet_pton and inet_ntop give Python's bytes, text and errors", bounded(10, function()
+    local calls = {
+      {"inet_aton", '"127.1"'}, {"inet_aton", '"0x7f.1"'}, {"inet_aton", '"017.0.0.1"'},
+      {"inet_aton", '"2130706433"'}, {"inet_aton", '"1.2.3"'}, {"inet_aton", '"bad"'},
+      {"inet_aton", '"256.1.1.1"'},
+      {"inet_ntoa", '"\\x7f\\x00\\x00\\x01"'}, {"inet_ntoa", '"\\x7f\\x00\\x00"'},
+      {"inet_pton", 'socket.AF_INET, "127.0.0.1"'}, {"inet_pton", 'socket.AF_INET, "127.1"'},
+      {"inet_pton", 'socket.AF_INET6, "::1"'}, {"inet_pton", 'socket.AF_INET6, "2001:db8::1"'},
+      {"inet_pton", 'socket.AF_INET6, "zz"'}, {"inet_pton", '99, "::1"'},
+      {"inet_ntop", 'socket.AF_INET, "\\x7f\\x00\\x00\\x01"'}, {"inet_ntop", 'socket.AF_INET, "\\x7f\\x00"'},
+      {"inet_ntop", 'socket.AF_INET6, "\\x00" * 15 + "\\x01"'}, {"inet_ntop", '99, "\\x00" * 4'},
+    }
+    local prog = {PY_SHOW}
+    local mine = {}
+    for i, c in ipairs(calls) do
+      -- Python wants bytes where Lua has strings: b"..." for packed arguments
+      local pyargs = c[2]
+      if c[1] == "inet_ntoa" or c[1] == "inet_ntop" then
+        pyargs = pyargs:gsub('"([^"]*)"', 'b"%1"')
+      end
+      prog[#prog + 1] = ("show(socket.%s, %s)"):format(c[1], pyargs)
+      -- and Lua writes "\x00" * 15 + "\x01" as ("\x00"):rep(15) .. "\x01"
+      local luaargs = c[2]:gsub('"\\x00" %* (%d+)', '("\\x00"):rep(%1)'):gsub("%+", "..")
+      mine[i] = show(c[1], load("local socket = ...; return " .. luaargs)(socket))
+    end
+    local py = python(table.concat(prog, "\n"))
+    assert.are.equal(py, table.concat(mine, "\n") .. "\n")
+    assert.are.equal("7f000001", mine[1])
+  end))
+
+  it("htons, ntohs, htonl and ntohl swap bytes and refuse what does not fit, as Python's", bounded(10, function()
+    local calls = {
+      {"htons", 1}, {"ntohs", 258}, {"htons", 65535}, {"htons", 65536}, {"htons", -1},
+      {"htonl", 1}, {"ntohl", 0x01020304}, {"htonl", 0xffffffff}, {"htonl", 1 << 32}, {"ntohl", -1},
+    }
+    local prog, mine = {PY_SHOW}, {}
+    for i, c in ipairs(calls) do
+      prog[#prog + 1] = ("show(socket.%s, %d)"):format(c[1], c[2])
+      mine[i] = show(c[1], c[2])
+    end
+    assert.are.equal(python(table.concat(prog, "\n")), table.concat(mine, "\n") .. "\n")
+    assert.are.equal("256", mine[1])
+  end))
+end)
