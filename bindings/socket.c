@@ -33,14 +33,16 @@ wl_sock_t *wl_check_sock(lua_State *L, int i, const char *op) {
   return s;
 }
 
-/* Errors name the peer when there is one, else the local address. */
+/* Errors name the peer when there is one, else the local address; an
+** AF_UNIX pair (socketpair) has none to name. */
 int wl_sock_raise(lua_State *L, wl_sock_t *s, const char *op, int code) {
   struct sockaddr_storage sa;
   socklen_t len = sizeof sa;
   char buf[80] = "";
-  if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0 ||
-      (len = sizeof sa, getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 &&
-       ((struct sockaddr_in *)&sa)->sin_port != 0))
+  if (s->family != AF_UNIX &&
+      (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0 ||
+       (len = sizeof sa, getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 &&
+        ((struct sockaddr_in *)&sa)->sin_port != 0)))
     wl_format_sockaddr((struct sockaddr *)&sa, buf, sizeof buf);
   return wl_raise(L, op, code, buf);
 }
@@ -688,6 +690,13 @@ static int sock_gettimeout(lua_State *L) {
   return 1;
 }
 
+/* getblocking(): false only for a non-blocking socket (timeout 0), as
+** in Python, where a socket with a timeout counts as blocking. */
+static int sock_getblocking(lua_State *L) {
+  lua_pushboolean(L, wl_check_sock(L, 1, "getblocking")->timeout != 0);
+  return 1;
+}
+
 /* setdefaulttimeout(seconds | nil): the timeout every socket made from
 ** now on starts with -- socket(), accept(), fromfd(), socketpair(),
 ** create_connection() and create_server() -- as in Python. */
@@ -733,26 +742,6 @@ static int sock_index(lua_State *L) {
   return 1;
 }
 
-static int sock_tostring(lua_State *L) {
-  wl_sock_t *s = *to_box(L, 1);
-  struct sockaddr_storage sa;
-  socklen_t len = sizeof sa;
-  char laddr[80] = "", raddr[80] = "";
-  if (s == NULL) {
-    lua_pushliteral(L, "<socket [closed]>");
-    return 1;
-  }
-  if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
-    wl_format_sockaddr((struct sockaddr *)&sa, laddr, sizeof laddr);
-  len = sizeof sa;
-  if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
-    wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
-  lua_pushfstring(L, "<socket fd=%d %s %s laddr=%s%s%s>", s->fd,
-                  s->family == AF_INET ? "AF_INET" : "AF_INET6",
-                  s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM", laddr,
-                  raddr[0] ? " raddr=" : "", raddr);
-  return 1;
-}
 
 static int socket_gethostname(lua_State *L) {
   char buf[256];
@@ -777,6 +766,7 @@ static const luaL_Reg methods[] = {
   {"shutdown", sock_shutdown}, {"close", sock_close},
   {"fileno", sock_fileno}, {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout}, {"setblocking", sock_setblocking},
+  {"getblocking", sock_getblocking},
   {"wait_readable", sock_wait_readable}, {NULL, NULL}
 };
 
@@ -796,7 +786,7 @@ int luaopen_socket_core(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, sock_close);
   lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, sock_tostring);
+  lua_pushcfunction(L, wl_sock_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   lua_setfield(L, -2, "methods");            /* the Lua half adds to it */

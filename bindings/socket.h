@@ -60,6 +60,9 @@ int wl_sock_turn_due(lua_State *L, const wl_sock_t *s);
 ** MSG_TRUNC set, from recv_do; dl is the call's deadline. */
 int wl_recv_flagged(lua_State *L, lua_KContext dl, int from);
 
+/* sockopt.c: the socket's __tostring. */
+int wl_sock_tostring(lua_State *L);
+
 void wl_sockopt_register(lua_State *L, int methods, int module);
 void wl_sockfd_register(lua_State *L, int methods, int module);
 void wl_inet_register(lua_State *L, int module);

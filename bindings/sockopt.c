@@ -181,6 +181,33 @@ static int sock_tcp_info(lua_State *L) {
   return 1;
 }
 
+/* <socket fd=7 AF_INET SOCK_STREAM laddr=127.0.0.1:8000 raddr=...>, the
+** socket's __tostring; an AF_UNIX pair (socketpair) has no addresses. */
+int wl_sock_tostring(lua_State *L) {
+  wl_sock_t *s = *(wl_sock_t **)luaL_checkudata(L, 1, SOCK_MT);
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  char laddr[80] = "", raddr[80] = "";
+  if (s == NULL) {
+    lua_pushliteral(L, "<socket [closed]>");
+    return 1;
+  }
+  if (s->family != AF_UNIX) {
+    if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
+      wl_format_sockaddr((struct sockaddr *)&sa, laddr, sizeof laddr);
+    len = sizeof sa;
+    if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
+      wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
+  }
+  lua_pushfstring(L, "<socket fd=%d %s %s%s%s%s%s>", s->fd,
+                  s->family == AF_INET ? "AF_INET"
+                  : s->family == AF_INET6 ? "AF_INET6" : "AF_UNIX",
+                  s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM",
+                  laddr[0] ? " laddr=" : "", laddr, raddr[0] ? " raddr=" : "",
+                  raddr);
+  return 1;
+}
+
 static const luaL_Reg methods[] = {
   {"setsockopt", sock_setsockopt}, {"getsockopt", sock_getsockopt},
   {"getsockname", sock_getsockname}, {"getpeername", sock_getpeername},
@@ -190,6 +217,7 @@ static const luaL_Reg methods[] = {
 
 static const struct { const char *name; int value; } constants[] = {
   {"AF_INET", AF_INET}, {"AF_INET6", AF_INET6}, {"AF_UNSPEC", AF_UNSPEC},
+  {"AF_UNIX", AF_UNIX},                     /* socketpair's default */
   {"SOCK_STREAM", SOCK_STREAM}, {"SOCK_DGRAM", SOCK_DGRAM},
   {"SOCK_RAW", SOCK_RAW},                   /* in getaddrinfo's answers */
   {"AI_PASSIVE", AI_PASSIVE}, {"AI_CANONNAME", AI_CANONNAME},

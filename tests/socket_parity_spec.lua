@@ -720,3 +720,74 @@ def show(f, *a):
     assert.are.equal("256", mine[1])
   end))
 end)
+
+describe("socket parity: socketpair, dup, getblocking", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function()
+    socket.setdefaulttimeout(nil)
+    assert.are.equal(base, wirelab.handles())
+  end)
+
+  it("socketpair() is a connected AF_UNIX stream pair with the default timeout, as Python's",
+     bounded(10, function()
+    local py = python([[
+import socket
+socket.setdefaulttimeout(2.5)
+a, b = socket.socketpair()
+print(int(a.family), int(a.type), a.gettimeout())
+a.sendall(b"ping"); print(b.recv(10).decode())
+b.close(); print(repr(a.recv(10)))
+try: socket.socketpair(socket.AF_INET)
+except OSError as e: print(e.errno)
+u, v = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+u.send(b"one"); u.send(b"two"); print(v.recv(10).decode(), v.recv(10).decode())
+]])
+    socket.setdefaulttimeout(2.5)
+    local a, b = socket.socketpair()
+    socket.setdefaulttimeout(nil)
+    local out = {("%d %d %s"):format(a.family, a.type, a:gettimeout())}
+    a:sendall("ping")
+    out[2] = b:recv(10)
+    b:close()
+    out[3] = ("b'%s'"):format(a:recv(10))
+    a:close()
+    local ok, err = pcall(socket.socketpair, socket.AF_INET)
+    assert.is_false(ok)
+    out[4] = tostring(err.errno)
+    local u, v = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    u:send("one")
+    u:send("two")
+    out[5] = v:recv(10) .. " " .. v:recv(10)
+    u:close()
+    v:close()
+    assert.are.equal(py, table.concat(out, "\n") .. "\n")
+    assert.are.equal(socket.AF_UNIX, 1)
+  end))
+
+  it("dup() copies the descriptor and the timeout; getblocking() is false only for timeout 0 (Python's)",
+     bounded(10, function()
+    local py = python([[
+import socket
+s = socket.socket(); s.settimeout(3)
+d = s.dup(); print(d.gettimeout(), d.fileno() != s.fileno(), int(d.family), int(d.type))
+for t in (None, 1.0, 0.0):
+    s.settimeout(t); print(s.getblocking())
+]])
+    local s <close> = socket.socket()
+    s:settimeout(3)
+    local d <close> = s:dup()
+    local out = {("%.1f %s %d %d"):format(d:gettimeout(), d:fileno() ~= s:fileno() and "True" or "False",
+                                          d.family, d.type)}
+    for _, t in ipairs({false, 1.0, 0.0}) do
+      s:settimeout(t or nil)
+      out[#out + 1] = s:getblocking() and "True" or "False"
+    end
+    assert.are.equal(py, table.concat(out, "\n") .. "\n")
+    -- the copy is the same socket: what one binds, the other shows
+    s:bind("127.0.0.1", 0)
+    assert.are.same({s:getsockname()}, {d:getsockname()})
+    s:close()
+    assert.are.equal("127.0.0.1", (d:getsockname()))      -- and outlives the original
+  end))
+end)
