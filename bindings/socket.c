@@ -743,17 +743,9 @@ static int sock_index(lua_State *L) {
 }
 
 
-static int socket_gethostname(lua_State *L) {
-  char buf[256];
-  size_t n = sizeof buf;
-  int rc = uv_os_gethostname(buf, &n);
-  if (rc < 0) return wl_raise(L, "gethostname", rc, NULL);
-  lua_pushstring(L, buf);
-  return 1;
-}
 
 static const luaL_Reg funcs[] = {
-  {"socket", socket_socket}, {"gethostname", socket_gethostname},
+  {"socket", socket_socket},
   {"setdefaulttimeout", socket_setdefaulttimeout},
   {"getdefaulttimeout", socket_getdefaulttimeout}, {NULL, NULL}
 };
@@ -778,6 +770,7 @@ int luaopen_socket_core(lua_State *L) {
   wl_resolve_register(L, lua_gettop(L) - 1);
   wl_sockfd_register(L, lua_gettop(L), lua_gettop(L) - 1);
   wl_inet_register(L, lua_gettop(L) - 1);
+  wl_netdb_register(L, lua_gettop(L) - 1);
   luaL_newmetatable(L, SOCK_MT);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sock_index, 1);

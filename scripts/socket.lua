@@ -176,4 +176,24 @@ function M.gethostbyname(name)
   return list[1].host
 end
 
+-- getfqdn([name]) -> name, Python's: of the names the reverse lookup of
+-- name gives (its host name, then its aliases), the first with a dot in
+-- it, else the host name; name itself when the lookup fails. No name
+-- (or "0.0.0.0", "::") is this machine's.
+function M.getfqdn(name)
+  check_host(name or "", 1, "getfqdn")
+  name = (name or ""):match("^%s*(.-)%s*$")
+  if name == "" or name == "0.0.0.0" or name == "::" then name = M.gethostname() end
+  local ok, host, aliases = pcall(M.gethostbyaddr, name)
+  if not ok then
+    if errors.is(host) then return name end
+    error(host, 0)
+  end
+  table.insert(aliases, 1, host)
+  for _, n in ipairs(aliases) do
+    if n:find(".", 1, true) then return n end
+  end
+  return host
+end
+
 return M

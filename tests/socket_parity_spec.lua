@@ -791,3 +791,106 @@ for t in (None, 1.0, 0.0):
     assert.are.equal("127.0.0.1", (d:getsockname()))      -- and outlives the original
   end))
 end)
+
+describe("socket parity: hosts and services", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function() assert.are.equal(base, wirelab.handles()) end)
+
+  -- only names /etc/hosts answers (nsswitch: files first), so nothing
+  -- goes to a name server; Python prints [] lists as Lua tables here
+  local PY_HOST = [[
+import socket
+def show(f, *a):
+    try:
+        r = f(*a)
+        print(" ".join([r[0], ",".join(r[1]), ",".join(r[2])]) if isinstance(r, tuple) else r)
+    except OSError: print("OSError")
+    except (TypeError, ValueError, OverflowError): print("ArgError")
+]]
+  local function show(f, ...)
+    local ok, a, b, c = pcall(f, ...)
+    if not ok then return type(a) == "table" and "OSError" or "ArgError" end
+    if b == nil then return tostring(a) end
+    return table.concat({a, table.concat(b, ","), table.concat(c, ",")}, " ")
+  end
+
+  it("gethostbyname_ex, gethostbyaddr and getfqdn give Python's names, aliases and addresses",
+     bounded(10, function()
+    local calls = {
+      {"gethostbyname_ex", "localhost"}, {"gethostbyname_ex", "127.1"}, {"gethostbyname_ex", "127.0.0.1"},
+      {"gethostbyaddr", "127.0.0.1"}, {"gethostbyaddr", "localhost"}, {"gethostbyaddr", "127.1"},
+      {"getfqdn", "localhost"}, {"getfqdn", "127.0.0.1"}, {"getfqdn", " 127.1 "},
+    }
+    -- getfqdn() looks up this machine's name: only where /etc/hosts has it
+    local f <close> = io.open("/etc/hosts")
+    local hosts = f and f:read("a") or ""
+    if hosts:find("%s" .. socket.gethostname():gsub("%p", "%%%0") .. "%f[%s\0]") then
+      calls[#calls + 1] = {"getfqdn"}
+    end
+    local prog, mine = {PY_HOST}, {}
+    for i, c in ipairs(calls) do
+      prog[#prog + 1] = ("show(socket.%s%s)"):format(c[1], c[2] and (", %q"):format(c[2]) or "")
+      mine[i] = show(socket[c[1]], c[2])
+    end
+    assert.are.equal(python(table.concat(prog, "\n")), table.concat(mine, "\n") .. "\n")
+    assert.are.equal("localhost  127.0.0.1", mine[1])
+  end))
+
+  it("getservbyname and getservbyport read /etc/services as Python's", bounded(10, function()
+    local calls = {
+      {"getservbyname", '"http"'}, {"getservbyname", '"http", "tcp"'}, {"getservbyname", '"domain", "udp"'},
+      {"getservbyname", '"nosuchsvc"'}, {"getservbyname", '"http", "xyz"'},
+      {"getservbyport", "80"}, {"getservbyport", '22, "tcp"'}, {"getservbyport", '80, "udp"'},
+      {"getservbyport", "65000"}, {"getservbyport", "70000"},
+    }
+    local prog, mine = {PY_HOST}, {}
+    for i, c in ipairs(calls) do
+      prog[#prog + 1] = ("show(socket.%s, %s)"):format(c[1], c[2])
+      mine[i] = show(socket[c[1]], load("return " .. c[2])())
+    end
+    assert.are.equal(python(table.concat(prog, "\n")), table.concat(mine, "\n") .. "\n")
+    assert.are.equal("80", mine[1])
+    local ok, err = pcall(socket.getservbyname, "http", "xyz")
+    assert.is_false(ok)
+    assert.are.equal("getservbyname http/xyz: service not available for socket type (EAI_SERVICE)",
+                     tostring(err))
+  end))
+
+  it("an unknown host raises EAI_NONAME; a NUL is a bad argument", bounded(10, function()
+    local unknown = ("a"):rep(64) .. ".example"     -- refused before any query is sent
+    for _, f in ipairs({"gethostbyname_ex", "gethostbyaddr"}) do
+      local ok, err = pcall(socket[f], unknown)
+      assert.is_false(ok)
+      assert.are.equal("EAI_NONAME", err.code)
+      assert.are.equal(f, err.op)
+      ok, err = pcall(socket[f], "local\0host")
+      assert.is_false(ok)
+      assert.matches("host name must not contain a NUL byte", err)
+    end
+    assert.are.equal(unknown, socket.getfqdn(unknown))   -- Python's: the name as given
+  end))
+
+  it("lookups run on the thread pool: other tasks go on, and a task that leaves frees nothing early",
+     bounded(10, function()
+    local ticks = 0
+    local ticker = wirelab.spawn(function() while true do ticks = ticks + 1; wirelab.sleep(0) end end)
+    for _ = 1, 10 do
+      socket.getservbyname("http")
+      socket.gethostbyaddr("127.0.0.1")
+      socket.gethostbyname_ex("localhost")
+    end
+    ticker:cancel()
+    assert.is_true(ticks > 0)
+    for _, how in ipairs({"interrupt", "cancel"}) do
+      local t = wirelab.spawn(function() return socket.gethostbyaddr("127.0.0.1") end)
+      wirelab.sleep(0)
+      t[how](t)
+      local ok, err = pcall(t.join, t)
+      assert.is_false(ok)
+      assert.are.equal(how == "interrupt" and "EINTR" or "ECANCELED", err.code)
+      assert.are.equal("gethostbyaddr", err.op)
+    end
+    for _ = 1, 10 do socket.getservbyport(80) end     -- the abandoned answers come meanwhile
+  end))
+end)
