@@ -771,6 +771,7 @@ int luaopen_socket_core(lua_State *L) {
   wl_sockfd_register(L, lua_gettop(L), lua_gettop(L) - 1);
   wl_inet_register(L, lua_gettop(L) - 1);
   wl_netdb_register(L, lua_gettop(L) - 1);
+  wl_sendfile_register(L, lua_gettop(L) - 1);
   luaL_newmetatable(L, SOCK_MT);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sock_index, 1);

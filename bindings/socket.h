@@ -3,7 +3,8 @@
 ** sockopt.c (options, addresses, TCP_INFO, multicast, constants),
 ** sockfd.c (objects from descriptors), recvall.c (recv with
 ** MSG_WAITALL or MSG_TRUNC), inet.c (address conversions), resolve.c
-** (names to addresses) and netdb.c (hosts and services by name).
+** (names to addresses), netdb.c (hosts and services by name) and
+** sendfile.c (s:sendfile's system calls).
 */
 #ifndef WL_SOCKET_H
 #define WL_SOCKET_H
@@ -67,6 +68,7 @@ void wl_sockopt_register(lua_State *L, int methods, int module);
 void wl_sockfd_register(lua_State *L, int methods, int module);
 void wl_inet_register(lua_State *L, int module);
 void wl_netdb_register(lua_State *L, int module);
+void wl_sendfile_register(lua_State *L, int module);
 
 /* resolve.c: a host name at hi (bind, connect, sendto) resolved for the
 ** socket's family; then k calls wl_take_resolved, which puts the first

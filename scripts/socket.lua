@@ -43,6 +43,43 @@ local c_bind, c_connect = Socket.bind, Socket.connect
 
 Socket.__close = Socket.close
 
+-- ---- sendfile -------------------------------------------------------------
+
+-- sendfile(file[, offset[, count]]) -> bytes sent, Python's: the bytes of
+-- file (a Lua file, or a path, opened here) from offset, count of them or
+-- up to its end, copied by the kernel (sendfile(2), in sendfile.c). The
+-- file's position ends at offset + bytes sent. Python's ValueErrors are
+-- bad arguments.
+function Socket:sendfile(file, offset, count)
+  if self.closed then errors.raise("sendfile", "EBADF") end
+  if self.type ~= SOCK_STREAM then
+    error("calling 'sendfile' on bad self (only SOCK_STREAM type sockets are supported)", 2)
+  end
+  if self:gettimeout() == 0 then
+    error("calling 'sendfile' on bad self (non-blocking sockets are not supported)", 2)
+  end
+  offset = offset or 0
+  if math.type(offset) ~= "integer" or offset < 0 then
+    error("bad argument #2 to 'sendfile' (non-negative integer offset expected)", 2)
+  end
+  if count ~= nil and (math.type(count) ~= "integer" or count <= 0) then
+    error("bad argument #3 to 'sendfile' (count must be a positive integer)", 2)
+  end
+  if type(file) == "string" then
+    local f, _, errno = io.open(file, "rb")
+    if not f then errors.raise("sendfile", -(errno or 2), file) end
+    local opened <close> = f
+    local sent = core._sendfile(self, opened, offset, count)
+    return sent
+  end
+  if io.type(file) ~= "file" then
+    error(("bad argument #1 to 'sendfile' (file or path expected, got %s)"):format(
+      io.type(file) == "closed file" and "closed file" or type(file)), 2)
+  end
+  local sent = core._sendfile(self, file, offset, count)
+  return sent
+end
+
 -- ---- makefile: a buffered file over the socket ----------------------------
 -- Reads go through the one reader (wirelab.reader); writes are buffered
 -- here and leave with sendall.

@@ -894,3 +894,142 @@ def show(f, *a):
     for _ = 1, 10 do socket.getservbyport(80) end     -- the abandoned answers come meanwhile
   end))
 end)
+
+describe("socket parity: sendfile", function()
+  local base
+  before_each(function() base = wirelab.handles() end)
+  after_each(function() assert.are.equal(base, wirelab.handles()) end)
+
+  -- a file of n bytes (a pseudo-random 64 KiB block, repeated) in a
+  -- fresh temporary directory
+  local function temp_file(n)
+    local dir = assert(process.run{"mktemp", "-d", timeout = 5}.stdout:match("^(%S+)"))
+    local t, x = {}, 11
+    for i = 1, math.min(n, 65536) do
+      x = (x * 1103515245 + 12345) % 2147483648
+      t[i] = string.char(x % 256)
+    end
+    local block = table.concat(t)
+    local data = block:rep(n // #block + 1):sub(1, n)
+    local f <close> = assert(io.open(dir .. "/data.bin", "wb"))
+    f:write(data)
+    return dir .. "/data.bin", data, function() process.run{"rm", "-r", dir, timeout = 5} end
+  end
+
+  -- a listener that reads each client to the end; next() gives the bytes
+  local function sink()
+    local srv = socket.create_server("127.0.0.1", 0)
+    local q = wirelab.queue()
+    local acceptor = wirelab.spawn(function()
+      while true do
+        local conn = srv:accept()
+        wirelab.spawn(function()
+          local parts = {}
+          while true do
+            local d = conn:recv(65536)
+            if d == "" then break end
+            parts[#parts + 1] = d
+          end
+          conn:close()
+          q:put(table.concat(parts))
+        end)
+      end
+    end)
+    local _, port = srv:getsockname()
+    return port, function() return q:get(5) end, function() acceptor:cancel(); srv:close() end
+  end
+
+  it("sends a file, a path, an offset and a count as Python's socket.sendfile, moving the position as it does",
+     bounded(30, function()
+    local path, data, cleanup = temp_file(300000)
+    local port, next_data, stop = sink()
+    local py = python(([[
+import socket
+def send(*a):
+    s = socket.create_connection(("127.0.0.1", %d))
+    with open(%q, "rb") as f:
+        n = s.sendfile(f, *a)
+        print(n, f.tell())
+    s.close()
+send(); send(100, 5000); send(299990); send(0, 10 ** 9)
+]]):format(port, path))
+    -- Python's four connections may end in any order here: sorted by size
+    local py_got = {next_data(), next_data(), next_data(), next_data()}
+    table.sort(py_got, function(a, b) return #a < #b end)
+    local out, got = {}, {}
+    for _, args in ipairs({{}, {100, 5000}, {299990}, {0, 1000000000}}) do
+      local c <close> = socket.create_connection("127.0.0.1", port)
+      local f <close> = assert(io.open(path, "rb"))
+      local n = c:sendfile(f, table.unpack(args))
+      out[#out + 1] = ("%d %d"):format(n, f:seek())
+      c:close()
+      got[#got + 1] = next_data()
+    end
+    -- and a path: the file is opened and closed here
+    local c <close> = socket.create_connection("127.0.0.1", port)
+    assert.are.equal(#data, c:sendfile(path))
+    c:close()
+    local whole = next_data()
+    stop()
+    cleanup()
+    assert.are.equal(py, table.concat(out, "\n") .. "\n")
+    assert.are.equal("300000 300000\n5000 5100\n10 300000\n300000 300000\n", py)
+    assert.is_true(got[1] == data and got[4] == data, "whole file differs")
+    assert.is_true(got[2] == data:sub(101, 5100), "offset and count")
+    assert.is_true(got[3] == data:sub(299991), "offset to the end")
+    assert.is_true(whole == data, "by path")
+    assert.is_true(py_got[1] == got[3] and py_got[2] == got[2] and py_got[3] == data
+                   and py_got[4] == data, "Python's peer got other bytes")
+  end))
+
+  it("refuses what Python refuses: UDP, non-blocking, a bad count; a missing path raises ENOENT",
+     bounded(10, function()
+    local u <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    local f <close> = assert(io.open("/dev/null", "rb"))
+    assert.matches("only SOCK_STREAM", select(2, pcall(function() return u:sendfile(f) end)))
+    local s <close> = socket.socket()
+    s:settimeout(0)
+    assert.matches("non%-blocking sockets are not supported", select(2, pcall(function() return s:sendfile(f) end)))
+    s:settimeout(nil)
+    assert.matches("bad argument #3 to 'sendfile'", select(2, pcall(function() return s:sendfile(f, 0, 0) end)))
+    assert.matches("bad argument #1 to 'sendfile'", select(2, pcall(function() return s:sendfile(42) end)))
+    local ok, err = pcall(s.sendfile, s, "/nonexistent/file")
+    assert.is_false(ok)
+    assert.are.equal("ENOENT", err.code)
+    -- an empty file (or one of unknown size) sends nothing, as in Python
+    assert.are.equal(0, s:sendfile(f))
+  end))
+
+  it("waits for a slow reader, and times out under the socket's timeout", bounded(20, function()
+    local path, data, cleanup = temp_file(16 << 20)
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local c <close> = socket.create_connection(srv:getsockname())
+    local peer <close> = srv:accept()
+    c:settimeout(0.3)
+    local f <close> = assert(io.open(path, "rb"))
+    local big = assert(io.open(path, "rb"))
+    -- 16 MiB into a peer that does not read: more than the buffers hold
+    local t0 = wirelab.now()
+    local ok, err = pcall(c.sendfile, c, big, 0)
+    big:close()
+    assert.is_false(ok)
+    assert.are.equal("ETIMEDOUT", err.code)
+    assert.is_true(wirelab.now() - t0 >= 0.25)
+    -- a reader that keeps up: all of it
+    local c2 <close> = socket.create_connection(srv:getsockname())
+    local p2 <close> = srv:accept()
+    local reader = wirelab.spawn(function()
+      local parts, n = {}, 0
+      while n < #data do
+        local d = p2:recv(65536)
+        if d == "" then break end
+        parts[#parts + 1] = d
+        n = n + #d
+      end
+      return table.concat(parts)
+    end)
+    assert.are.equal(#data, c2:sendfile(f))
+    assert.is_true(reader:join() == data)
+    cleanup()
+  end))
+end)
