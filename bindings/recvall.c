@@ -63,7 +63,10 @@ static int step(lua_State *L, lua_KContext dl, int from) {
   wl_sock_t *s = wl_check_sock(L, 1, op);
   lua_Integer n = lua_tointeger(L, 2);
   int flags = (int)lua_tointeger(L, 3);
-  int all = (flags & MSG_WAITALL) && s->type == SOCK_STREAM;
+  /* a peek would see the same bytes again on every try, and the poll
+  ** would not wait for more: with MSG_PEEK, one try */
+  int all = (flags & MSG_WAITALL) && !(flags & MSG_PEEK) &&
+            s->type == SOCK_STREAM;
   struct sockaddr_storage sa;
   socklen_t len;
   lua_Integer got;

@@ -434,6 +434,12 @@ s.close()
     ok, err = pcall(reader.join, reader)
     assert.is_false(ok)
     assert.are.equal("EBADF", err.code)
+    -- with MSG_PEEK, one peek at what has come (documented), consuming nothing
+    local c3, p3, _c3 <close> = pair()
+    p3:sendall("abc")
+    wirelab.sleep(0.05)
+    assert.are.equal("abc", c3:recv(10, socket.MSG_WAITALL | socket.MSG_PEEK))
+    assert.are.equal("abc", c3:recv(10))
     -- end of file after 2: the 2
     local c2, p2, _c2 <close> = pair()
     p2:sendall("ab")
