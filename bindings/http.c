@@ -92,7 +92,9 @@ static void push_head(lua_State *L, parser_t *P) {
     lua_pushlstring(L, P->arena ? P->arena + P->url : "", P->url_len);
     lua_setfield(L, -2, "reason");
   }
-  if (h->http_major == 1 && h->http_minor <= 1)
+  if (P->later_minor)         /* as sent, served as 1.1 */
+    lua_pushfstring(L, "HTTP/1.%d", P->later_minor);
+  else if (h->http_major == 1 && h->http_minor <= 1)
     lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 + h->http_minor);
   else
     lua_pushfstring(L, "HTTP/%d.%d", h->http_major, h->http_minor);
@@ -196,7 +198,9 @@ static void fill_handler(lua_State *L, parser_t *P) {
     lua_pushlstring(L, target, tlen);
   }
   set_uv(L, 2, UV_PATH);
-  if (hp->http_major == 1 && hp->http_minor <= 1)
+  if (P->later_minor)         /* as sent: Python's request_version */
+    lua_pushfstring(L, "HTTP/1.%d", P->later_minor);
+  else if (hp->http_major == 1 && hp->http_minor <= 1)
     lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 + hp->http_minor);
   else
     lua_pushfstring(L, "HTTP/%d.%d", hp->http_major, hp->http_minor);
@@ -326,10 +330,13 @@ static int parser_set_head_response(lua_State *L) {
 
 /* The raw start line of the current or last message, as far as seen:
    the server logs it (escaped) even for requests it refuses. */
+/* p:request_line() -> the start line as far as it was scanned, and
+** whether it ended (else the parser stopped inside it) */
 static int parser_request_line(lua_State *L) {
   parser_t *P = check_parser(L);
   lua_pushlstring(L, P->line ? P->line : "", P->llen);
-  return 1;
+  lua_pushboolean(L, P->line_done);
+  return 2;
 }
 
 static int parser_gc(lua_State *L) {

@@ -262,6 +262,7 @@ static int scan_start_line(parser_t *P, const unsigned char **sp,
     if (c == '\n') { P->lf_ok = 0; break; }
     P->st = S_LINE;
     P->llen = 0;
+    P->later_minor = P->line_done = 0;
     /* fall through */
   case S_LINE:
     if (P->method_st != M_IN && c >= 0x20 && c != 0x7f) {
@@ -291,7 +292,7 @@ static int scan_start_line(parser_t *P, const unsigned char **sp,
     if (req && (c == '\r' || c == '\n') && P->method_st == M_IN)
       P->method_st = M_BAD;
     if (c == '\r') { P->st = S_LINE_CR; break; }
-    if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; break; }
+    if (c == '\n') { P->lf_ok = 0; P->st = S_FIELD; P->line_done = 1; break; }
     if (is_ctl(c) || (req && c == '\t'))  /* llhttp takes HTAB in URLs */
       ERR(400, req ? "Control character in request line"
                    : "Control character in status line");
@@ -307,6 +308,8 @@ static int scan_start_line(parser_t *P, const unsigned char **sp,
   default:                     /* S_START_CR, S_LINE_CR */
     if (c != '\n')
       ERR(400, "CR not followed by LF");
+    if (P->st == S_LINE_CR)
+      P->line_done = 1;
     P->st = P->st == S_START_CR ? S_START : S_FIELD;
     break;
   }
@@ -626,6 +629,31 @@ static int await_method_verdict(parser_t *P, int sc, const char *end,
   return EV_MORE;
 }
 
+/* RFC 9112 2.3: a request of a later HTTP/1.x is processed as the highest
+   minor version the server implements, as Python serves it; llhttp 8.1
+   refuses anything but 1.0 and 1.1. When it refused a well-formed
+   "HTTP/1.D" (D 2..9) that ends the request line (or the input so far:
+   llhttp checks on the digit), it starts the message again from our copy
+   of the line with "HTTP/1.1", and goes on with the input after it.
+   Returns llhttp's verdict on [at, stop). */
+static llhttp_errno_t later_minor(parser_t *P, const char *stop) {
+  const char *at = llhttp_get_error_pos(&P->h), *v;
+  llhttp_errno_t err;
+  if (P->h.type != HTTP_REQUEST || P->h.http_major != 1 || P->llen < 9)
+    return HPE_INVALID_VERSION;
+  v = P->line + P->llen - 8;
+  if (v[-1] != ' ' || memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '2' ||
+      v[7] > '9' || at == NULL || at > stop ||
+      (at < stop && *at != '\r' && *at != '\n'))
+    return HPE_INVALID_VERSION;
+  llhttp_reset(&P->h);
+  if ((err = llhttp_execute(&P->h, P->line, P->llen - 1)) != HPE_OK ||
+      (err = llhttp_execute(&P->h, "1", 1)) != HPE_OK)
+    return err;
+  P->later_minor = v[7] - '0';
+  return llhttp_execute(&P->h, at, (size_t)(stop - at));
+}
+
 /* Runs llhttp over [p, stop), the bytes the scanner accepted; *done is
    where it stopped. EV_GO, or the event an llhttp error makes: the body
    bytes before it (the 413 follows), the error, a method verdict. */
@@ -635,6 +663,8 @@ static int execute(parser_t *P, int sc, const char *p, const char *stop,
   P->ev = EV_MORE;
   P->body_len = 0;
   err = llhttp_execute(&P->h, p, (size_t)(stop - p));
+  if (err == HPE_INVALID_VERSION)
+    err = later_minor(P, stop);
   *done = stop;
   if (err == HPE_PAUSED) {
     *done = llhttp_get_error_pos(&P->h);
@@ -710,7 +740,10 @@ int wl_hp_run(parser_t *P, const char *p, const char *end,
     if (P->st == S_DEAD)
       return EV_ERROR;
     if (sc == SC_INJECT && P->ev == EV_MORE) {   /* the CR of a bare LF */
-      llhttp_errno_t err = llhttp_execute(&P->h, "\r", 1);
+      static const char cr[] = "\r";
+      llhttp_errno_t err = llhttp_execute(&P->h, cr, 1);
+      if (err == HPE_INVALID_VERSION)
+        err = later_minor(P, cr + 1);
       if (err != HPE_OK) {
         llhttp_failed(P, err);
         return EV_ERROR;
@@ -755,6 +788,7 @@ void wl_hp_reset(parser_t *P) {
   P->paused = P->pending_end = P->closing = P->bad_method = 0;
   P->head_response = 0;
   P->nf = P->alen = P->url_len = P->llen = 0;
+  P->later_minor = P->line_done = 0;
   P->ntrail = (size_t)-1;
   P->body_len = 0;
   P->status = 0;

@@ -57,6 +57,8 @@ typedef struct parser_t {
   size_t nf, fcap;
   char *line;                  /* raw start line, for logs */
   size_t llen, lcap;
+  int later_minor;             /* HTTP/1.2..1.9 sent, served as 1.1: 2..9 */
+  int line_done;               /* the start line has ended */
   /* head facts computed in on_headers_complete */
   int keep_alive, expect, upgrade;
   uint64_t clen;

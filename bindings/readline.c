@@ -169,8 +169,9 @@ static int read_k(lua_State *L, int status, lua_KContext ctx) {
   return rl_read(L);
 }
 
+/* isatty([fd]): whether fd (default 0, stdin) is a terminal */
 static int rl_isatty(lua_State *L) {
-  lua_pushboolean(L, isatty(0));
+  lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 0)));
   return 1;
 }
 

@@ -10,6 +10,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -470,9 +471,19 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
 static int sock_wait_readable(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "wait_readable");
   double timeout = luaL_optnumber(L, 2, -1);
+  struct pollfd p;
   wl_waiter_t *w;
   lua_settop(L, 1);
   wl_check_park(L);
+  /* already readable: true at once, as select() answers; a zero timeout
+  ** would otherwise lose to the timer, which runs before the poll */
+  p.fd = s->fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  if (poll(&p, 1, 0) > 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   w = wl_self_waiter(L);
   wl_list_add(&s->rdq, w);
   watch(s, s->events | UV_READABLE);

@@ -152,11 +152,16 @@ static void start_timer(void) {
 
 static void on_timer(uv_timer_t *h) {
   double t = now() + 0.0005;   /* uv timers have ms resolution */
+  int woke = 0;
   (void)h;
   S.armed = -1;
   while (S.hcount > 0 && S.heap[0]->deadline <= t)
-    wl_wake(S.heap[0]->parked, UV_ETIMEDOUT);
+    woke += wl_wake(S.heap[0]->parked, UV_ETIMEDOUT);
   if (S.hcount > 0) start_timer();   /* early, or more deadlines to come */
+  /* libuv (1.44) runs a timer already due before it polls: without a
+  ** stop, uv_run(UV_RUN_ONCE) would then block in the poll, the woken
+  ** task waiting for some other event (join(0), wait_readable(0)) */
+  if (woke) uv_stop(&S.loop);
 }
 
 /* Once per loop iteration rather than on every park. */

@@ -79,6 +79,16 @@ void wl_signals_task_ended(wl_task_t *t) {
     G.soft = NULL;
 }
 
+/* A signal inherited as ignored stays ignored, as Python leaves it: a
+** server started with & from a script must survive the terminal's Ctrl-C,
+** and one started under nohup its hangup. */
+static void catch_unless_ignored(int signo, const struct sigaction *sa) {
+  struct sigaction old;
+  if (sigaction(signo, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+    return;
+  sigaction(signo, sa, NULL);
+}
+
 /* After wl_sched_init: the wakeup lives on the loop (wl_loop_close
 ** closes it), unreferenced so that it never keeps the loop alive. */
 void wl_signals_init(void) {
@@ -97,6 +107,6 @@ void wl_signals_init(void) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  catch_unless_ignored(SIGINT, &sa);
+  catch_unless_ignored(SIGTERM, &sa);
 }

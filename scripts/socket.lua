@@ -37,6 +37,15 @@ function M.socket(family, kind)
   return s
 end
 
+-- setdefaulttimeout(seconds | nil): the C function keeps it; checked here
+-- so that a bad argument names the caller's line, through pcall too
+function M.setdefaulttimeout(t)
+  if t ~= nil and (type(t) ~= "number" or not (t >= 0)) then
+    error("bad argument #1 to 'setdefaulttimeout' (non-negative number or nil expected)", 2)
+  end
+  core.setdefaulttimeout(t)
+end
+
 -- bind, connect, connect_ex and sendto are C methods, which check their
 -- arguments and resolve names themselves.
 local c_bind, c_connect = Socket.bind, Socket.connect

@@ -4,32 +4,12 @@
 local wirelab = require "wirelab"
 local process = require "process"
 
--- The binary under test: $WIRELAB, else ./wirelab (`make test` runs the
--- suite from the repository root), made absolute once.
-local WIRELAB
-
-local function wirelab_path()
-  if WIRELAB then return WIRELAB end
-  local given = os.getenv("WIRELAB") or "./wirelab"
-  local r = process.run{"readlink", "-f", given, timeout = 5}
-  local path = r.code == 0 and r.stdout:match("^(.-)%s*$") or ""
-  WIRELAB = path ~= "" and path or given
-  return WIRELAB
-end
-
--- Every body runs under a time bound and must leave the count of open
--- handles (processes count) where it found it.
-local function bounded(fn, seconds)
-  return function()
-    local before = wirelab.handles()
-    wirelab.timeout(seconds or 10, fn)
-    assert.are.equal(before, wirelab.handles())
-  end
-end
+local support = require "support"
+local bounded = support.bounded
 
 -- run{args..., stdin=} -> {code=, signal=, stdout=, stderr=} of wirelab
 local function run(spec)
-  local argv = {wirelab_path(), timeout = 5, stdin = spec.stdin}
+  local argv = {support.wirelab, timeout = 5, stdin = spec.stdin}
   for i = 1, #spec do argv[i + 1] = spec[i] end
   local r = process.run(argv)
   assert.is_false(r.timed_out, "wirelab did not exit within 5 s")
@@ -46,40 +26,13 @@ local function write(name, text)
   return path
 end
 
--- State and CPU ticks (utime + stime) of a process, from /proc.
-local function proc_stat(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local fields = {}
-  for x in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = x end
-  return fields[1], tonumber(fields[12]) + tonumber(fields[13])
-end
-
--- Another process's state has no event to wait on: poll /proc for it.
-local function wait_until(what, pred)
-  local deadline = wirelab.now() + 5
-  while not pred() do
-    assert(wirelab.now() < deadline, "gave up waiting until " .. what)
-    wirelab.sleep(0.005)
-  end
-end
-
 describe("wirelab command line", function()
-  setup(function()
-    wirelab_path()
-    local r = process.run{"mktemp", "-d", timeout = 5}
-    assert(r.code == 0, "mktemp -d failed")
-    tmpdir = r.stdout:match("^(.-)%s*$")
-  end)
-
-  teardown(function()
-    if tmpdir and tmpdir:match("^/tmp/") then process.run{"rm", "-rf", tmpdir, timeout = 5} end
-  end)
+  local remove_tmpdir
+  setup(function() tmpdir, remove_tmpdir = support.tmpdir() end)
+  teardown(function() if remove_tmpdir then remove_tmpdir() end end)
 
   describe("options", function()
-    it("-v prints the version", bounded(function()
+    it("-v prints the version", bounded(10, function()
       local r = run{"-v"}
       assert.are.equal(0, r.code)
       assert.matches("^wirelab %d+%.%d+%.%d+", r.stdout)
@@ -89,7 +42,7 @@ describe("wirelab command line", function()
       assert.are.equal(r.stdout, r2.stdout)
     end))
 
-    it("--help prints the usage and exits 0", bounded(function()
+    it("--help prints the usage and exits 0", bounded(10, function()
       local r = run{"--help"}
       assert.are.equal(0, r.code)
       assert.matches("usage: wirelab", r.stdout, 1, true)
@@ -98,7 +51,7 @@ describe("wirelab command line", function()
       assert.are.equal(r.stdout, run{"-h"}.stdout)
     end))
 
-    it("an unknown option exits 2 with a message", bounded(function()
+    it("an unknown option exits 2 with a message", bounded(10, function()
       local r = run{"--bogus"}
       assert.are.equal(2, r.code)
       assert.matches("unknown option", r.stderr, 1, true)
@@ -106,32 +59,32 @@ describe("wirelab command line", function()
       assert.are.equal("", r.stdout)
     end))
 
-    it("-e without its argument exits 2", bounded(function()
+    it("-e without its argument exits 2", bounded(10, function()
       local r = run{"-e"}
       assert.are.equal(2, r.code)
       assert.matches("-e", r.stderr, 1, true)
     end))
 
-    it("-e runs code", bounded(function()
+    it("-e runs code", bounded(10, function()
       local r = run{"-e", "io.write(6 * 7)"}
       assert.are.equal(0, r.code)
       assert.are.equal("42", r.stdout)
     end))
 
-    it("several -e run in order", bounded(function()
+    it("several -e run in order", bounded(10, function()
       local r = run{"-e", "x = 1; io.write('a', x)", "-e", "x = x + 1; io.write('b', x)",
                     "-e", "io.write('c', x + 1)"}
       assert.are.equal(0, r.code)
       assert.are.equal("a1b2c3", r.stdout)
     end))
 
-    it("-e with an error exits 1", bounded(function()
+    it("-e with an error exits 1", bounded(10, function()
       local r = run{"-e", "error('from -e')"}
       assert.are.equal(1, r.code)
       assert.matches("from -e", r.stderr, 1, true)
     end))
 
-    it("-l MODULE sets the global of that name", bounded(function()
+    it("-l MODULE sets the global of that name", bounded(10, function()
       local r = run{"-l", "socket", "-e", "io.write(type(socket), ' ', type(socket.create_server))"}
       assert.are.equal(0, r.code)
       assert.are.equal("table function", r.stdout)
@@ -142,7 +95,7 @@ describe("wirelab command line", function()
       assert.are.equal("from module", r2.stdout)
     end))
 
-    it("-m MODULE runs the module's main with the arguments after it", bounded(function()
+    it("-m MODULE runs the module's main with the arguments after it", bounded(10, function()
       write("wl_cli_main.lua", [[
 local M = {}
 function M.main(args)
@@ -157,7 +110,7 @@ return M
       assert.are.equal("main:3:a,b c,-e", r.stdout)
     end))
 
-    it("-m on a module without main exits 2", bounded(function()
+    it("-m on a module without main exits 2", bounded(10, function()
       local r = run{"-m", "wirelab.class"}
       assert.are.equal(2, r.code)
       assert.matches("no main function", r.stderr, 1, true)
@@ -165,7 +118,7 @@ return M
   end)
 
   describe("scripts", function()
-    it("a script gets arg and ...", bounded(function()
+    it("a script gets arg and ...", bounded(10, function()
       local path = write("args.lua", [[
 io.write(arg[0], "|", arg[1], "|", arg[2], "|", #arg, "|", select("#", ...), "|", table.concat({...}, ","))
 ]])
@@ -174,14 +127,14 @@ io.write(arg[0], "|", arg[1], "|", arg[2], "|", #arg, "|", select("#", ...), "|"
       assert.are.equal(path .. "|one|two words|2|2|one,two words", r.stdout)
     end))
 
-    it("options before the script are not in arg", bounded(function()
+    it("options before the script are not in arg", bounded(10, function()
       local path = write("args2.lua", "io.write(#arg, ':', tostring(arg[1]), ':', tostring(x))\n")
       local r = run{"-e", "x = 5", path, "-e"}
       assert.are.equal(0, r.code, r.stderr)
       assert.are.equal("1:-e:5", r.stdout)
     end))
 
-    it("a runtime error exits 1 naming the file and line, with a traceback", bounded(function()
+    it("a runtime error exits 1 naming the file and line, with a traceback", bounded(10, function()
       local path = write("rt_error.lua", "local x = 1\n\nerror('kaboom')\n")
       local r = run{path}
       assert.are.equal(1, r.code)
@@ -190,7 +143,7 @@ io.write(arg[0], "|", arg[1], "|", arg[2], "|", #arg, "|", select("#", ...), "|"
       assert.matches("stack traceback", r.stderr, 1, true)
     end))
 
-    it("an error object with __tostring is printed through it", bounded(function()
+    it("an error object with __tostring is printed through it", bounded(10, function()
       local path = write("obj_error.lua",
         "require('wirelab.error').raise('connect', 'ECONNREFUSED', '127.0.0.1', 9)\n")
       local r = run{path}
@@ -198,27 +151,27 @@ io.write(arg[0], "|", arg[1], "|", arg[2], "|", #arg, "|", select("#", ...), "|"
       assert.matches("connect 127.0.0.1:9: connection refused (ECONNREFUSED)", r.stderr, 1, true)
     end))
 
-    it("a syntax error exits 1 naming the file and line", bounded(function()
+    it("a syntax error exits 1 naming the file and line", bounded(10, function()
       local path = write("syntax.lua", "local x = 1\nlocal y = = 2\n")
       local r = run{path}
       assert.are.equal(1, r.code)
       assert.matches("syntax.lua:2:", r.stderr, 1, true)
     end))
 
-    it("a missing script exits 1 with a message", bounded(function()
+    it("a missing script exits 1 with a message", bounded(10, function()
       local r = run{tmpdir .. "/no_such_script.lua"}
       assert.are.equal(1, r.code)
       assert.matches("no_such_script.lua", r.stderr, 1, true)
     end))
 
-    it("os.exit(7) exits 7", bounded(function()
+    it("os.exit(7) exits 7", bounded(10, function()
       local path = write("exit7.lua", "io.write('before')\nos.exit(7)\nio.write('after')\n")
       local r = run{path}
       assert.are.equal(7, r.code)
       assert.are.equal("before", r.stdout)
     end))
 
-    it("os.exit in a background task exits with its status", bounded(function()
+    it("os.exit in a background task exits with its status", bounded(10, function()
       local r = run{"-e", [[
 local wirelab = require "wirelab"
 wirelab.spawn(function() os.exit(5) end)
@@ -227,14 +180,14 @@ wirelab.sleep(100)
       assert.are.equal(5, r.code)
     end))
 
-    it("a script returning an integer exits with it", bounded(function()
+    it("a script returning an integer exits with it", bounded(10, function()
       local r = run{write("ret3.lua", "return 3\n")}
       assert.are.equal(3, r.code)
       local r2 = run{write("retstr.lua", "return 'not a status'\n")}
       assert.are.equal(0, r2.code)
     end))
 
-    it("reads the script from stdin with '-'", bounded(function()
+    it("reads the script from stdin with '-'", bounded(10, function()
       local r = run{"-", "x", "y", stdin = "io.write('stdin:', arg[0], ':', ...)\n"}
       assert.are.equal(0, r.code, r.stderr)
       assert.are.equal("stdin:-:xy", r.stdout)
@@ -243,7 +196,7 @@ wirelab.sleep(100)
 
   describe("process lifetime", function()
     it("exits promptly when main returns with a server accepting and a task asleep",
-      bounded(function()
+      bounded(10, function()
         local path = write("abandon.lua", [[
 local wirelab = require "wirelab"
 local socket = require "socket"
@@ -262,7 +215,7 @@ io.write("main done")
         assert.is_true(took < 2, "exit took " .. took .. " s")
       end))
 
-    it("an error in a background task is printed and the script goes on", bounded(function()
+    it("an error in a background task is printed and the script goes on", bounded(10, function()
       local path = write("bg_error.lua", [[
 local wirelab = require "wirelab"
 local t = wirelab.spawn(function() error("background boom") end)
@@ -277,7 +230,7 @@ io.write("still running")
       assert.matches("stack traceback", r.stderr, 1, true)
     end))
 
-    it("a blocking call in a background task does not block the main task", bounded(function()
+    it("a blocking call in a background task does not block the main task", bounded(10, function()
       local path = write("bg_block.lua", [[
 local wirelab = require "wirelab"
 local socket = require "socket"
@@ -299,7 +252,7 @@ io.write(tostring(accepted:wait(5)))
       assert.are.equal("tick1 tick2 tick3 false true", r.stdout)
     end))
 
-    it("a deadlocked main task exits 1 with a 'deadlock' message", bounded(function()
+    it("a deadlocked main task exits 1 with a 'deadlock' message", bounded(10, function()
       local path = write("deadlock.lua", [[
 local wirelab = require "wirelab"
 wirelab.event():wait()
@@ -313,7 +266,7 @@ io.write("woke up")
       assert.is_true(wirelab.now() - t0 < 2)
     end))
 
-    it("a main task joining a task that waits forever is a deadlock too", bounded(function()
+    it("a main task joining a task that waits forever is a deadlock too", bounded(10, function()
       local r = run{"-e", [[
 local wirelab = require "wirelab"
 local q = wirelab.queue()
@@ -329,7 +282,7 @@ wirelab.spawn(function() q:get() end):join()
     -- waits for "ready" and for the process to be in the expected state,
     -- sends sig, and checks it ends promptly with 128 + sig.
     local function check_signal(code, sig, settled)
-      local p <close> = process.spawn{wirelab_path(), "-e", code}
+      local p <close> = process.spawn{support.wirelab, "-e", code}
       assert.are.equal("ready", p.stdout:read("l"))
       settled(p.pid)
       local t0 = wirelab.now()
@@ -343,14 +296,14 @@ wirelab.spawn(function() q:get() end):join()
     end
 
     local function sleeping(pid)
-      wait_until("the process sleeps", function() return proc_stat(pid) == "S" end)
+      support.wait_until("the process sleeps", function() return support.proc_stat(pid) == "S" end)
     end
 
     local function spinning(pid)
-      local _, ticks = proc_stat(pid)
-      wait_until("the process has spun for a while", function()
-        local _, now = proc_stat(pid)
-        return now >= ticks + 3
+      local _, cpu = support.proc_stat(pid)
+      support.wait_until("the process has spun for a while", function()
+        local _, now = support.proc_stat(pid)
+        return now >= cpu + 0.03
       end)
     end
 
@@ -362,29 +315,43 @@ wirelab.spawn(function() print('ready'); while true do end end)
 wirelab.sleep(100)
 ]]
 
-    it("SIGTERM ends a sleeping script with status 143", bounded(function()
+    it("SIGTERM ends a sleeping script with status 143", bounded(10, function()
       check_signal(SLEEPER, 15, sleeping)
     end))
 
-    it("SIGINT ends a sleeping script with status 130", bounded(function()
+    it("SIGINT ends a sleeping script with status 130", bounded(10, function()
       check_signal(SLEEPER, 2, sleeping)
     end))
 
-    it("SIGTERM ends a script spinning in 'while true do end'", bounded(function()
+    it("SIGTERM ends a script spinning in 'while true do end'", bounded(10, function()
       check_signal(SPINNER, 15, spinning)
     end))
 
-    it("SIGINT ends a script spinning in 'while true do end'", bounded(function()
+    it("SIGINT ends a script spinning in 'while true do end'", bounded(10, function()
       check_signal(SPINNER, 2, spinning)
     end))
 
-    it("SIGTERM ends a script whose background task spins", bounded(function()
+    it("SIGTERM ends a script whose background task spins", bounded(10, function()
       check_signal(BG_SPINNER, 15, spinning)
     end))
+
+    -- Python leaves a signal inherited as ignored ignored: a server started
+    -- with & from a script survives the terminal's Ctrl-C
+    for _, sig in ipairs{2, 15} do
+      it("a signal inherited as ignored stays ignored (" .. sig .. ")", bounded(10, function()
+        local p <close> = process.spawn{"sh", "-c", ("trap '' %d; exec \"$0\" -e \"$1\""):format(sig),
+          support.wirelab, "print('ready'); require('wirelab').sleep(0.5); print('survived')"}
+        assert.are.equal("ready", p.stdout:read("l"))
+        sleeping(p.pid)
+        p:kill(sig)
+        assert.are.equal(0, (p:wait(5)))
+        assert.are.equal("survived\n", p.stdout:read("a"))
+      end))
+    end
   end)
 
   describe("wirelab test", function()
-    it("runs specs and reports '1 passed, 1 failed' with a non-zero status", bounded(function()
+    it("runs specs and reports '1 passed, 1 failed' with a non-zero status", bounded(15, function()
       local r0 = process.run{"mkdir", tmpdir .. "/specs", timeout = 5}
       assert.are.equal(0, r0.code)
       write("specs/pass_spec.lua", [[
@@ -397,9 +364,9 @@ describe("bad", function() it("fails", function() assert.are.equal(3, 1 + 1) end
       assert.matches("1 passed, 1 failed", r.stdout, 1, true)
       assert.are_not.equal(0, r.code)
       assert.matches("bad fails", r.stdout, 1, true)
-    end, 15))
+    end))
 
-    it("runs blocking calls inside specs", bounded(function()
+    it("runs blocking calls inside specs", bounded(15, function()
       local r0 = process.run{"mkdir", "-p", tmpdir .. "/specs2", timeout = 5}
       assert.are.equal(0, r0.code)
       write("specs2/block_spec.lua", [[
@@ -412,6 +379,6 @@ end)
       local r = run{"test", tmpdir .. "/specs2"}
       assert.matches("1 passed, 0 failed", r.stdout, 1, true)
       assert.are.equal(0, r.code)
-    end, 15))
+    end))
   end)
 end)

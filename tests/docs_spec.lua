@@ -147,6 +147,12 @@ local PRIVATE = {
   ["http.client.HTTPResponse._error"] = true,
   ["http.client.HTTPResponse._next"] = true,
   ["http.client.HTTPResponse._drain"] = true,
+  ["lab.context.Context._ended_early"] = true,
+  ["lab.context.Context._log_text"] = true,
+  ["lab.context.Context._normalise"] = true,
+  ["lab.context.Context._partial"] = true,
+  ["lab.context.Context._settle"] = true,
+  ["lab.context.Context._stop_all"] = true,
 }
 
 -- The method table of an object: its metatable's __index table, or the
@@ -213,6 +219,14 @@ local function modules()
       codes = {data = true},
     }},
     {name = "wirelab.fs", mod = fs, prefix = "fs."},
+    {name = "lab", mod = require "lab", prefix = "lab.", tables = {
+      Lab = {prefixes = {"lab:"}},
+      VISIBILITY = {data = true}, STARTS = {data = true},
+    }},
+    -- of lab.context only `t` is a lab author's API; the rest is the runner's
+    {name = "lab.context", mod = {Context = require("lab.context").Context}, prefix = "context.", tables = {
+      Context = {prefixes = {"t:"}},
+    }},
     {name = "wirelab.reader", mod = require "wirelab.reader", prefix = "reader.", tables = {
       Reader = {prefixes = {"f:"}},
     }},

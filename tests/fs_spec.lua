@@ -1,17 +1,18 @@
 -- fs_spec: wirelab.fs, the file-system calls http.static relies on.
 local fs = require "wirelab.fs"
+local support = require "support"
+local bounded = support.bounded
 
 describe("wirelab.fs", function()
-  local dir
+  local dir, remove
   before_each(function()
-    local p <close> = io.popen("mktemp -d")
-    dir = p:read("l")
+    dir, remove = support.tmpdir()
     assert(os.execute("mkdir '" .. dir .. "/sub' && printf 12345 > '" .. dir .. "/f.txt'"
       .. " && ln -s sub '" .. dir .. "/link' && ln -s /nonexistent '" .. dir .. "/dangling'"))
   end)
-  after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+  after_each(function() remove() end)
 
-  it("stats files and directories, following links unless asked not to", function()
+  it("stats files and directories, following links unless asked not to", bounded(5, function()
     local st = fs.stat(dir .. "/f.txt")
     assert.are.equal("file", st.kind)
     assert.are.equal(5, st.size)
@@ -22,16 +23,16 @@ describe("wirelab.fs", function()
     assert.is_nil(none)
     assert.are.equal("ENOENT", code)
     assert.is_truthy(msg:find("dangling", 1, true))
-  end)
+  end))
 
-  it("resolves real paths through symlinks", function()
+  it("resolves real paths through symlinks", bounded(5, function()
     local real = fs.realpath(dir)
     assert.are.equal(real .. "/sub", fs.realpath(dir .. "/link"))
     assert.are.equal(real .. "/sub", fs.realpath(dir .. "/sub/../link/."))
     assert.is_nil(fs.realpath(dir .. "/dangling"))
-  end)
+  end))
 
-  it("lists a directory without . and .., marking links and directories", function()
+  it("lists a directory without . and .., marking links and directories", bounded(5, function()
     local got = {}
     for _, e in ipairs(fs.listdir(dir)) do got[e.name] = e end
     assert.are.same({name = "f.txt", isdir = false, islink = false}, got["f.txt"])
@@ -43,10 +44,10 @@ describe("wirelab.fs", function()
     local none, _, code = fs.listdir(dir .. "/f.txt")
     assert.is_nil(none)
     assert.are.equal("ENOTDIR", code)
-  end)
+  end))
 
-  it("reports the working directory", function()
+  it("reports the working directory", bounded(5, function()
     local p <close> = io.popen("pwd -P")
     assert.are.equal(p:read("l"), fs.getcwd())
-  end)
+  end))
 end)

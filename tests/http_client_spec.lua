@@ -10,10 +10,8 @@ local process = require "process"
 
 local HTTPConnection = client.HTTPConnection
 
--- Every body runs under a bound, so a hang fails in seconds.
-local function bounded(fn, seconds)
-  return function() wirelab.timeout(seconds or 10, fn) end
-end
+local support = require "support"
+local bounded = support.bounded
 
 -- pcall that expects a wirelab error with `code`; returns it.
 local function fails_with(code, fn, ...)
@@ -45,29 +43,16 @@ local BINARY = (function()
 end)()
 
 describe("http.client against python3 -m http.server", function()
-  local dir, base
+  local dir
+  local remove_dir
   setup(function()
-    local r = process.run{"mktemp", "-d", timeout = 5}
-    dir = r.stdout:gsub("%s+$", "")
-    assert.are.equal(0, r.code)
-    local function write(name, data)
-      local f = assert(io.open(dir .. "/" .. name, "wb"))
-      f:write(data)
-      f:close()
-    end
-    write("hello.txt", "hello world\n")
-    write("data.bin", BINARY)
+    dir, remove_dir = support.tmpdir()
+    support.write(dir .. "/hello.txt", "hello world\n")
+    support.write(dir .. "/data.bin", BINARY)
     assert.are.equal(0, process.run{"mkdir", dir .. "/sub", timeout = 5}.code)
-    write("sub/index.html", "<h1>sub index</h1>\n")
+    support.write(dir .. "/sub/index.html", "<h1>sub index</h1>\n")
   end)
-  teardown(function()
-    if dir and dir:find("^/tmp/") then process.run{"rm", "-rf", dir, timeout = 5} end
-  end)
-  before_each(function() base = wirelab.handles() end)
-  after_each(function()
-    collectgarbage()
-    assert.are.equal(base, wirelab.handles())
-  end)
+  teardown(function() if remove_dir then remove_dir() end end)
 
   -- Python serving `dir` with keep-alive (HTTP/1.1) for the length of fn.
   local function with_python(fn)
@@ -85,7 +70,7 @@ describe("http.client against python3 -m http.server", function()
     if not ok then error(err, 0) end
   end
 
-  it("GETs a file: status, reason, version, headers and body", bounded(function()
+  it("GETs a file: status, reason, version, headers and body", bounded(10, function()
     with_python(function(port)
       local conn <close> = HTTPConnection("127.0.0.1", port, {timeout = 5})
       conn:request("GET", "/hello.txt")
@@ -124,7 +109,7 @@ describe("http.client against python3 -m http.server", function()
     end)
   end))
 
-  it("HEAD gives the headers without a body and keeps the connection", bounded(function()
+  it("HEAD gives the headers without a body and keeps the connection", bounded(10, function()
     with_python(function(port)
       local conn <close> = HTTPConnection("127.0.0.1", port, {timeout = 5})
       conn:request("HEAD", "/data.bin")
@@ -145,7 +130,7 @@ describe("http.client against python3 -m http.server", function()
     end)
   end))
 
-  it("404 for a missing file, then a new connection after Connection: close", bounded(function()
+  it("404 for a missing file, then a new connection after Connection: close", bounded(10, function()
     with_python(function(port)
       local conn <close> = HTTPConnection("127.0.0.1", port, {timeout = 5})
       conn:request("GET", "/missing.txt")
@@ -163,7 +148,7 @@ describe("http.client against python3 -m http.server", function()
     end)
   end))
 
-  it("keeps one connection across requests (the same local port)", bounded(function()
+  it("keeps one connection across requests (the same local port)", bounded(10, function()
     with_python(function(port)
       local conn <close> = HTTPConnection("127.0.0.1", port, {timeout = 5})
       conn:request("GET", "/hello.txt")
@@ -188,7 +173,7 @@ describe("http.client against python3 -m http.server", function()
     end)
   end))
 
-  it("returns a directory redirect as is, follows it with follow_redirects", bounded(function()
+  it("returns a directory redirect as is, follows it with follow_redirects", bounded(10, function()
     with_python(function(port)
       local url = ("http://127.0.0.1:%d/sub"):format(port)
       local res = client.get(url)
@@ -248,14 +233,8 @@ local function reply(h, status, body, headers)
 end
 
 describe("http.client against wirelab http.server", function()
-  local base
-  before_each(function() base = wirelab.handles() end)
-  after_each(function()
-    collectgarbage()
-    assert.are.equal(base, wirelab.handles())
-  end)
 
-  it("reads a chunked response, in pieces across chunk boundaries", bounded(function()
+  it("reads a chunked response, in pieces across chunk boundaries", bounded(10, function()
     local pieces = {"alpha", "", "beta-", ("x"):rep(100000), "end"}
     local s = serve({do_GET = function(h)
       h:send_response(200)
@@ -288,7 +267,7 @@ describe("http.client against wirelab http.server", function()
     s.stop()
   end))
 
-  it("reads a close-delimited HTTP/1.0 response to the end", bounded(function()
+  it("reads a close-delimited HTTP/1.0 response to the end", bounded(10, function()
     local body = ("0123456789"):rep(30000)
     local s = serve({protocol_version = "HTTP/1.0", do_GET = function(h)
       h:send_response(200)
@@ -314,7 +293,7 @@ describe("http.client against wirelab http.server", function()
     s.stop()
   end))
 
-  it("POSTs 1 MiB and reads the echo", bounded(function()
+  it("POSTs 1 MiB and reads the echo", bounded(10, function()
     local s = serve({do_POST = function(h)
       local got = h.rfile:read()
       reply(h, 200, got, {["X-Got"] = #got, ["X-Type"] = h.headers["content-type"]})
@@ -344,7 +323,7 @@ describe("http.client against wirelab http.server", function()
     s.stop()
   end))
 
-  it("reconnects when the server closed the idle keep-alive connection", bounded(function()
+  it("reconnects when the server closed the idle keep-alive connection", bounded(10, function()
     local s = serve({
       do_GET = function(h) reply(h, 200, "get " .. h.path) end,
       do_POST = function(h) reply(h, 200, "post " .. h.rfile:read()) end,
@@ -369,7 +348,7 @@ describe("http.client against wirelab http.server", function()
   end))
 
   it("counts one accept for several requests; close() on a response costs the connection",
-     bounded(function()
+     bounded(10, function()
     local s = serve({do_GET = function(h)
       reply(h, 200, h.path == "/big" and ("b"):rep(200000) or "small")
     end})
@@ -397,7 +376,7 @@ describe("http.client against wirelab http.server", function()
   end))
 
   it("follows redirects only when asked: 303 turns into GET, 307 keeps the method",
-     bounded(function()
+     bounded(10, function()
     local function route(h)
       local n = tonumber(h.path:match("^/r/(%d+)$"))
       if n and n > 0 then
@@ -446,11 +425,11 @@ describe("http.client against wirelab http.server", function()
     s.stop()
   end))
 
-  it("speaks to [::1] with a bracketed Host header", bounded(function()
+  it("speaks to [::1] with a bracketed Host header", bounded(10, function()
     local probe = socket.socket(socket.AF_INET6)
     local ok = pcall(probe.bind, probe, "::1", 0)
     probe:close()
-    if not ok then pending("no IPv6 loopback here"); return end
+    if not ok then pending(support.skip("no IPv6 loopback here")) end
     local s = serve({do_GET = function(h) reply(h, 200, h.headers.host) end}, nil, "::1")
     local res = client.get(("http://[::1]:%d/v6"):format(s.port), {timeout = 5})
     assert.are.equal(("[::1]:%d"):format(s.port), res.body)
@@ -508,14 +487,8 @@ local function answering(answer)
 end
 
 describe("http.client against broken servers", function()
-  local base
-  before_each(function() base = wirelab.handles() end)
-  after_each(function()
-    collectgarbage()
-    assert.are.equal(base, wirelab.handles())
-  end)
 
-  it("sends Host, Accept-Encoding, User-Agent and Content-Length unless given", bounded(function()
+  it("sends Host, Accept-Encoding, User-Agent and Content-Length unless given", bounded(10, function()
     local seen = {}
     local function record(c)
       local head = read_head(c)
@@ -555,7 +528,7 @@ describe("http.client against broken servers", function()
       .. "Accept-Encoding: identity\r\nX-Multi: a, 2\r\n\r\n", seen[4])
   end))
 
-  it("raises EPROTO naming the problem for a malformed response", bounded(function()
+  it("raises EPROTO naming the problem for a malformed response", bounded(10, function()
     local cases = {
       {"HTTP/1.1 abc OK\r\n\r\n", "malformed response"},
       {"SSH-2.0-OpenSSH_9.6\r\n", "malformed response"},
@@ -589,7 +562,7 @@ describe("http.client against broken servers", function()
     done()
   end))
 
-  it("raises ECONNRESET for a reset mid-headers and mid-body", bounded(function()
+  it("raises ECONNRESET for a reset mid-headers and mid-body", bounded(10, function()
     local function resetting(answer)
       return function(c)
         read_head(c)
@@ -613,7 +586,7 @@ describe("http.client against broken servers", function()
     done()
   end))
 
-  it("raises for a body cut short, with the bytes that came", bounded(function()
+  it("raises for a body cut short, with the bytes that came", bounded(10, function()
     local port, done = raw_server(answering("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"))
     local conn <close> = HTTPConnection("127.0.0.1", port, {timeout = 5})
     conn:request("GET", "/")
@@ -639,7 +612,7 @@ describe("http.client against broken servers", function()
     done()
   end))
 
-  it("raises ECONNRESET when the server closes without answering", bounded(function()
+  it("raises ECONNRESET when the server closes without answering", bounded(10, function()
     local port, done = raw_server(function(c) read_head(c) end)
     local conn <close> = HTTPConnection("127.0.0.1", port, {timeout = 5})
     conn:request("GET", "/")
@@ -648,7 +621,7 @@ describe("http.client against broken servers", function()
     done()
   end))
 
-  it("times out a server that never answers, within the bound", bounded(function()
+  it("times out a server that never answers, within the bound", bounded(10, function()
     local release = wirelab.event()
     local function silent(c)
       read_head(c)
@@ -671,7 +644,7 @@ describe("http.client against broken servers", function()
   end))
 
   it("retries an idempotent request once when a reused connection closes unanswered",
-     bounded(function()
+     bounded(10, function()
     local seen = {}
     local port, done = raw_server(function(c)
       seen[#seen + 1] = read_head(c):match("^[^\r]*")
@@ -712,7 +685,7 @@ describe("http.client against broken servers", function()
     assert.are.same({"GET /1 HTTP/1.1", "POST /2 HTTP/1.1", "new GET /3 HTTP/1.1"}, seen)
   end))
 
-  it("raises ECONNREFUSED for a port nobody listens on", bounded(function()
+  it("raises ECONNREFUSED for a port nobody listens on", bounded(10, function()
     local s <close> = socket.socket()
     s:bind("127.0.0.1", 0)                   -- bound, never listening: refused
     local _, port = s:getsockname()
@@ -724,7 +697,7 @@ describe("http.client against broken servers", function()
     assert.matches("connection refused", tostring(err))
   end))
 
-  it("refuses header injection and bad methods and URLs, sending nothing", bounded(function()
+  it("refuses header injection and bad methods and URLs, sending nothing", bounded(10, function()
     local first
     local port, done = raw_server(function(c)
       first = read_head(c)
@@ -766,7 +739,7 @@ describe("http.client against broken servers", function()
     assert.matches("\r\nX%-A: tab\tand 8%-bit \200 are fine\r\n", first)
   end))
 
-  it("parses URLs: refuses https and malformed ones, resolves Locations", bounded(function()
+  it("parses URLs: refuses https and malformed ones, resolves Locations", bounded(10, function()
     local err = fails_with("EPROTONOSUPPORT", client.get, "https://127.0.0.1/")
     assert.matches("https is not supported", tostring(err))
     fails_with("EPROTONOSUPPORT", client.get, "ftp://127.0.0.1/")

@@ -9,6 +9,9 @@ local core = require "http.core"
 local hs = require "http.server"
 local static = require "http.static"
 
+local support = require "support"
+local bounded, defer = support.bounded, support.defer
+
 local Simple = static.SimpleHTTPRequestHandler
 
 local tmp, root            -- root is served; tmp/secret.txt sits just outside it
@@ -30,44 +33,24 @@ local function write(rel, data)
   f:close()
 end
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local d = f:read("a")
-  f:close()
-  return d
-end
-
--- The binary under test: $WIRELAB, else ./wirelab, made absolute.
-local function wirelab_path()
-  local r = process.run{"readlink", "-f", os.getenv("WIRELAB") or "./wirelab", timeout = 5}
-  return r.stdout:match("^(.-)%s*$")
-end
 
 -- The test server joins its handler tasks on server_close, so the count
 -- of open handles is exact once it returns.
 local Server = hs.ThreadingHTTPServer:extend({daemon_threads = false})
 local Handler = Simple:extend({log_message = function() end})
 
-local function bounded(fn)
-  return function() wirelab.timeout(10, fn) end
-end
-
 -- A body running against a fresh server on the directory tree, bounded in
 -- time, and leaving no handle open behind it.
 local function serving(fn, cls)
-  return function()
-    wirelab.timeout(10, function()
-      local before = wirelab.handles()
-      local srv = Server({"127.0.0.1", 0}, cls or Handler:extend({directory = root}))
-      srv:start()
-      local ok, err = pcall(fn, srv.server_address[2], srv)
+  return bounded(10, function()
+    local srv = Server({"127.0.0.1", 0}, cls or Handler:extend({directory = root}))
+    srv:start()
+    defer(function()
       srv:shutdown()
       srv:server_close()
-      collectgarbage()
-      if not ok then error(err, 0) end
-      assert.are.equal(before, wirelab.handles())
     end)
-  end
+    fn(srv.server_address[2], srv)
+  end)
 end
 
 -- One raw request on its own connection, read to EOF.
@@ -116,9 +99,10 @@ local function curl(url, ...)
 end
 
 describe("http.static SimpleHTTPRequestHandler", function()
+  local remove_tmp
   setup(function()
     wirelab.timeout(10, function()
-      tmp = sh{"mktemp", "-d"}:match("^(.-)%s*$")
+      tmp, remove_tmp = support.tmpdir()
       root = tmp .. "/root"
       sh{"mkdir", "-p", root .. "/sub/deeper", root .. "/site", root .. "/<b>dir",
          root .. "/evil.example/dir", root .. "/a dir"}
@@ -154,9 +138,7 @@ describe("http.static SimpleHTTPRequestHandler", function()
     end)
   end)
 
-  teardown(function()
-    if tmp and tmp:match("^/tmp/") then process.run{"rm", "-rf", tmp, timeout = 5} end
-  end)
+  teardown(function() if remove_tmp then remove_tmp() end end)
 
   describe("files", function()
     it("serves a file with its type, length and Last-Modified", serving(function(port)
@@ -235,7 +217,7 @@ describe("http.static SimpleHTTPRequestHandler", function()
       assert.is_true(body == big)
     end, nil))
 
-    it("reads the file in bounded chunks (copyfile)", bounded(function()
+    it("reads the file in bounded chunks (copyfile)", bounded(10, function()
       local sizes = {}
       local Spy = Handler:extend({directory = root})
       function Spy:copyfile(source, out)
@@ -262,8 +244,8 @@ describe("http.static SimpleHTTPRequestHandler", function()
                             base .. "hello.txt", base .. "big.bin", timeout = 8}
       assert.are.equal(0, r.code, r.stderr)
       assert.are.equal("1\n0\n", r.stdout)        -- the second transfer made no new connection
-      assert.are.equal(HELLO, read_file(out))
-      assert.is_true(read_file(out .. "2") == big)
+      assert.are.equal(HELLO, support.read(out))
+      assert.is_true(support.read(out .. "2") == big)
     end))
 
     it("serves two pipelined requests on one connection", serving(function(port)
@@ -275,7 +257,7 @@ describe("http.static SimpleHTTPRequestHandler", function()
     end))
   end)
 
-  it("is http.server's SimpleHTTPRequestHandler too", bounded(function()
+  it("is http.server's SimpleHTTPRequestHandler too", bounded(10, function()
     assert.are.equal(Simple, hs.SimpleHTTPRequestHandler)
     assert.are.equal(hs.BaseHTTPRequestHandler, Simple.super)
   end))
@@ -283,7 +265,7 @@ describe("http.static SimpleHTTPRequestHandler", function()
   describe("MIME types", function()
     -- Python's SimpleHTTPRequestHandler.guess_type is the reference, run
     -- as a real peer: both read the system's /etc/mime.types
-    it("guesses what Python's SimpleHTTPRequestHandler guesses", bounded(function()
+    it("guesses what Python's SimpleHTTPRequestHandler guesses", bounded(10, function()
       local names = {"a.html", "a.htm", "a.css", "a.js", "a.json", "a.txt", "a.png", "a.jpg", "a.gif",
         "a.svg", "a.pdf", "a.wasm", "a.mp4", "a.mp3", "a.webp", "a.xyz", "a.xml", "a.py", "a.c", "a.h",
         "a.md", "a.csv", "a.zip", "a.tar", "a.gz", "a.tar.gz", "a.tgz", "a.svgz", "a.js.br", "a.bz2",
@@ -305,7 +287,7 @@ for name in sys.stdin.read().split("\n"):
       assert.are.equal(#names, i)
     end))
 
-    it("extensions_map overrides the system table, keys with or without the dot", bounded(function()
+    it("extensions_map overrides the system table, keys with or without the dot", bounded(10, function()
       local h = setmetatable({extensions_map = {lua = "text/x-lua", [".log"] = "text/plain"}},
                              {__index = Simple})
       assert.are.equal("text/x-lua", h:guess_type("/x/a.lua"))
@@ -485,7 +467,7 @@ for name in sys.stdin.read().split("\n"):
       end
     end))
 
-    it("translate_path maps inside the directory or refuses", bounded(function()
+    it("translate_path maps inside the directory or refuses", bounded(10, function()
       local h = setmetatable({directory = "/srv/www"}, {__index = Simple})
       assert.are.equal("/srv/www/a/b.txt", h:translate_path("/a/./b.txt?x#y"))
       assert.are.equal("/srv/www/a/", h:translate_path("/a//"))
@@ -497,7 +479,7 @@ for name in sys.stdin.read().split("\n"):
       end
     end))
 
-    it("defaults directory to the current directory", bounded(function()
+    it("defaults directory to the current directory", bounded(10, function()
       local pwd = sh{"pwd", "-P"}:gsub("\n$", "")
       local seen
       local Probe = Simple:extend({log_message = function() end})
@@ -513,127 +495,91 @@ for name in sys.stdin.read().split("\n"):
   end)
 
   describe("wirelab -m http.server", function()
-    -- spawn the command line; -> p, port from its first line of output
+    -- spawn the command line (stopped when the test ends); -> p, its first line
     local function start(argv, cwd)
-      local full = {wirelab_path(), "-m", "http.server", cwd = cwd}
-      for i, a in ipairs(argv) do full[#full + 1] = a end
-      local p = process.spawn(full)
-      local line = p.stdout:read("l")
-      return p, line
+      local full = {support.wirelab, "-m", "http.server", cwd = cwd}
+      for _, a in ipairs(argv) do full[#full + 1] = a end
+      local p = support.spawn(full)
+      return p, p.stdout:read("l")
     end
 
-    it("serves a directory like python3 -m http.server", function()
-      wirelab.timeout(10, function()
-        local before = wirelab.handles()
-        local p, line = start{"0", "-b", "127.0.0.1", "-d", root}
-        local ok, err = pcall(function()
-          local port = tonumber(line and line:match(
-            "^Serving HTTP on 127%.0%.0%.1 port (%d+) %(http://127%.0%.0%.1:%d+/%) %.%.%.$"))
-          assert.is_truthy(port, line)
-          assert.are.equal(("http://127.0.0.1:%d/"):format(port), line:match("%((.-)%)"))
-          local status, ctype, body = curl(("http://127.0.0.1:%d/hello.txt"):format(port))
-          assert.are.equal(200, status)
-          assert.are.equal("text/plain", ctype)
-          assert.are.equal(HELLO, body)
-          status, ctype, body = curl(("http://127.0.0.1:%d/"):format(port))
-          assert.are.equal(200, status)
-          assert.matches("Directory listing for /", body, 1, true)
-          status = curl(("http://127.0.0.1:%d/../secret.txt"):format(port))
-          assert.are.equal(404, status)
-          -- a request line with an ESC byte: refused, and no raw ESC reaches
-          -- the terminal (the parser keeps the line only up to the bad byte,
-          -- so the "\x1b" of RELIABILITY.md item 12 is not in the log yet)
-          local st = get(port, "/\27[31mred")
-          assert.is_true(st == 400 or st == 404)
-        end)
-        p:kill(15)
-        p:wait(5)
-        local log = p.stderr:read("a")
-        p:close()
-        if not ok then error(err, 0) end
-        assert.matches('"GET /hello.txt HTTP/1.1" 200 -', log, 1, true)
-        assert.matches('"GET / HTTP/1.1" 200 -', log, 1, true)
-        assert.matches('" 400 -', log, 1, true)          -- the ESC request, refused
-        assert.is_nil(log:find("\27", 1, true))
-        collectgarbage()
-        assert.are.equal(before, wirelab.handles())
-      end)
-    end)
+    -- ends p with SIGTERM, as a user's Ctrl-C would; -> what it logged
+    local function finish(p)
+      p:kill(15)
+      p:wait(5)
+      return p.stderr:read("a")
+    end
 
-    it("serves the current directory without -d, on all addresses without -b", function()
-      wirelab.timeout(10, function()
-        local before = wirelab.handles()
-        local p, line = start({"0"}, root .. "/sub")
-        local ok, err = pcall(function()
-          local port = tonumber(line and line:match(
-            "^Serving HTTP on 0%.0%.0%.0 port (%d+) %(http://0%.0%.0%.0:%d+/%) %.%.%.$"))
-          assert.is_truthy(port, line)
-          local status, ctype, body = curl(("http://127.0.0.1:%d/inner.json"):format(port))
-          assert.are.equal(200, status)
-          assert.are.equal("application/json", ctype)
-          assert.are.equal('{"inner": true}\n', body)
-        end)
-        p:kill(15)
-        p:wait(5)
-        p:close()
-        if not ok then error(err, 0) end
-        collectgarbage()
-        assert.are.equal(before, wirelab.handles())
-      end)
-    end)
+    it("serves a directory like python3 -m http.server", bounded(10, function()
+      local p, line = start{"0", "-b", "127.0.0.1", "-d", root}
+      local port = tonumber(line and line:match(
+        "^Serving HTTP on 127%.0%.0%.1 port (%d+) %(http://127%.0%.0%.1:%d+/%) %.%.%.$"))
+      assert.is_truthy(port, line)
+      assert.are.equal(("http://127.0.0.1:%d/"):format(port), line:match("%((.-)%)"))
+      local status, ctype, body = curl(("http://127.0.0.1:%d/hello.txt"):format(port))
+      assert.are.equal(200, status)
+      assert.are.equal("text/plain", ctype)
+      assert.are.equal(HELLO, body)
+      status, ctype, body = curl(("http://127.0.0.1:%d/"):format(port))
+      assert.are.equal(200, status)
+      assert.matches("Directory listing for /", body, 1, true)
+      status = curl(("http://127.0.0.1:%d/../secret.txt"):format(port))
+      assert.are.equal(404, status)
+      -- a request line with an ESC byte: refused, and no raw ESC reaches
+      -- the terminal (the parser keeps the line only up to the bad byte,
+      -- so the "\x1b" of RELIABILITY.md item 12 is not in the log yet)
+      local st = get(port, "/\27[31mred")
+      assert.is_true(st == 400 or st == 404)
+      local log = finish(p)
+      assert.matches('"GET /hello.txt HTTP/1.1" 200 -', log, 1, true)
+      assert.matches('"GET / HTTP/1.1" 200 -', log, 1, true)
+      assert.matches('" 400 -', log, 1, true)          -- the ESC request, refused
+      assert.is_nil(log:find("\27", 1, true))
+    end))
 
-    it("resolves a relative -d against the current directory", function()
-      wirelab.timeout(10, function()
-        local before = wirelab.handles()
-        local p, line = start({"-d", "sub", "-b", "127.0.0.1", "0"}, root)
-        local ok, err = pcall(function()
-          local port = tonumber(line and line:match("port (%d+) "))
-          assert.is_truthy(port, line)
-          local status, _, body = curl(("http://127.0.0.1:%d/deeper/"):format(port))
-          assert.are.equal(200, status)
-          assert.matches("Directory listing for /deeper/", body, 1, true)
-          assert.are.equal(404, (curl(("http://127.0.0.1:%d/hello.txt"):format(port))))
-        end)
-        p:kill(15)
-        p:wait(5)
-        p:close()
-        if not ok then error(err, 0) end
-        collectgarbage()
-        assert.are.equal(before, wirelab.handles())
-      end)
-    end)
+    it("serves the current directory without -d, on all addresses without -b", bounded(10, function()
+      local _, line = start({"0"}, root .. "/sub")
+      local port = tonumber(line and line:match(
+        "^Serving HTTP on 0%.0%.0%.0 port (%d+) %(http://0%.0%.0%.0:%d+/%) %.%.%.$"))
+      assert.is_truthy(port, line)
+      local status, ctype, body = curl(("http://127.0.0.1:%d/inner.json"):format(port))
+      assert.are.equal(200, status)
+      assert.are.equal("application/json", ctype)
+      assert.are.equal('{"inner": true}\n', body)
+    end))
 
-    it("lists directories byte for byte as python3 -m http.server does", function()
-      wirelab.timeout(10, function()
-        local v = process.run{"python3", "-c", "import sys; print(sys.version_info >= (3, 11))",
-                              timeout = 5}
-        if v.code ~= 0 or not v.stdout:find("True", 1, true) then return end  -- format of 3.11+
-        local before = wirelab.handles()
-        local py = process.spawn{"python3", "-u", "-m", "http.server", "0", "-b", "127.0.0.1",
-                                 "-d", root}
-        local wl, line = start{"0", "-b", "127.0.0.1", "-d", root}
-        local ok, err = pcall(function()
-          local pyport = tonumber(py.stdout:read("l"):match("port (%d+) "))
-          local wlport = tonumber(line:match("port (%d+) "))
-          for _, path in ipairs{"/", "/sub/", "/%3Cb%3Edir/", "/a%20dir/", "/evil.example/"} do
-            local s1, t1, b1 = curl(("http://127.0.0.1:%d%s"):format(pyport, path))
-            local s2, t2, b2 = curl(("http://127.0.0.1:%d%s"):format(wlport, path))
-            assert.are.equal(200, s1, path)
-            assert.are.same({s1, t1, b1}, {s2, t2, b2}, path)
-          end
-        end)
-        for _, p in ipairs{py, wl} do
-          p:kill(15)
-          p:wait(5)
-          p:close()
-        end
-        if not ok then error(err, 0) end
-        collectgarbage()
-        assert.are.equal(before, wirelab.handles())
-      end)
-    end)
+    it("resolves a relative -d against the current directory", bounded(10, function()
+      local _, line = start({"-d", "sub", "-b", "127.0.0.1", "0"}, root)
+      local port = tonumber(line and line:match("port (%d+) "))
+      assert.is_truthy(port, line)
+      local status, _, body = curl(("http://127.0.0.1:%d/deeper/"):format(port))
+      assert.are.equal(200, status)
+      assert.matches("Directory listing for /deeper/", body, 1, true)
+      assert.are.equal(404, (curl(("http://127.0.0.1:%d/hello.txt"):format(port))))
+    end))
 
-    it("answers errors as python3 -m http.server does, page for page", function()
+    it("lists directories byte for byte as python3 -m http.server does", bounded(10, function()
+      local v = process.run{"python3", "-c", "import sys; print(sys.version_info >= (3, 11))",
+                            timeout = 5}
+      -- the listing's format is Python 3.11's: an older one is not the reference
+      if v.code ~= 0 or not v.stdout:find("True", 1, true) then
+        pending(support.skip("python3 older than 3.11 lists directories differently: " ..
+                             (v.stdout .. v.stderr):gsub("%s+$", "")))
+      end
+      local py = support.spawn{"python3", "-u", "-m", "http.server", "0", "-b", "127.0.0.1",
+                               "-d", root}
+      local _, line = start{"0", "-b", "127.0.0.1", "-d", root}
+      local pyport = tonumber(py.stdout:read("l"):match("port (%d+) "))
+      local wlport = tonumber(line:match("port (%d+) "))
+      for _, path in ipairs{"/", "/sub/", "/%3Cb%3Edir/", "/a%20dir/", "/evil.example/"} do
+        local s1, t1, b1 = curl(("http://127.0.0.1:%d%s"):format(pyport, path))
+        local s2, t2, b2 = curl(("http://127.0.0.1:%d%s"):format(wlport, path))
+        assert.are.equal(200, s1, path)
+        assert.are.same({s1, t1, b1}, {s2, t2, b2}, path)
+      end
+    end))
+
+    it("answers errors and HTTP/1.2 as python3 -m http.server does, page for page", function()
       wirelab.timeout(10, function()
         local before = wirelab.handles()
         local py = process.spawn{"python3", "-u", "-m", "http.server", "0", "-b", "127.0.0.1",
@@ -645,6 +591,8 @@ for name in sys.stdin.read().split("\n"):
           for _, req in ipairs{
             "GET /no-such-file HTTP/1.1",         -- 404: "Nothing matches the given URI"
             "BREW /pot HTTP/1.1",                 -- 501: unsupported method
+            "GET /hello.txt HTTP/1.2",            -- RFC 9112 2.3: served as HTTP/1.1
+            "GET /hello.txt HTTP/1.9",
             "GET /sub HTTP/1.1",                  -- 301 to the slash
           } do
             local r = req .. "\r\nHost: test\r\nConnection: close\r\n\r\n"
@@ -705,18 +653,16 @@ for name in sys.stdin.read().split("\n"):
       end)
     end)
 
-    it("prints its usage for -h and refuses a bad argument with status 2", function()
-      wirelab.timeout(10, function()
-        local r = process.run{wirelab_path(), "-m", "http.server", "-h", timeout = 5}
-        assert.are.equal(0, r.code)
-        assert.matches("usage: wirelab -m http.server", r.stdout, 1, true)
-        for _, bad in ipairs{"--bogus", "1.5", "0x10", "70000", "-d", "-b"} do
-          r = process.run{wirelab_path(), "-m", "http.server", bad, timeout = 5}
-          assert.are.equal(2, r.code, bad)
-          assert.matches(bad, r.stderr, 1, true)
-          assert.are.equal("", r.stdout, bad)
-        end
-      end)
-    end)
+    it("prints its usage for -h and refuses a bad argument with status 2", bounded(10, function()
+      local r = process.run{support.wirelab, "-m", "http.server", "-h", timeout = 5}
+      assert.are.equal(0, r.code)
+      assert.matches("usage: wirelab -m http.server", r.stdout, 1, true)
+      for _, bad in ipairs{"--bogus", "1.5", "0x10", "70000", "-d", "-b"} do
+        r = process.run{support.wirelab, "-m", "http.server", bad, timeout = 5}
+        assert.are.equal(2, r.code, bad)
+        assert.matches(bad, r.stderr, 1, true)
+        assert.are.equal("", r.stdout, bad)
+      end
+    end))
   end)
 end)

@@ -6,15 +6,8 @@ local wirelab = require "wirelab"
 local process = require "process"
 local socket = require "socket"
 
-local function bounded(secs, fn)
-  return function()
-    collectgarbage()
-    local before = wirelab.handles()
-    wirelab.timeout(secs, fn)
-    collectgarbage()
-    assert.are.equal(before, wirelab.handles(), "open handles leaked")
-  end
-end
+local support = require "support"
+local bounded = support.bounded
 
 local function sh(script, opts)
   local spec = {"sh", "-c", script}

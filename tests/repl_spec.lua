@@ -6,22 +6,33 @@ local wirelab = require "wirelab"
 local process = require "process"
 local socket = require "socket"
 
-local wirelab_path = require("tests.reliability.support").wirelab_path
-
-local function bounded(fn, seconds)
-  return function()
-    collectgarbage()
-    local before = wirelab.handles()
-    wirelab.timeout(seconds or 15, fn)
-    collectgarbage()
-    assert.are.equal(before, wirelab.handles())
-  end
-end
+local support = require "support"
+local bounded = support.bounded
 
 -- session(args) -> p: `wirelab -i ARGS`, its stdin a pipe the test writes
 local function session(...)
-  local p = process.spawn{wirelab_path(), "-i", ..., stdin = true}
+  local p = process.spawn{support.wirelab, "-i", ..., stdin = true}
   return p
+end
+
+-- stderr_reader(p) -> until(text): reads p's stderr line by line until a
+-- line holding text has come (the bounded test limits the wait); -> that line
+local function stderr_reader(p)
+  return function(text)
+    while true do
+      local line = p.stderr:read("l")
+      assert(line ~= nil and line ~= "", "stderr ended before '" .. text .. "'")
+      if line:find(text, 1, true) then return line end
+    end
+  end
+end
+
+-- true while SIGINT is pending for pid (sent, its handler not yet run)
+local function sigint_pending(pid)
+  for _, field in ipairs{"SigPnd", "ShdPnd"} do
+    if (tonumber(support.proc_status(pid, field), 16) >> 1) & 1 == 1 then return true end
+  end
+  return false
 end
 
 local function finish(p)
@@ -34,7 +45,7 @@ end
 
 describe("the interactive prompt", function()
   it("prints expressions, runs statements, continues unfinished ones and survives errors",
-     bounded(function()
+     bounded(15, function()
     local p = session()
     p:write("1 + 1\n")
     assert.are.equal("2", p.stdout:read("l"))
@@ -53,7 +64,7 @@ describe("the interactive prompt", function()
   end))
 
   it("keeps the loop running between lines: a server started at the prompt answers",
-     bounded(function()
+     bounded(15, function()
     local p = session()
     p:write([[
 socket = require "socket"; wirelab = require "wirelab"
@@ -75,40 +86,41 @@ select(2, srv:getsockname())
     assert.are.equal(0, (finish(p)))
   end))
 
-  it("Ctrl-C (SIGINT) stops what the prompt runs, not the process", bounded(function()
+  -- Each Ctrl-C is sent once the prompt is in the state it must stop, and
+  -- the next line only once the prompt has said it stopped (on stderr): no
+  -- sleeping. A half-typed chunk and an idle prompt print nothing from a
+  -- pipe, so those two are in the terminal test below, where the fresh
+  -- prompt shows.
+  it("Ctrl-C (SIGINT) stops what the prompt runs, not the process", bounded(15, function()
     local p = session()
-    local function interrupt()
-      wirelab.sleep(0.3)          -- let it get going
-      p:kill(2)
-      wirelab.sleep(0.1)
-    end
-    p:write("n = 0\nwhile true do n = n + 1 end\n")
-    interrupt()
-    p:write("'after a busy loop', n > 0\n")
+    local stderr_until = stderr_reader(p)
+    -- a busy loop, once it has spun a while
+    p:write("n = 0\nwhile true do n = n + 1; if n == 1000 then print('spinning'); io.stdout:flush() end end\n")
+    assert.are.equal("spinning", p.stdout:read("l"))
+    p:kill(2)
+    stderr_until("interrupted")
+    p:write("'after a busy loop', n >= 1000\n")
     assert.are.equal("after a busy loop\ttrue", p.stdout:read("l"))
-    p:write("s = require('socket').socket(); s:bind('127.0.0.1', 0); s:listen(1); s:accept()\n")
-    interrupt()
+    -- an accept, once the process sleeps in it
+    p:write("s = require('socket').socket(); s:bind('127.0.0.1', 0); s:listen(1); " ..
+            "print('accepting'); io.stdout:flush(); s:accept()\n")
+    assert.are.equal("accepting", p.stdout:read("l"))
+    support.wait_until("the prompt waits in accept", function() return support.proc_stat(p.pid) == "S" end)
+    p:kill(2)
+    assert.matches("accept", stderr_until("EINTR"), 1, true)
     p:write("s:close()\n'after a blocked accept'\n")
     assert.are.equal("after a blocked accept", p.stdout:read("l"))
-    p:write("for i = 1, 3 do\n")    -- half a chunk, dropped by Ctrl-C
-    interrupt()
-    p:write("'after half a chunk'\n")
-    assert.are.equal("after half a chunk", p.stdout:read("l"))
-    interrupt()                      -- at the prompt: nothing to stop
-    p:write("'after an idle Ctrl-C'\n")
-    assert.are.equal("after an idle Ctrl-C", p.stdout:read("l"))
-    local code, err = finish(p)
-    assert.are.equal(0, code)
-    assert.matches("interrupted", err, 1, true)
-    assert.matches("EINTR", err, 1, true)
+    assert.are.equal(0, (finish(p)))
   end))
 
-  it("a second Ctrl-C stops a background task that never yields", bounded(function()
+  it("a second Ctrl-C stops a background task that never yields", bounded(15, function()
     local p = session()
-    p:write("wirelab = require 'wirelab'\nt = wirelab.spawn(function() while true do end end)\n")
-    wirelab.sleep(0.3)            -- the task spins: the prompt gets no turn
+    p:write("wirelab = require 'wirelab'\n" ..
+            "t = wirelab.spawn(function() print('spinning'); io.stdout:flush(); while true do end end)\n")
+    assert.are.equal("spinning", p.stdout:read("l"))   -- the prompt gets no turn now
     p:kill(2)
-    wirelab.sleep(0.2)
+    -- delivered (two pending SIGINTs would be one), yet the process goes on
+    support.wait_until("the first SIGINT is delivered", function() return not sigint_pending(p.pid) end)
     local exited, err = pcall(p.wait, p, 0.05)
     assert.is_false(exited, "one Ctrl-C ended wirelab")
     assert.are.equal("ETIMEDOUT", err.code)
@@ -121,28 +133,24 @@ select(2, srv:getsockname())
     assert.matches("in a background task", err, 1, true)
   end))
 
-  it("-i SCRIPT runs the script first, its globals at the prompt", bounded(function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    local script = dir .. ".lua"
-    local f = assert(io.open(script, "w"))
-    f:write("greeting = 'hi from ' .. arg[1]\nprint('script ran')\n")
-    f:close()
-    local p = process.spawn{wirelab_path(), "-i", script, "lab", stdin = true}
+  it("-i SCRIPT runs the script first, its globals at the prompt", bounded(15, function()
+    local script = support.tmpdir() .. "/lab.lua"
+    support.write(script, "greeting = 'hi from ' .. arg[1]\nprint('script ran')\n")
+    local p = process.spawn{support.wirelab, "-i", script, "lab", stdin = true}
     assert.are.equal("script ran", p.stdout:read("l"))
     p:write("greeting\n")
     assert.are.equal("hi from lab", p.stdout:read("l"))
     assert.are.equal(0, (finish(p)))
-    os.remove(script)
   end))
 
   it("on a terminal: a prompt, line editing, '>>' for more, Ctrl-C, Ctrl-D to leave",
-     bounded(function()
+     bounded(15, function()
     -- python3 runs wirelab on a pty and reports what the terminal showed
     local r = process.run{"python3", "-c", [==[
 import os, pty, select, subprocess, sys, time
 m, s = pty.openpty()
-p = subprocess.Popen([sys.argv[1]], stdin=s, stdout=s, stderr=s, close_fds=True)
+# its own session: libedit passes a SIGINT it catches on to its process group
+p = subprocess.Popen([sys.argv[1]], stdin=s, stdout=s, stderr=s, close_fds=True, start_new_session=True)
 os.close(s)
 def until(marker, limit=5):
     out, end = b"", time.time() + limit
@@ -159,14 +167,23 @@ os.write(m, b"2 + 3\r"); shown += until(b"5\r\n> ")
 os.write(m, b"for i = 7, 8 do\r"); shown += until(b">> ")
 os.write(m, b"print(i) end\r"); shown += until(b"8\r\n> ")
 os.write(m, b"xyz\x7f\x7f\x7f'edited'\r"); shown += until(b"edited\r\n> ")
-os.write(m, b"while true do end\r"); time.sleep(0.3)
+# Ctrl-C in a busy loop, once it says it spins (142: not in the echo)
+os.write(m, b"n = 0 while true do n = n + 1 if n == 1000 then print(6 * 7 + 100) end end\r")
+shown += until(b"142\r\n")
 os.kill(p.pid, 2); shown += until(b"interrupted")
 shown += until(b"> ")
 os.write(m, b"'alive'\r"); shown += until(b"alive\r\n> ")
+# Ctrl-C in a half-typed chunk drops it: a fresh prompt, not ">> "
+os.write(m, b"for i = 1, 3 do\r"); shown += until(b">> ")
+os.kill(p.pid, 2); shown += until(b"> ")
+os.write(m, b"'after half a chunk'\r"); shown += until(b"after half a chunk\r\n> ")
+# Ctrl-C at an idle prompt: nothing to stop, a fresh prompt
+os.kill(p.pid, 2); shown += until(b"> ")
+os.write(m, b"'after an idle Ctrl-C'\r"); shown += until(b"after an idle Ctrl-C\r\n> ")
 os.write(m, b"\x04")
 code = p.wait(timeout=5)
 sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
-]==], wirelab_path(), timeout = 12}
+]==], support.wirelab, timeout = 12}
     assert.are.equal(0, r.code, r.stderr)
     local shown, code = r.stdout:match("^(.*)\n(%-?%d+)\n$")
     assert.are.equal("0", code, r.stdout)
@@ -175,11 +192,13 @@ sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
     assert.matches("\\r\\nedited\\r\\n> ", shown, 1, true)
     assert.matches("interrupted", shown, 1, true)
     assert.matches("\\r\\nalive\\r\\n> ", shown, 1, true)
+    assert.matches("\\r\\nafter half a chunk\\r\\n> ", shown, 1, true)
+    assert.matches("\\r\\nafter an idle Ctrl-C\\r\\n> ", shown, 1, true)
   end))
 
   it("without -i and without a terminal, standard input is a script, as lua does",
-     bounded(function()
-    local r = process.run{wirelab_path(), stdin = "print('from stdin', 1 + 1)\n", timeout = 5}
+     bounded(15, function()
+    local r = process.run{support.wirelab, stdin = "print('from stdin', 1 + 1)\n", timeout = 5}
     assert.are.equal(0, r.code)
     assert.are.equal("from stdin\t2\n", r.stdout)
   end))

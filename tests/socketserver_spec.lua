@@ -4,9 +4,8 @@ local socket = require "socket"
 local wirelab = require "wirelab"
 local process = require "process"
 
-local function bounded(seconds, fn)
-  return function() wirelab.timeout(seconds, fn) end
-end
+local support = require "support"
+local bounded = support.bounded
 
 local Echo = socketserver.StreamRequestHandler:extend()
 function Echo:handle()
@@ -16,8 +15,37 @@ end
 -- A handler that holds each client until it sends "go\n".
 local Hold = socketserver.StreamRequestHandler:extend()
 function Hold:handle()
+  if self.server.holding then self.server.holding:set() end
   local line = self.rfile:readline()
   self.wfile:write("done " .. line)
+end
+
+-- second_waits(cls) -> true when a server of class cls makes a second
+-- client wait while it holds the first (one request at a time)
+local function second_waits(cls)
+  local server = cls({"127.0.0.1", 0}, Hold)
+  local port = server.server_address[2]
+  server.holding = wirelab.event()
+  server:start()
+  local first = socket.create_connection("127.0.0.1", port, 5)
+  assert.is_true(server.holding:wait(5))  -- its handler waits for its line
+  -- the second client's whole exchange, bounded to 0.5 s
+  local second = socket.create_connection("127.0.0.1", port, 5)
+  second:settimeout(0.5)
+  second:sendall("two\n")
+  local ok, reply = pcall(second.recv, second, 100)
+  first:sendall("one\n")
+  assert.are.equal("done one\n", first:recv(100))
+  if not ok then                            -- it waited: now it is served
+    second:settimeout(5)
+    reply = second:recv(100)
+  end
+  assert.are.equal("done two\n", reply)
+  first:close()
+  second:close()
+  server:shutdown()
+  server:server_close()
+  return not ok
 end
 
 local function talk(port, line)
@@ -28,13 +56,6 @@ local function talk(port, line)
 end
 
 describe("socketserver", function()
-  local base
-  before_each(function() base = wirelab.handles() end)
-  after_each(function()
-    collectgarbage()
-    assert.are.equal(base, wirelab.handles())
-  end)
-
   it("echoes lines with a StreamRequestHandler and reports the bound port", bounded(10, function()
     local server = socketserver.TCPServer({"127.0.0.1", 0}, Echo)
     local port = server.server_address[2]
@@ -47,31 +68,6 @@ describe("socketserver", function()
   end))
 
   it("TCPServer serves one client at a time; ThreadingTCPServer does not", bounded(15, function()
-    local function second_waits(cls)
-      local server = cls({"127.0.0.1", 0}, Hold)
-      local port = server.server_address[2]
-      server:start()
-      local first = socket.create_connection("127.0.0.1", port, 5)
-      first:sendall("")                        -- connected, handler waits for its line
-      wirelab.sleep(0.05)
-      -- the second client's whole exchange, bounded to 0.5 s
-      local second = socket.create_connection("127.0.0.1", port, 5)
-      second:settimeout(0.5)
-      second:sendall("two\n")
-      local ok, reply = pcall(second.recv, second, 100)
-      first:sendall("one\n")
-      assert.are.equal("done one\n", first:recv(100))
-      if not ok then                            -- it waited: now it is served
-        second:settimeout(5)
-        reply = second:recv(100)
-      end
-      assert.are.equal("done two\n", reply)
-      first:close()
-      second:close()
-      server:shutdown()
-      server:server_close()
-      return not ok
-    end
     assert.is_true(second_waits(socketserver.TCPServer), "TCPServer served two clients at once")
     assert.is_false(second_waits(socketserver.ThreadingTCPServer), "ThreadingTCPServer made a client wait")
   end))
@@ -100,7 +96,7 @@ describe("socketserver", function()
   end))
 
   it("the default handle_error writes Python's banner to stderr", bounded(15, function()
-    local r = process.run{os.getenv("WIRELAB") or arg[-1] or "./wirelab", "-e", [[
+    local r = process.run{support.wirelab, "-e", [[
       local ss = require "socketserver"
       local socket = require "socket"
       local S = ss.TCPServer({"127.0.0.1", 0}, function() error("bad handler") end)
@@ -321,5 +317,96 @@ describe("socketserver", function()
     assert.are.equal(10, errors_seen)
     server:shutdown()
     server:server_close()
+  end))
+
+  -- the pid a process has, from /proc; and whether it is a zombie
+  local function own_pid()
+    local f <close> = io.open("/proc/self/stat")
+    return f:read("n")
+  end
+  local function assert_reaped(pids)
+    for _, pid in ipairs(pids) do
+      local f = io.open("/proc/" .. pid .. "/stat")
+      if f then
+        local state = f:read("a"):match("%) (%a)")
+        f:close()
+        assert.are_not.equal("Z", state, "child " .. pid .. " is a zombie")
+      end
+    end
+  end
+
+  it("ForkingUDPServer answers each datagram from a child process that is reaped", bounded(20, function()
+    local Pid = socketserver.DatagramRequestHandler:extend()
+    function Pid:handle() self.wfile:write(self.rfile:read("a") .. " " .. own_pid()) end
+    local server = socketserver.ForkingUDPServer({"127.0.0.1", 0}, Pid)
+    server:start(0.05)
+    local c <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c:settimeout(5)
+    local pids, seen = {}, {}
+    for i = 1, 3 do
+      c:sendto("datagram " .. i, "127.0.0.1", server.server_address[2])
+      local word, pid = c:recv(100):match("^(datagram %d) (%d+)$")
+      assert.are.equal("datagram " .. i, word)
+      pid = tonumber(pid)
+      assert.are_not.equal(own_pid(), pid)
+      assert.is_nil(seen[pid], "two datagrams served by child " .. tostring(pid))
+      seen[pid], pids[i] = true, pid
+    end
+    server:shutdown()
+    server:server_close()                      -- waits for the children
+    assert_reaped(pids)
+  end))
+
+  it("the mixins compose as in Python: TCPServer:extend(ThreadingMixIn) and friends", bounded(20, function()
+    local ss = socketserver
+    local ThreadedTCP = ss.TCPServer:extend(ss.ThreadingMixIn)
+    local ThreadedUDP = ss.UDPServer:extend(ss.ThreadingMixIn)
+    local ForkedTCP = ss.TCPServer:extend(ss.ForkingMixIn)
+    -- three classes of their own; the mixins are left as they were
+    assert.are_not.equal(ThreadedTCP, ThreadedUDP)
+    assert.are_not.equal(ss.ThreadingMixIn, ThreadedTCP)
+    assert.is_nil(getmetatable(ss.ThreadingMixIn))
+    assert.is_nil(rawget(ss.ThreadingMixIn, "super"))
+    assert.are.equal(ss.TCPServer, ThreadedTCP.super)
+    assert.are.equal(ss.UDPServer, ThreadedUDP.super)
+    assert.are.equal(socket.SOCK_STREAM, ThreadedTCP.socket_type)
+    assert.are.equal(socket.SOCK_DGRAM, ThreadedUDP.socket_type)
+    -- the mixin's process_request is the one used, as it comes first in Python's MRO
+    assert.are.equal(ss.ThreadingMixIn.process_request, ThreadedTCP.process_request)
+    assert.are.equal(ss.ForkingMixIn.process_request, ForkedTCP.process_request)
+    -- and they behave: threads for TCP (no client waits for another) ...
+    assert.is_false(second_waits(ThreadedTCP), "TCPServer:extend(ThreadingMixIn) made a client wait")
+    assert.is_true(second_waits(ss.TCPServer), "the plain TCPServer changed too")
+    -- ... and for UDP (a slow datagram does not hold up a quick one)
+    local Slow = ss.DatagramRequestHandler:extend()
+    function Slow:handle()
+      local d = self.rfile:read("a")
+      if d == "slow" then wirelab.sleep(0.5) end
+      self.wfile:write(d)
+    end
+    local udp = ThreadedUDP({"127.0.0.1", 0}, Slow)
+    udp:start()
+    local c <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c:settimeout(5)
+    c:sendto("slow", "127.0.0.1", udp.server_address[2])
+    c:sendto("quick", "127.0.0.1", udp.server_address[2])
+    assert.are.equal("quick", c:recv(100))
+    assert.are.equal("slow", c:recv(100))
+    udp:shutdown()
+    udp:server_close()
+    -- ... and a child process per request for ForkingMixIn
+    local Pid = ss.StreamRequestHandler:extend()
+    function Pid:handle()
+      self.rfile:readline()
+      self.wfile:write(own_pid() .. "\n")
+    end
+    local forked = ForkedTCP({"127.0.0.1", 0}, Pid)
+    forked:start(0.05)
+    local pid = tonumber(talk(forked.server_address[2], "who\n"))
+    assert.is_truthy(pid)
+    assert.are_not.equal(own_pid(), pid)
+    forked:shutdown()
+    forked:server_close()
+    assert_reaped({pid})
   end))
 end)

@@ -4,15 +4,8 @@
 local wirelab = require "wirelab"
 local errors = require "wirelab.error"
 
--- Every body runs under a 5 s bound (a hang fails fast) and must leave the
--- count of open handles where it found it.
-local function bounded(fn, seconds)
-  return function()
-    local before = wirelab.handles()
-    wirelab.timeout(seconds or 5, fn)
-    assert.are.equal(before, wirelab.handles())
-  end
-end
+local support = require "support"
+local bounded = support.bounded
 
 -- A to-be-closed value that records that it was closed.
 local function closer(log, name)
@@ -20,7 +13,7 @@ local function closer(log, name)
 end
 
 describe("wirelab tasks", function()
-  it("spawn passes arguments and join returns every result", bounded(function()
+  it("spawn passes arguments and join returns every result", bounded(5, function()
     local t = wirelab.spawn(function(a, b, c)
       wirelab.sleep(0.01)
       return a + b, c, nil, "last"
@@ -34,19 +27,19 @@ describe("wirelab tasks", function()
     assert.are.equal("last", last)
   end))
 
-  it("join of a task that returns nothing returns nothing", bounded(function()
+  it("join of a task that returns nothing returns nothing", bounded(5, function()
     local t = wirelab.spawn(function() end)
     assert.are.equal(0, select("#", t:join()))
   end))
 
-  it("join of a finished task returns the results again", bounded(function()
+  it("join of a finished task returns the results again", bounded(5, function()
     local t = wirelab.spawn(function() return 1, 2 end)
     assert.are.same({1, 2}, {t:join()})
     assert.is_true(t:done())
     assert.are.same({1, 2}, {t:join()})
   end))
 
-  it("many tasks join one task", bounded(function()
+  it("many tasks join one task", bounded(5, function()
     local ev = wirelab.event()
     local target = wirelab.spawn(function() ev:wait(); return "r" end)
     local joiners = {}
@@ -55,7 +48,7 @@ describe("wirelab tasks", function()
     for i = 1, 5 do assert.are.equal("r", joiners[i]:join()) end
   end))
 
-  it("join re-raises the task's error object itself", bounded(function()
+  it("join re-raises the task's error object itself", bounded(5, function()
     local obj = errors.new("recv", "ECONNRESET", "127.0.0.1", 80)
     local t = wirelab.spawn(function() wirelab.sleep(0); error(obj) end)
     local ok, err = pcall(t.join, t)
@@ -69,7 +62,7 @@ describe("wirelab tasks", function()
     assert.are.equal(obj, err2)
   end))
 
-  it("join re-raises a plain table and a string error", bounded(function()
+  it("join re-raises a plain table and a string error", bounded(5, function()
     local tbl = {code = "EMINE"}
     local t = wirelab.spawn(function() error(tbl) end)
     local ok, err = pcall(t.join, t)
@@ -81,7 +74,7 @@ describe("wirelab tasks", function()
     assert.matches("plain failure", err2)
   end))
 
-  it("join with a timeout raises ETIMEDOUT and leaves the task running", bounded(function()
+  it("join with a timeout raises ETIMEDOUT and leaves the task running", bounded(5, function()
     local ev = wirelab.event()
     local t = wirelab.spawn(function() ev:wait(); return "late" end)
     local t0 = wirelab.now()
@@ -96,12 +89,25 @@ describe("wirelab tasks", function()
     assert.are.equal("late", t:join())
   end))
 
-  it("join with a timeout returns the results when the task ends in time", bounded(function()
+  it("join with a zero timeout ends at once, even while a later timer is pending", bounded(5, function()
+    local sleeper = wirelab.spawn(wirelab.sleep, 3)
+    wirelab.sleep(0)
+    local t0 = wirelab.now()
+    local ok, err = pcall(sleeper.join, sleeper, 0)
+    local took = wirelab.now() - t0
+    assert.is_false(ok)
+    assert.are.equal("ETIMEDOUT", err.code)
+    assert.is_true(took < 0.5, "join(0) took " .. took .. " s: it waited for the sleeper's timer")
+    sleeper:cancel()
+    assert.is_false(pcall(sleeper.join, sleeper))
+  end))
+
+  it("join with a timeout returns the results when the task ends in time", bounded(5, function()
     local t = wirelab.spawn(function() wirelab.sleep(0.01); return "on time" end)
     assert.are.equal("on time", t:join(2))
   end))
 
-  it("join checks its timeout argument", bounded(function()
+  it("join checks its timeout argument", bounded(5, function()
     local t = wirelab.spawn(function() end)
     local ok, err = pcall(function() t:join("soon") end)
     assert.is_false(ok)
@@ -109,7 +115,7 @@ describe("wirelab tasks", function()
     t:join()
   end))
 
-  it("cancel wakes a sleeping task: join raises ECANCELED and cleanup runs", bounded(function()
+  it("cancel wakes a sleeping task: join raises ECANCELED and cleanup runs", bounded(5, function()
     local log = {}
     local started = wirelab.event()
     local t = wirelab.spawn(function()
@@ -131,7 +137,7 @@ describe("wirelab tasks", function()
     assert.is_true(t:done())
   end))
 
-  it("cancel closes the task's own <close> variables", bounded(function()
+  it("cancel closes the task's own <close> variables", bounded(5, function()
     -- no pcall in the task: the error ends the task, and Lua only closes
     -- pending to-be-closed variables if the scheduler closes the thread
     local log = {}
@@ -149,7 +155,7 @@ describe("wirelab tasks", function()
     assert.are.same({"closed"}, log)
   end))
 
-  it("a task that fails closes its <close> variables", bounded(function()
+  it("a task that fails closes its <close> variables", bounded(5, function()
     local log = {}
     local t = wirelab.spawn(function()
       local c <close> = closer(log, "closed")
@@ -159,7 +165,7 @@ describe("wirelab tasks", function()
     assert.are.same({"closed"}, log)
   end))
 
-  it("a task that returns closes its <close> variables", bounded(function()
+  it("a task that returns closes its <close> variables", bounded(5, function()
     local log = {}
     local t = wirelab.spawn(function()
       local c <close> = closer(log, "closed")
@@ -170,7 +176,7 @@ describe("wirelab tasks", function()
     assert.are.same({"closed"}, log)
   end))
 
-  it("cancel of a task that has not started: it never runs", bounded(function()
+  it("cancel of a task that has not started: it never runs", bounded(5, function()
     local ran = false
     local t = wirelab.spawn(function() ran = true end)
     t:cancel()
@@ -181,14 +187,14 @@ describe("wirelab tasks", function()
     assert.is_true(t:done())
   end))
 
-  it("cancel of a finished task is a no-op", bounded(function()
+  it("cancel of a finished task is a no-op", bounded(5, function()
     local t = wirelab.spawn(function() return "fine" end)
     assert.are.equal("fine", t:join())
     t:cancel()
     assert.are.equal("fine", t:join())
   end))
 
-  it("cancel twice is harmless", bounded(function()
+  it("cancel twice is harmless", bounded(5, function()
     local t = wirelab.spawn(function() wirelab.sleep(100) end)
     wirelab.sleep(0)
     t:cancel()
@@ -198,7 +204,7 @@ describe("wirelab tasks", function()
     assert.are.equal("ECANCELED", err.code)
   end))
 
-  it("done() is false while running and true after the end", bounded(function()
+  it("done() is false while running and true after the end", bounded(5, function()
     local ev = wirelab.event()
     local t = wirelab.spawn(function() ev:wait() end)
     assert.is_false(t:done())
@@ -212,7 +218,7 @@ describe("wirelab tasks", function()
     assert.is_true(f:done())
   end))
 
-  it("a task cannot join itself", bounded(function()
+  it("a task cannot join itself", bounded(5, function()
     local t = wirelab.spawn(function()
       local me = wirelab.current()
       local ok, err = pcall(me.join, me)
@@ -223,7 +229,7 @@ describe("wirelab tasks", function()
     assert.matches("cannot join itself", err, 1, true)
   end))
 
-  it("sleep(0) lets other ready tasks run", bounded(function()
+  it("sleep(0) lets other ready tasks run", bounded(5, function()
     local ran = false
     local t = wirelab.spawn(function() ran = true end)
     wirelab.sleep(0)
@@ -231,7 +237,7 @@ describe("wirelab tasks", function()
     t:join()
   end))
 
-  it("sleep(0) round-robins between tasks", bounded(function()
+  it("sleep(0) round-robins between tasks", bounded(5, function()
     local log = {}
     local function worker(name)
       for i = 1, 3 do
@@ -244,7 +250,7 @@ describe("wirelab tasks", function()
     assert.are.same({"a1", "b1", "a2", "b2", "a3", "b3"}, log)
   end))
 
-  it("a bare coroutine.yield() in a task behaves like sleep(0)", bounded(function()
+  it("a bare coroutine.yield() in a task behaves like sleep(0)", bounded(5, function()
     local log = {}
     local function worker(name)
       log[#log + 1] = name .. "1"
@@ -258,7 +264,7 @@ describe("wirelab tasks", function()
     assert.are.same({"a1", "b1", "a2", "b2"}, log)
   end))
 
-  it("a blocking call inside a plain coroutine raises a clear error", bounded(function()
+  it("a blocking call inside a plain coroutine raises a clear error", bounded(5, function()
     local co = coroutine.wrap(function() wirelab.sleep(0.01) end)
     local ok, err = pcall(co)
     assert.is_false(ok)
@@ -272,7 +278,7 @@ describe("wirelab tasks", function()
     assert.matches("wirelab task", tostring(err2), 1, true)
   end))
 
-  it("10,000 tasks spawn and join quickly", bounded(function()
+  it("10,000 tasks spawn and join quickly", bounded(10, function()
     local t0 = wirelab.now()
     local tasks = {}
     for i = 1, 10000 do
@@ -283,9 +289,9 @@ describe("wirelab tasks", function()
     assert.are.equal(10000 * 10001, sum)
     local took = wirelab.now() - t0
     assert.is_true(took < 3, "10,000 tasks took " .. took .. " s")
-  end, 10))
+  end))
 
-  it("tostring of a task names its state", bounded(function()
+  it("tostring of a task names its state", bounded(5, function()
     local t = wirelab.spawn(function() end)
     assert.matches("^task", tostring(t))
     t:join()
@@ -293,15 +299,125 @@ describe("wirelab tasks", function()
   end))
 end)
 
+describe("wirelab task:interrupt and join_all", function()
+  -- a task that has parked in `wait` (started is set just before it parks)
+  local function waiting(wait)
+    local started = wirelab.event()
+    local t = wirelab.spawn(function()
+      started:set()
+      local ok, err = pcall(wait)
+      return ok, errors.is(err) and err.code or tostring(err), errors.is(err) and err.op
+    end)
+    started:wait()
+    return t
+  end
+
+  it("interrupt wakes a waiting task with EINTR, true only for a task that waits", bounded(5, function()
+    local t = waiting(function() wirelab.sleep(10) end)
+    local t0 = wirelab.now()
+    assert.is_true(t:interrupt())
+    assert.are.same({false, "EINTR", "sleep"}, {t:join()})
+    assert.is_true(wirelab.now() - t0 < 1)
+    assert.is_false(t:interrupt())                     -- done
+    local ready = wirelab.spawn(function() return "ran" end)
+    assert.is_false(ready:interrupt())                 -- not started, so not waiting
+    assert.are.equal("ran", ready:join())              -- and unharmed
+    assert.is_false(wirelab.current():interrupt())     -- running
+  end))
+
+  it("interrupt is not sticky: the task waits again afterwards, unlike cancel", bounded(5, function()
+    local started = wirelab.event()
+    local t = wirelab.spawn(function()
+      started:set()
+      local ok, err = pcall(wirelab.sleep, 10)
+      local t1 = wirelab.now()
+      wirelab.sleep(0.05)                              -- a second wait, undisturbed
+      return ok, err.code, wirelab.now() - t1
+    end)
+    started:wait()
+    assert.is_true(t:interrupt())
+    local ok, code, slept = t:join()
+    assert.is_false(ok)
+    assert.are.equal("EINTR", code)
+    assert.is_true(slept >= 0.04, "the second sleep lasted " .. slept .. " s")
+  end))
+
+  it("interrupt ends an event wait, a queue get and a join, leaving them usable", bounded(5, function()
+    local ev, q = wirelab.event(), wirelab.queue()
+    local other = wirelab.spawn(wirelab.sleep, 10)
+    for _, wait in ipairs{function() ev:wait() end, function() q:get() end,
+                          function() other:join() end} do
+      local t = waiting(wait)
+      assert.is_true(t:interrupt())
+      local ok, code = t:join()
+      assert.is_false(ok)
+      assert.are.equal("EINTR", code)
+    end
+    q:put("still works")
+    assert.are.equal("still works", q:get(0))
+    ev:set()
+    assert.is_true(ev:wait(0))
+    assert.is_false(other:done())                      -- interrupting its joiner left it alone
+    other:cancel()
+    assert.is_false(pcall(other.join, other))
+  end))
+
+  it("join_all returns every task's results in order, each packed", bounded(5, function()
+    local tasks = {
+      wirelab.spawn(function() wirelab.sleep(0.02); return 1, nil, 3 end),
+      wirelab.spawn(function() end),
+      wirelab.spawn(function() wirelab.sleep(0.01); return "c" end),
+    }
+    assert.are.same({{1, nil, 3, n = 3}, {n = 0}, {"c", n = 1}}, wirelab.join_all(tasks))
+    assert.are.same({}, wirelab.join_all({}))
+  end))
+
+  it("join_all re-raises the error of the first failing task in the list", bounded(5, function()
+    local ev = wirelab.event()
+    local obj = errors.new("recv", "ECONNRESET")
+    local a = wirelab.spawn(function() wirelab.sleep(0.01); return "a" end)
+    local b = wirelab.spawn(function() wirelab.sleep(0.02); error(obj) end)
+    local c = wirelab.spawn(function() wirelab.sleep(0); error("c fails first, but comes later") end)
+    local c_seen = wirelab.spawn(function() return pcall(c.join, c) end)   -- (not printed)
+    local d = wirelab.spawn(function() ev:wait(); return "d" end)
+    local ok, err = pcall(wirelab.join_all, {a, b, c, d})
+    assert.is_false(ok)
+    assert.are.equal(obj, err)
+    assert.is_false((c_seen:join()))
+    assert.is_true(a:done())
+    assert.is_false(d:done())                          -- not waited for, still running
+    ev:set()
+    assert.are.equal("d", d:join())
+  end))
+
+  it("join_all with a timeout bounds the whole group, not each task", bounded(5, function()
+    local ev = wirelab.event()
+    local tasks = {}
+    for i = 1, 3 do tasks[i] = wirelab.spawn(function() wirelab.sleep(0.06 * i); return i end) end
+    tasks[4] = wirelab.spawn(function() ev:wait(); return 4 end)
+    local t0 = wirelab.now()
+    local ok, err = pcall(wirelab.join_all, tasks, 0.3)
+    local took = wirelab.now() - t0
+    assert.is_false(ok)
+    assert.are.equal("ETIMEDOUT", err.code)
+    assert.is_true(took >= 0.28 and took < 0.6, "join_all(tasks, 0.3) took " .. took .. " s")
+    assert.is_true(tasks[3]:done())
+    assert.is_false(tasks[4]:done())                   -- a timeout leaves the tasks running
+    ev:set()
+    local out = wirelab.join_all(tasks, 2)
+    for i = 1, 4 do assert.are.equal(i, out[i][1]) end
+  end))
+end)
+
 describe("wirelab time", function()
-  it("sleep(0.1) takes about 0.1 s", bounded(function()
+  it("sleep(0.1) takes about 0.1 s", bounded(5, function()
     local t0 = wirelab.now()
     wirelab.sleep(0.1)
     local took = wirelab.now() - t0
     assert.is_true(took >= 0.09 and took < 0.5, "sleep(0.1) took " .. took)
   end))
 
-  it("tasks sleeping 0.03, 0.01 and 0.02 wake in order of their deadlines", bounded(function()
+  it("tasks sleeping 0.03, 0.01 and 0.02 wake in order of their deadlines", bounded(5, function()
     local order = {}
     local tasks = {}
     for _, d in ipairs({0.03, 0.01, 0.02}) do
@@ -314,7 +430,7 @@ describe("wirelab time", function()
     assert.are.same({0.01, 0.02, 0.03}, order)
   end))
 
-  it("sleepers do not hold each other up", bounded(function()
+  it("sleepers do not hold each other up", bounded(5, function()
     local t0 = wirelab.now()
     local tasks = {}
     for i = 1, 50 do tasks[i] = wirelab.spawn(wirelab.sleep, 0.1) end
@@ -323,7 +439,7 @@ describe("wirelab time", function()
     assert.is_true(took >= 0.09 and took < 0.5, "50 parallel sleep(0.1) took " .. took)
   end))
 
-  it("sleep rejects a wrong argument with Lua's usual message", bounded(function()
+  it("sleep rejects a wrong argument with Lua's usual message", bounded(5, function()
     local ok, err = pcall(function() wirelab.sleep("soon") end)
     assert.is_false(ok)
     assert.is_string(err)
@@ -336,7 +452,7 @@ describe("wirelab time", function()
     assert.matches("bad argument #1 to 'sleep'", err, 1, true)
   end))
 
-  it("now() is monotonic and advances", bounded(function()
+  it("now() is monotonic and advances", bounded(5, function()
     local prev = wirelab.now()
     assert.are.equal("float", math.type(prev))
     for _ = 1, 10000 do
@@ -349,7 +465,7 @@ describe("wirelab time", function()
     assert.is_true(wirelab.now() > a)
   end))
 
-  it("time() is the wall clock, near os.time()", bounded(function()
+  it("time() is the wall clock, near os.time()", bounded(5, function()
     local t = wirelab.time()
     assert.is_number(t)
     assert.is_true(math.abs(t - os.time()) < 2, "time() " .. t .. " vs os.time() " .. os.time())
@@ -357,7 +473,7 @@ describe("wirelab time", function()
 end)
 
 describe("wirelab.timeout", function()
-  it("returns fn's results and passes its arguments", bounded(function()
+  it("returns fn's results and passes its arguments", bounded(5, function()
     local a, b, c = wirelab.timeout(1, function(x, y)
       wirelab.sleep(0.01)
       return x + y, "two", nil
@@ -367,7 +483,7 @@ describe("wirelab.timeout", function()
     assert.is_nil(c)
   end))
 
-  it("raises ETIMEDOUT when fn is late and cancels fn", bounded(function()
+  it("raises ETIMEDOUT when fn is late and cancels fn", bounded(5, function()
     local cancelled = wirelab.event()
     local seen
     local t0 = wirelab.now()
@@ -386,7 +502,7 @@ describe("wirelab.timeout", function()
     assert.are.equal("ECANCELED", seen)
   end))
 
-  it("cancelling the task that called timeout() cancels fn too", bounded(function()
+  it("cancelling the task that called timeout() cancels fn too", bounded(5, function()
     local started, finished = wirelab.event(), wirelab.event()
     local seen
     local outer = wirelab.spawn(function()
@@ -406,15 +522,20 @@ describe("wirelab.timeout", function()
     assert.are.equal("ECANCELED", seen)
   end))
 
-  it("re-raises fn's own error unchanged", bounded(function()
+  it("re-raises fn's own error unchanged", bounded(5, function()
     local obj = {code = "EMINE"}
     local ok, err = pcall(wirelab.timeout, 1, function() error(obj) end)
     assert.is_false(ok)
     assert.are.equal(obj, err)
   end))
 
-  it("checks its arguments", bounded(function()
-    assert.is_false(pcall(wirelab.timeout, -1, function() end))
+  it("checks its arguments", bounded(5, function()
+    for _, bad in ipairs{-1, 0 / 0, "soon"} do
+      local ok, err = pcall(wirelab.timeout, bad, function() end)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'timeout' (non-negative number of seconds or nil expected",
+                     err, 1, true)
+    end
     local ok, err = pcall(wirelab.timeout, 1, "not a function")
     assert.is_false(ok)
     assert.matches("bad argument #2 to 'timeout'", err, 1, true)
@@ -422,7 +543,7 @@ describe("wirelab.timeout", function()
 end)
 
 describe("wirelab.event", function()
-  it("set, clear and is_set", bounded(function()
+  it("set, clear and is_set", bounded(5, function()
     local ev = wirelab.event()
     assert.is_false(ev:is_set())
     ev:set()
@@ -433,7 +554,7 @@ describe("wirelab.event", function()
     assert.is_false(ev:is_set())
   end))
 
-  it("wait(timeout) returns false when nobody sets it", bounded(function()
+  it("wait(timeout) returns false when nobody sets it", bounded(5, function()
     local ev = wirelab.event()
     local t0 = wirelab.now()
     assert.is_false(ev:wait(0.05))
@@ -442,7 +563,7 @@ describe("wirelab.event", function()
     assert.is_false(ev:wait(0))
   end))
 
-  it("wait returns true when another task sets it", bounded(function()
+  it("wait returns true when another task sets it", bounded(5, function()
     local ev = wirelab.event()
     local setter = wirelab.spawn(function() ev:set() end)
     assert.is_true(ev:wait())
@@ -453,7 +574,7 @@ describe("wirelab.event", function()
     setter2:join()
   end))
 
-  it("one set wakes every waiter", bounded(function()
+  it("one set wakes every waiter", bounded(5, function()
     local ev = wirelab.event()
     local waiters = {}
     for i = 1, 100 do
@@ -465,7 +586,7 @@ describe("wirelab.event", function()
     for i = 1, 100 do assert.is_true(waiters[i]:join()) end
   end))
 
-  it("a waiter woken by set returns true even if clear comes first", bounded(function()
+  it("a waiter woken by set returns true even if clear comes first", bounded(5, function()
     -- Python's threading.Event and asyncio.Event: a set()/clear() pulse
     -- still releases the tasks that were waiting
     local ev = wirelab.event()
@@ -481,15 +602,21 @@ describe("wirelab.event", function()
     end
   end))
 
-  it("wait rejects a bad timeout", bounded(function()
+  it("wait rejects a bad timeout", bounded(5, function()
     local ev = wirelab.event()
-    assert.is_false(pcall(ev.wait, ev, "x"))
-    assert.is_false(pcall(ev.wait, ev, -1))
+    for _, bad in ipairs{"x", -1, 0 / 0} do
+      local ok, err = pcall(function() return ev:wait(bad) end)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'wait' (non-negative number of seconds or nil expected",
+                     err, 1, true)
+    end
+    ev:set()
+    assert.is_true(ev:wait(nil))           -- nil is no timeout, not a bad one
   end))
 end)
 
 describe("wirelab.queue", function()
-  it("is FIFO", bounded(function()
+  it("is FIFO", bounded(5, function()
     local q = wirelab.queue()
     for i = 1, 5 do q:put(i) end
     assert.are.equal(5, q:size())
@@ -499,7 +626,7 @@ describe("wirelab.queue", function()
     assert.are.equal(0, q:size())
   end))
 
-  it("carries items between tasks in order", bounded(function()
+  it("carries items between tasks in order", bounded(5, function()
     local q = wirelab.queue()
     local producer = wirelab.spawn(function()
       for i = 1, 100 do
@@ -519,14 +646,14 @@ describe("wirelab.queue", function()
     for i = 1, 100 do assert.are.equal(i, got[i]) end
   end))
 
-  it("get waits for a put from another task", bounded(function()
+  it("get waits for a put from another task", bounded(5, function()
     local q = wirelab.queue()
     local t = wirelab.spawn(function() q:put("hello") end)
     assert.are.equal("hello", q:get(2))
     t:join()
   end))
 
-  it("get with a timeout raises ETIMEDOUT on an empty queue", bounded(function()
+  it("get with a timeout raises ETIMEDOUT on an empty queue", bounded(5, function()
     local q = wirelab.queue()
     local t0 = wirelab.now()
     local ok, err = pcall(q.get, q, 0.05)
@@ -540,7 +667,7 @@ describe("wirelab.queue", function()
     assert.are.equal(1, q:get(0))
   end))
 
-  it("a bounded queue's put blocks until a get makes room", bounded(function()
+  it("a bounded queue's put blocks until a get makes room", bounded(5, function()
     local q = wirelab.queue(1)
     q:put("first")
     local putter = wirelab.spawn(function() q:put("second"); return "put done" end)
@@ -552,7 +679,7 @@ describe("wirelab.queue", function()
     assert.are.equal("second", q:get())
   end))
 
-  it("a getter cancelled after a put woke it passes the item on", bounded(function()
+  it("a getter cancelled after a put woke it passes the item on", bounded(5, function()
     local q = wirelab.queue()
     local a = wirelab.spawn(function() return q:get() end)
     local b = wirelab.spawn(function() return q:get() end)
@@ -567,7 +694,7 @@ describe("wirelab.queue", function()
     assert.are.equal("item", v)
   end))
 
-  it("a putter cancelled after a get woke it passes the slot on", bounded(function()
+  it("a putter cancelled after a get woke it passes the slot on", bounded(5, function()
     local q = wirelab.queue(1)
     q:put("first")
     local a = wirelab.spawn(function() q:put("from a") end)
@@ -581,14 +708,26 @@ describe("wirelab.queue", function()
     assert.are.equal("from b", q:get(0))
   end))
 
-  it("rejects a bad maxsize", bounded(function()
-    assert.is_false(pcall(wirelab.queue, -1))
-    assert.is_false(pcall(wirelab.queue, 1.5))
+  it("rejects a bad maxsize and a bad timeout", bounded(5, function()
+    for _, bad in ipairs{-1, 1.5, "2"} do
+      local ok, err = pcall(wirelab.queue, bad)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'queue' (non-negative integer expected)", err, 1, true)
+    end
+    assert.are.equal(0, wirelab.queue(0):size())  -- 0: unbounded, as in Python
+    local q = wirelab.queue()
+    local ok, err = pcall(function() return q:get(-1) end)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'get' (non-negative number of seconds", err, 1, true)
+    ok, err = pcall(function() return q:put("v", "later") end)
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'put' (non-negative number of seconds", err, 1, true)
+    assert.are.equal(0, q:size())          -- the refused put left nothing behind
   end))
 end)
 
 describe("wirelab.error", function()
-  it("new builds the object of API section 2", bounded(function()
+  it("new builds the object of API section 2", bounded(5, function()
     local e = errors.new("connect", "ECONNREFUSED", "127.0.0.1", 9)
     assert.are.equal("ECONNREFUSED", e.code)
     assert.are.equal("connect", e.op)
@@ -597,13 +736,13 @@ describe("wirelab.error", function()
     assert.are.equal("connect 127.0.0.1:9: connection refused (ECONNREFUSED)", tostring(e))
   end))
 
-  it("formats IPv6 addresses in brackets and timeouts as 'timed out'", bounded(function()
+  it("formats IPv6 addresses in brackets and timeouts as 'timed out'", bounded(5, function()
     assert.are.equal("connect [::1]:80: connection refused (ECONNREFUSED)",
       tostring(errors.new("connect", "ECONNREFUSED", "::1", 80)))
     assert.are.equal("recv: timed out (ETIMEDOUT)", tostring(errors.new("recv", "ETIMEDOUT")))
   end))
 
-  it("raise raises the object", bounded(function()
+  it("raise raises the object", bounded(5, function()
     local ok, err = pcall(errors.raise, "bind", "EADDRINUSE", "0.0.0.0", 8080)
     assert.is_false(ok)
     assert.are.equal("table", type(err))
@@ -612,7 +751,7 @@ describe("wirelab.error", function()
     assert.matches("^bind 0%.0%.0%.0:8080: .+ %(EADDRINUSE%)$", tostring(err))
   end))
 
-  it("is tells wirelab errors and their codes apart", bounded(function()
+  it("is tells wirelab errors and their codes apart", bounded(5, function()
     local e = errors.new("recv", "ECONNRESET")
     assert.is_true(errors.is(e))
     assert.is_true(errors.is(e, "ECONNRESET"))
@@ -622,13 +761,13 @@ describe("wirelab.error", function()
     assert.is_false(errors.is(nil))
   end))
 
-  it("rejects an unknown code", bounded(function()
+  it("rejects an unknown code", bounded(5, function()
     local ok, err = pcall(errors.new, "x", "ENOSUCHTHING")
     assert.is_false(ok)
     assert.matches("ENOSUCHTHING", err, 1, true)
   end))
 
-  it("timeouts and cancels raise the same kind of object", bounded(function()
+  it("timeouts and cancels raise the same kind of object", bounded(5, function()
     local t = wirelab.spawn(function() wirelab.sleep(100) end)
     local ok, err = pcall(t.join, t, 0.01)
     assert.is_false(ok)

@@ -183,11 +183,13 @@ function Base:_fail(status, reason)
   self.close_connection = true
   if self._w:headers_sent() then return end
   if not self.requestline then
-    -- the whole first line as received (the parser stops at the bad byte);
-    -- log_message escapes its control bytes
-    local parsed = self._parser:request_line(self._buf) or ""
-    local raw = self._buf:match("^([^\r\n]*)") or ""
-    self.requestline = (#raw > #parsed and raw or parsed):sub(1, 8192)
+    -- the first line as received: the parser's copy once it ended; a line
+    -- the parser stopped inside (at a bad byte) runs on in the buffer while
+    -- the buffer still starts with it. log_message escapes control bytes.
+    local parsed, done = self._parser:request_line()
+    local raw = not done and self._buf:match("^([^\r\n]*)") or ""
+    if #raw > #parsed and raw:sub(1, #parsed) == parsed then parsed = raw end
+    self.requestline = parsed:sub(1, 8192)
     self.command, self.request_version = nil, nil
   end
   pcall(self.send_error, self, status, reason)
@@ -265,16 +267,21 @@ local function request_body(self, has_body)
   return rfile
 end
 
--- max_requests_per_socket: the last request allowed closes the connection,
--- one more gets a 503. True when this request was refused.
-local function refuse_over_limit(self)
+-- max_requests_per_socket, as Node has it: the last request allowed is
+-- answered with Connection: close, but the connection stays; a request
+-- after it gets 503 and never reaches the handler, and so does each one
+-- pipelined behind that (a body would have to be read: then it closes).
+-- True when this request was refused.
+local function refuse_over_limit(self, has_body)
   local maxreq = self._max_requests
+  self._limit_keep = false
   if maxreq and self._requests > maxreq then
-    self.close_connection = true
     self:send_error(503, "Service Unavailable", "Too many requests on this connection")
     self._w:flush()
+    self.close_connection = has_body or self._pos > #self._buf
     return true
   elseif maxreq and self._requests == maxreq then
+    self._limit_keep = not self.close_connection
     self.close_connection = true
   end
   return false
@@ -323,6 +330,7 @@ local function end_request(self)
     end)
     if not ok or not b.done or b.failed then self.close_connection = true end
   end
+  if self._limit_keep and b.done and not self.connection.closed then self.close_connection = false end
 end
 
 function Base:handle_one_request()
@@ -334,7 +342,7 @@ function Base:handle_one_request()
   self._requests = (self._requests or 0) + 1
   self._clen = clen
   self.rfile = request_body(self, has_body)
-  if refuse_over_limit(self) then return end
+  if refuse_over_limit(self, has_body) then return end
   if expect and not self:handle_expect_100() then
     self._w:flush()
     return

@@ -18,8 +18,12 @@ local function new(cls, ...)
   return obj
 end
 
+-- The fields are copied, not adopted: a mixin passed to several extend
+-- calls (TCPServer:extend(ThreadingMixIn), UDPServer:extend(ThreadingMixIn))
+-- must not become, and be re-parented as, each of those classes.
 function Object:extend(fields)
-  local cls = fields or {}
+  local cls = {}
+  for k, v in pairs(fields or {}) do cls[k] = v end
   for _, k in pairs(INHERITED) do
     if rawget(cls, k) == nil and self[k] ~= nil then cls[k] = self[k] end
   end

@@ -15,17 +15,18 @@ local M = {
   fork = fork.fork, waitpid = fork.waitpid, _exit = fork._exit,
 }
 
--- check_timeout(t, n, fname): Lua's argument error for a bad timeout, at
--- the caller of the function named fname (n: the argument's number)
-local function check_timeout(t, n, fname)
+-- a timeout argument: nil or seconds; refused with Lua's usual wording
+local function check_timeout(t, level, argn, fname)
   if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
-    errors.argerror(n, fname, "timeout: non-negative number of seconds or nil expected", 3)
+    error(("bad argument #%d to '%s' (non-negative number of seconds or nil expected, got %s)")
+      :format(argn, fname, t ~= t and "nan" or (type(t) == "number" and tostring(t) or type(t))),
+      level + 1)
   end
 end
 
 -- timeout(seconds, fn, ...): fn's results, or ETIMEDOUT with fn cancelled.
 function M.timeout(seconds, fn, ...)
-  check_timeout(seconds, 1, "timeout")
+  check_timeout(seconds, 2, 1, "timeout")
   if type(fn) ~= "function" then
     errors.argerror(2, "timeout", "function expected, got " .. type(fn))
   end
@@ -60,7 +61,7 @@ function Event:is_set() return self._flag end
 -- wait([timeout]) -> true once set, false on timeout. A waiter released by
 -- set() returns true even if clear() came before it ran, as in Python.
 function Event:wait(timeout)
-  check_timeout(timeout, 1, "wait")
+  check_timeout(timeout, 2, 1, "wait")
   if self._flag then return true end
   local gen = self._gen
   local deadline = timeout and now() + timeout
@@ -102,7 +103,7 @@ end
 
 -- put(v[, timeout]): waits while the queue is full
 function Queue:put(v, timeout)
-  check_timeout(timeout, 2, "put")
+  check_timeout(timeout, 2, 2, "put")
   local deadline = timeout and now() + timeout
   while self:full() do wait_on(self._putters, deadline, "put") end
   self._tail = self._tail + 1
@@ -112,7 +113,7 @@ end
 
 -- get([timeout]) -> v; raises ETIMEDOUT when nothing came in time
 function Queue:get(timeout)
-  check_timeout(timeout, 1, "get")
+  check_timeout(timeout, 2, 1, "get")
   local deadline = timeout and now() + timeout
   while self._tail < self._head do wait_on(self._getters, deadline, "get") end
   local h = self._head

@@ -5,6 +5,8 @@ local wirelab = require "wirelab"
 local USAGE = [=[
 usage: wirelab [options] [SCRIPT [ARGS...]]
        wirelab test [PATHS...]
+       wirelab grade LAB [SUBMISSION...] [OPTIONS]
+       wirelab lab list|new|pack ...
 Run a lab script on wirelab's event loop (Lua 5.4 with Python-style sockets).
   SCRIPT ARGS    run SCRIPT with `arg` and `...` set as lua does ('-' = stdin)
   -e CODE        run CODE
@@ -16,6 +18,8 @@ Run a lab script on wirelab's event loop (Lua 5.4 with Python-style sockets).
   -v, --version  print the version
   -h, --help     print this help
   test [PATHS]   run busted specs (default: tests/) inside the runtime
+  grade LAB ...  grade submissions against a lab (wirelab grade --help)
+  lab ...        the labs shipped, a new lab, bundles (wirelab lab --help)
 Exit status: 0, 1 when the script raised an error, or os.exit's status.
 ]=]
 
@@ -75,6 +79,10 @@ local function run_options(argv, state)
       return nil, 0
     elseif a == "test" and not state.ran then
       return nil, require("wirelab.test").run(table.move(argv, i + 1, n, 1, {}), argv[0])
+    elseif a == "grade" and not state.ran then
+      return nil, require("lab.grade").main(table.move(argv, i + 1, n, 1, {}))
+    elseif a == "lab" and not state.ran then
+      return nil, require("lab.cli").main(table.move(argv, i + 1, n, 1, {}))
     elseif a == "--" then
       return i + 1
     elseif a:sub(1, 1) == "-" and a ~= "-" then

@@ -20,9 +20,9 @@ local IDLE_TIMEOUT = 2           -- header_timeout and keepalive_timeout
 
 -- Under AddressSanitizer RSS says more about the sanitizer than about the
 -- server, and everything runs slower: no memory bounds, looser times.
-local support = require "tests.reliability.support"
-local SANITIZED, note, defer, bounded = support.SANITIZED, support.note, support.defer, support.bounded
-local wirelab_path, stop, rss_kib, nfds = support.wirelab_path, support.stop, support.rss_kib, support.nfds
+local support = require "support"
+local SANITIZED, note, bounded = support.SANITIZED, support.note, support.bounded
+local stop, rss_kib, nfds = support.stop, support.rss_kib, support.nfds
 local P99_LIMIT = SANITIZED and 0.5 or 0.1
 local CLOSE_MARGIN = SANITIZED and 4 or 1.5    -- past IDLE_TIMEOUT
 local EARLY = 0.5             -- the helper's clock may lag the server's
@@ -99,7 +99,7 @@ end
 -- when thousands of clients arrive together; the helper also paces its
 -- connects by the accept queue, see open_conns)
 
-local ECHO_SERVER = support.echo_server(1024)
+local ECHO_SERVER = support.echo_script(1024)
 
 local HTTP_SERVER = [[
 local hs = require "http.server"
@@ -429,16 +429,9 @@ end
 
 -- start_server(code) -> process, port: wirelab -e code under prlimit
 local function start_server(code)
-  local argv = prlimited{wirelab_path(), "-e", code}
-  argv.stdin = false
-  local p = process.spawn(argv)
-  defer(function() stop(p) end)
-  local line = p.stdout:read("l")
+  local p, line = support.script(code, {prefix = prlimited{}, stdin = false})
   local port = math.tointeger(tonumber(line))
-  if not port then
-    stop(p)
-    error("the server did not start: " .. tostring(line) .. " " .. tostring(p.stderr:read("a")))
-  end
+  if not port then error("the server did not start: " .. line) end
   assert_nofile(p.pid, "the server")
   return p, port
 end
@@ -447,8 +440,7 @@ end
 local function start_helper(port, kind)
   local argv = prlimited{PYTHON, "-c", HELPER, "127.0.0.1", tostring(port), kind, tostring(SOURCES)}
   argv.stdin = true
-  local h = process.spawn(argv)
-  defer(function() stop(h) end)
+  local h = support.spawn(argv)
   local line = h.stdout:read("l")
   if line ~= "ready" then
     stop(h)
@@ -524,8 +516,7 @@ end
 
 describe("reliability: 10 000 idle connections (item 22)", function()
   if SKIP then
-    io.stderr:write("reliability/idle_spec: item 22 skipped: " .. SKIP .. "\n")
-    pending("item 22: many idle connections -- SKIPPED, " .. SKIP)
+    pending(support.skip("item 22 (many idle connections): " .. SKIP))
     return
   end
   if SOURCES > 1 then
