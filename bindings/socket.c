@@ -22,6 +22,7 @@
 
 static char scratch[RECV_STATIC];   /* copied to a Lua string at once */
 static int spare_fd = -1;           /* given up to shed a client on EMFILE */
+static double default_timeout = -1; /* setdefaulttimeout's: every new socket */
 
 static wl_sock_t **to_box(lua_State *L, int i) {
   return (wl_sock_t **)luaL_checkudata(L, i, SOCK_MT);
@@ -33,14 +34,16 @@ wl_sock_t *wl_check_sock(lua_State *L, int i, const char *op) {
   return s;
 }
 
-/* Errors name the peer when there is one, else the local address. */
+/* Errors name the peer when there is one, else the local address; an
+** AF_UNIX pair (socketpair) has none to name. */
 int wl_sock_raise(lua_State *L, wl_sock_t *s, const char *op, int code) {
   struct sockaddr_storage sa;
   socklen_t len = sizeof sa;
   char buf[80] = "";
-  if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0 ||
-      (len = sizeof sa, getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 &&
-       ((struct sockaddr_in *)&sa)->sin_port != 0))
+  if (s->family != AF_UNIX &&
+      (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0 ||
+       (len = sizeof sa, getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0 &&
+        ((struct sockaddr_in *)&sa)->sin_port != 0)))
     wl_format_sockaddr((struct sockaddr *)&sa, buf, sizeof buf);
   return wl_raise(L, op, code, buf);
 }
@@ -82,7 +85,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   keep = s->events;
   if (events & UV_READABLE) {
-    s->maybe_readable = 1;
+    s->maybe_readable = s->pending == 0;   /* else the next recv raises it */
     if (!wl_list_wake_one(&s->rdq, 0)) keep &= ~UV_READABLE;
   }
   if (events & UV_WRITABLE)
@@ -92,15 +95,13 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 /* ---- deadlines: kept in the continuation context, in microseconds ---- */
 
-static lua_KContext deadline_of(wl_sock_t *s) {
+lua_KContext wl_sock_deadline(const wl_sock_t *s) {
   if (s->timeout < 0) return 0;
   return (lua_KContext)(uv_hrtime() / 1000 + (uint64_t)(s->timeout * 1e6)) | 1;
 }
 
-/* Park until the socket is readable (dir UV_READABLE) or writable; then
-** k runs, which retries the call. */
-static int wait_io(lua_State *L, wl_sock_t *s, const char *op, int dir,
-                   lua_KContext dl, lua_KFunction k) {
+int wl_sock_wait(lua_State *L, wl_sock_t *s, const char *op, int dir,
+                 lua_KContext dl, lua_KFunction k) {
   double left = -1;
   wl_waiter_t *w;
   if (s->timeout == 0) return wl_sock_raise(L, s, op, UV_EAGAIN);
@@ -115,8 +116,14 @@ static int wait_io(lua_State *L, wl_sock_t *s, const char *op, int dir,
   return wl_park(L, w, left, k, dl);
 }
 
-/* The wake status, popped; raises when the wait failed. */
-static void check_wake(lua_State *L, const char *op) {
+int wl_sock_raise_pending(lua_State *L, wl_sock_t *s, const char *op) {
+  int e = s->pending;
+  s->pending = 0;
+  s->maybe_readable = 1;
+  return wl_sock_raise(L, s, op, e);
+}
+
+void wl_sock_woken(lua_State *L, const char *op) {
   int rc = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   if (rc < 0) {
@@ -131,27 +138,26 @@ static void check_wake(lua_State *L, const char *op) {
 ** held the loop for its slice, it yields first, so a UDP flood or a fast
 ** peer cannot starve timers and other clients. Non-blocking sockets
 ** (timeout 0) never yield, as they never wait. */
-static int turn_due(lua_State *L, const wl_sock_t *s) {
+int wl_sock_turn_due(lua_State *L, const wl_sock_t *s) {
   return s->timeout != 0 && wl_turn_over() && wl_can_park(L);
 }
 
 #define TAKE_TURN(L, s, k, dl) \
   do { \
-    if (turn_due((L), (s))) \
+    if (wl_sock_turn_due((L), (s))) \
       return wl_yield((L), (k), (dl)); \
   } while (0)
 
 /* ---- creation ----------------------------------------------------------- */
 
-static wl_sock_t **new_box(lua_State *L) {
+wl_sock_t **wl_sock_box(lua_State *L) {
   wl_sock_t **box = lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;
   luaL_setmetatable(L, SOCK_MT);
   return box;
 }
 
-/* Wraps fd (non-blocking, close-on-exec) in the socket at the stack top. */
-static int wrap_fd(lua_State *L, wl_sock_t **box, int fd, int family, int type) {
+int wl_sock_wrap(wl_sock_t **box, int fd, int family, int type) {
   wl_sock_t *s = malloc(sizeof *s);
   int rc;
   if (s == NULL) { close(fd); return UV_ENOMEM; }
@@ -164,13 +170,12 @@ static int wrap_fd(lua_State *L, wl_sock_t **box, int fd, int family, int type) 
   s->fd = fd;
   s->family = family;
   s->type = type;
-  s->timeout = -1;
+  s->timeout = default_timeout;   /* accepted ones too, as in Python */
   s->maybe_readable = 1;
   wl_waiter_init(&s->rdq);
   wl_waiter_init(&s->wrq);
   *box = s;
   wl_handle_count(1);
-  (void)L;
   return 0;
 }
 
@@ -183,17 +188,17 @@ static int socket_socket(lua_State *L) {
                 "AF_INET or AF_INET6 expected");
   luaL_argcheck(L, type == SOCK_STREAM || type == SOCK_DGRAM, 2,
                 "SOCK_STREAM or SOCK_DGRAM expected");
-  box = new_box(L);
+  box = wl_sock_box(L);
   fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return wl_raise(L, "socket", -errno, NULL);
-  if ((rc = wrap_fd(L, box, fd, family, type)) < 0)
+  if ((rc = wl_sock_wrap(box, fd, family, type)) < 0)
     return wl_raise(L, "socket", rc, NULL);
   return 1;
 }
 
 /* The (host, port) arguments at hi, hi + 1, checked: argument errors. */
 static const char *check_hostport(lua_State *L, int hi, lua_Integer *port) {
-  const char *host = luaL_checkstring(L, hi);
+  const char *host = wl_check_host(L, hi);
   *port = luaL_checkinteger(L, hi + 1);
   luaL_argcheck(L, *port >= 0 && *port <= 65535, hi + 1,
                 "port out of range 0-65535");
@@ -242,26 +247,30 @@ static int sock_listen(lua_State *L) {
 
 /* ---- connect ------------------------------------------------------------ */
 
+/* Once the poll says writable, connect() again tells how the handshake
+** ended, as the blocking call learns it inside the kernel: 0 (or EISCONN)
+** once established, EALREADY while it goes on, else its error. Reading
+** SO_ERROR instead leaves the socket in the kernel's "connecting" state:
+** a retry after ECONNREFUSED then raised ECONNABORTED, and a connect
+** after success returned 0 where Python's raises EISCONN. */
 static int connect_k(lua_State *L, int status, lua_KContext dl) {
+  int rc = (int)lua_tointeger(L, -1);
+  struct sockaddr_storage sa;
+  socklen_t len;
   wl_sock_t *s;
-  int err = 0;
-  socklen_t len = sizeof err;
-  (void)status; (void)dl;
-  if (lua_tointeger(L, -1) < 0) {
-    int rc = (int)lua_tointeger(L, -1);
+  (void)status;
+  lua_pop(L, 1);
+  if (rc < 0) {
     if (*to_box(L, 1) == NULL) rc = UV_EBADF;
     return wl_raise_addr(L, "connect", rc, 2);
   }
-  lua_pop(L, 1);
   s = wl_check_sock(L, 1, "connect");
-  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err == EINPROGRESS || err == EALREADY ||
-      (err == 0 && getpeername(s->fd, (struct sockaddr *)&(struct sockaddr_storage){0},
-                               &(socklen_t){sizeof(struct sockaddr_storage)}) < 0 &&
-       errno == ENOTCONN))
-    return wait_io(L, s, "connect", UV_WRITABLE, dl, connect_k);
-  if (err != 0) return wl_raise_addr(L, "connect", -err, 2);
-  return 0;
+  check_addr(L, s, 2, "connect", &sa, &len);     /* numeric by now */
+  if (connect(s->fd, (struct sockaddr *)&sa, len) == 0 || errno == EISCONN)
+    return 0;
+  if (errno == EALREADY || errno == EINPROGRESS || errno == EINTR)
+    return wl_sock_wait(L, s, "connect", UV_WRITABLE, dl, connect_k);
+  return wl_raise_addr(L, "connect", -errno, 2);
 }
 
 static int sock_connect(lua_State *L);
@@ -283,7 +292,7 @@ static int sock_connect(lua_State *L) {
   if (errno != EINPROGRESS || s->type != SOCK_STREAM)
     return wl_raise_addr(L, "connect", -errno, 2);
   if (s->timeout == 0) return wl_raise_addr(L, "connect", -EINPROGRESS, 2);
-  return wait_io(L, s, "connect", UV_WRITABLE, deadline_of(s), connect_k);
+  return wl_sock_wait(L, s, "connect", UV_WRITABLE, wl_sock_deadline(s), connect_k);
 }
 
 /* connect_ex(host, port) -> 0 or the error's code ("ECONNREFUSED"), as
@@ -331,35 +340,35 @@ static int accept_do(lua_State *L, lua_KContext dl) {
   wl_sock_t **box;
   int fd, rc;
   if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
-    return wait_io(L, s, "accept", UV_READABLE, dl, accept_k);
+    return wl_sock_wait(L, s, "accept", UV_READABLE, dl, accept_k);
   TAKE_TURN(L, s, accept_k, dl);
   fd = accept4(s->fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) {
     int e = errno;
     if (e == EAGAIN || e == EWOULDBLOCK) {
       s->maybe_readable = 0;
-      return wait_io(L, s, "accept", UV_READABLE, dl, accept_k);
+      return wl_sock_wait(L, s, "accept", UV_READABLE, dl, accept_k);
     }
     if (e == EMFILE || e == ENFILE) shed_client(s->fd);
     if (e == ECONNABORTED || e == EINTR) return accept_do(L, dl);
     return wl_sock_raise(L, s, "accept", -e);
   }
-  box = new_box(L);
-  if ((rc = wrap_fd(L, box, fd, s->family, s->type)) < 0)
+  box = wl_sock_box(L);
+  if ((rc = wl_sock_wrap(box, fd, s->family, s->type)) < 0)
     return wl_sock_raise(L, s, "accept", rc);
   return 1 + wl_push_addr(L, (struct sockaddr *)&sa);
 }
 
 static int accept_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "accept");
+  wl_sock_woken(L, "accept");
   return accept_do(L, dl);
 }
 
 static int sock_accept(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "accept");
   lua_settop(L, 1);
-  return accept_do(L, deadline_of(s));
+  return accept_do(L, wl_sock_deadline(s));
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -367,7 +376,9 @@ static int sock_accept(lua_State *L) {
 static int recv_k(lua_State *L, int status, lua_KContext dl);
 static int recvfrom_k(lua_State *L, int status, lua_KContext dl);
 
-/* recv and recvfrom: args (s, n [, flags]); from adds the sender. */
+/* recv and recvfrom: args (s, n [, flags]); from adds the sender.
+** MSG_WAITALL and MSG_TRUNC, which change what a call returns, take the
+** path of recvall.c; MSG_DONTWAIT only stops the waits. */
 static int recv_do(lua_State *L, lua_KContext dl, int from) {
   const char *op = from ? "recvfrom" : "recv";
   wl_sock_t *s = wl_check_sock(L, 1, op);
@@ -378,11 +389,25 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   luaL_Buffer b;
   char *buf;
   ssize_t r;
-  luaL_argcheck(L, n >= 0, 2, "negative buffer size");
-  if (!s->maybe_readable && s->timeout != 0)   /* never guess for non-blocking */
-    return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+  if (n <= 0) {
+    luaL_argcheck(L, n == 0, 2, "negative buffer size");
+    /* Python's recv(0) makes no call: "", and a datagram stays queued */
+    if (!from) { lua_pushliteral(L, ""); return 1; }
+  }
+  if (flags & (MSG_WAITALL | MSG_TRUNC))
+    return wl_recv_flagged(L, dl, from);
+  if (!s->maybe_readable) {
+    if (s->pending) return wl_sock_raise_pending(L, s, op);
+    if (s->timeout != 0 && !(flags & MSG_DONTWAIT))  /* never guess otherwise */
+      return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+  }
   TAKE_TURN(L, s, from ? recvfrom_k : recv_k, dl);
-  buf = n <= RECV_STATIC ? scratch : luaL_buffinitsize(L, &b, (size_t)n);
+  if (n <= RECV_STATIC)
+    buf = scratch;
+  else if (n > WL_RECV_MAX)   /* Python's MemoryError, without trying */
+    return wl_sock_raise(L, s, op, UV_ENOMEM);
+  else
+    buf = luaL_buffinitsize(L, &b, (size_t)n);
   sa.ss_family = AF_UNSPEC;
   r = recvfrom(s->fd, buf, (size_t)n, flags | MSG_DONTWAIT,
                (struct sockaddr *)&sa, &len);
@@ -391,7 +416,8 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
     if (n > RECV_STATIC) lua_pop(L, 1);      /* the buffer's box */
     if (e == EAGAIN || e == EWOULDBLOCK) {
       s->maybe_readable = 0;
-      return wait_io(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+      if (flags & MSG_DONTWAIT) return wl_sock_raise(L, s, op, UV_EAGAIN);
+      return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
     }
     if (e == EINTR) return recv_do(L, dl, from);
     return wl_sock_raise(L, s, op, -e);
@@ -408,26 +434,26 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
 
 static int recv_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "recv");
+  wl_sock_woken(L, "recv");
   return recv_do(L, dl, 0);
 }
 
 static int recvfrom_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "recvfrom");
+  wl_sock_woken(L, "recvfrom");
   return recv_do(L, dl, 1);
 }
 
 static int sock_recv(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "recv");
   lua_settop(L, 3);
-  return recv_do(L, deadline_of(s), 0);
+  return recv_do(L, wl_sock_deadline(s), 0);
 }
 
 static int sock_recvfrom(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "recvfrom");
   lua_settop(L, 3);
-  return recv_do(L, deadline_of(s), 1);
+  return recv_do(L, wl_sock_deadline(s), 1);
 }
 
 /* wait_readable([timeout]) -> true when a recv or accept would not block,
@@ -437,7 +463,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   int rc = (int)lua_tointeger(L, -1);
   (void)status; (void)ctx;
   if (rc == UV_ETIMEDOUT) { lua_pushboolean(L, 0); return 1; }
-  check_wake(L, "wait_readable");
+  wl_sock_woken(L, "wait_readable");
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -467,78 +493,118 @@ static int sock_wait_readable(lua_State *L) {
 /* ---- sending ------------------------------------------------------------ */
 
 /* One send(2); returns bytes sent, or a negative libuv error. */
-static ssize_t send_once(wl_sock_t *s, const char *p, size_t n,
+static ssize_t send_once(wl_sock_t *s, const char *p, size_t n, int flags,
                          const struct sockaddr_storage *sa, socklen_t len) {
   ssize_t r;
   do
-    r = sendto(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT,
+    r = sendto(s->fd, p, n, flags | MSG_NOSIGNAL | MSG_DONTWAIT,
                (const struct sockaddr *)sa, sa ? len : 0);
   while (r < 0 && errno == EINTR);
   return r < 0 ? -errno : r;
 }
 
-static int send_k(lua_State *L, int status, lua_KContext dl);
+/* A failed send raises the error a call met before it, if one did. */
+static int fail(lua_State *L, wl_sock_t *s, const char *op, int code) {
+  if (s->pending) return wl_sock_raise_pending(L, s, op);
+  return wl_sock_raise(L, s, op, code);
+}
 
+static int send_k(lua_State *L, int status, lua_KContext dl);
+static int send_rest(lua_State *L, lua_KContext dl, int all);
+
+/* send(data[, flags]): stack (s, data, flags). The first try; what a
+** blocking socket (no timeout) could not send at once goes on in
+** send_rest, as the blocking system call returns only when the kernel
+** has taken it all. With a timeout, or non-blocking, a short send. */
 static int send_do(lua_State *L, lua_KContext dl) {
   wl_sock_t *s = wl_check_sock(L, 1, "send");
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
+  int flags = (int)luaL_optinteger(L, 3, 0);
   ssize_t r;
   TAKE_TURN(L, s, send_k, dl);
-  r = send_once(s, p, n, NULL, 0);
-  if (r == UV_EAGAIN) return wait_io(L, s, "send", UV_WRITABLE, dl, send_k);
-  if (r < 0) return wl_sock_raise(L, s, "send", (int)r);
+  r = send_once(s, p, n, flags, NULL, 0);
+  if (r < (ssize_t)n) {              /* short, not yet, or failed */
+    if (r == UV_EAGAIN && !(flags & MSG_DONTWAIT))
+      return wl_sock_wait(L, s, "send", UV_WRITABLE, dl, send_k);
+    if (r < 0) return fail(L, s, "send", (int)r);
+    if (s->timeout < 0 && !(flags & MSG_DONTWAIT)) {
+      lua_pushinteger(L, r);
+      return send_rest(L, dl, 0);
+    }
+  }
   lua_pushinteger(L, r);
   return 1;
 }
 
 static int send_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "send");
+  wl_sock_woken(L, "send");
   return send_do(L, dl);
 }
 
 static int sock_send(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "send");
-  lua_settop(L, 2);
-  return send_do(L, deadline_of(s));
+  lua_settop(L, 3);
+  return send_do(L, wl_sock_deadline(s));
 }
 
-/* sendall: stack (s, data, sent); the deadline covers the whole call, as
-** in Python 3.5+. */
+/* The rest of a sendall, or of a blocking send: stack (s, data, flags,
+** sent). sendall raises on any error, and its deadline covers the whole
+** call, as in Python 3.5+; send returns the count once some bytes have
+** gone, as the system call does (the error comes again next time). */
 static int sendall_k(lua_State *L, int status, lua_KContext dl);
+static int sendrest_k(lua_State *L, int status, lua_KContext dl);
 
-static int sendall_do(lua_State *L, lua_KContext dl) {
-  wl_sock_t *s = wl_check_sock(L, 1, "sendall");
+static int send_rest(lua_State *L, lua_KContext dl, int all) {
+  const char *op = all ? "sendall" : "send";
+  wl_sock_t *s = wl_check_sock(L, 1, op);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
-  size_t off = (size_t)lua_tointeger(L, 3);
+  int flags = (int)lua_tointeger(L, 3);
+  size_t off = (size_t)lua_tointeger(L, 4);
   while (off < n) {
-    int due = turn_due(L, s);
-    ssize_t r = due ? UV_EAGAIN : send_once(s, p + off, n - off, NULL, 0);
-    if (r == UV_EAGAIN) {      /* resumes at off: after a turn, or a wait */
-      lua_pushinteger(L, (lua_Integer)off);
-      lua_replace(L, 3);
-      if (due) return wl_yield(L, sendall_k, dl);
-      return wait_io(L, s, "sendall", UV_WRITABLE, dl, sendall_k);
+    int due = wl_sock_turn_due(L, s);
+    ssize_t r = due ? UV_EAGAIN : send_once(s, p + off, n - off, flags, NULL, 0);
+    if (r == UV_EAGAIN && !(flags & MSG_DONTWAIT)) {
+      lua_pushinteger(L, (lua_Integer)off);       /* resumes at off: after */
+      lua_replace(L, 4);                          /* a turn, or a wait */
+      if (due) return wl_yield(L, all ? sendall_k : sendrest_k, dl);
+      return wl_sock_wait(L, s, op, UV_WRITABLE, dl, all ? sendall_k : sendrest_k);
     }
-    if (r < 0) return wl_sock_raise(L, s, "sendall", (int)r);
+    if (r < 0) {
+      if (all || off == 0) return fail(L, s, op, (int)r);
+      s->pending = (int)r;     /* the bytes sent count; the error comes next */
+      s->maybe_readable = 0;
+      break;
+    }
     off += (size_t)r;
   }
-  return 0;
+  if (all) return 0;
+  lua_pushinteger(L, (lua_Integer)off);
+  return 1;
 }
 
 static int sendall_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "sendall");
-  return sendall_do(L, dl);
+  wl_sock_woken(L, "sendall");
+  return send_rest(L, dl, 1);
 }
 
+static int sendrest_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  wl_sock_woken(L, "send");
+  return send_rest(L, dl, 0);
+}
+
+/* sendall(data[, flags]) */
 static int sock_sendall(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendall");
-  lua_settop(L, 2);
+  luaL_checkstring(L, 2);
+  luaL_optinteger(L, 3, 0);
+  lua_settop(L, 3);
   lua_pushinteger(L, 0);
-  return sendall_do(L, deadline_of(s));
+  return send_rest(L, wl_sock_deadline(s), 1);
 }
 
 static int sendto_k(lua_State *L, int status, lua_KContext dl);
@@ -554,16 +620,19 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
   if (check_addr(L, s, 3, "sendto", &sa, &len) == UV_EAI_NONAME)
     return wl_resolve_host(L, s, 3, "sendto", sendto_resolved_k);
   TAKE_TURN(L, s, sendto_k, dl);
-  r = send_once(s, p, n, &sa, len);
-  if (r == UV_EAGAIN) return wait_io(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
-  if (r < 0) return wl_raise_addr(L, "sendto", (int)r, 3);
+  r = send_once(s, p, n, 0, &sa, len);
+  if (r == UV_EAGAIN) return wl_sock_wait(L, s, "sendto", UV_WRITABLE, dl, sendto_k);
+  if (r < 0) {
+    if (s->pending) return wl_sock_raise_pending(L, s, "sendto");
+    return wl_raise_addr(L, "sendto", (int)r, 3);
+  }
   lua_pushinteger(L, r);
   return 1;
 }
 
 static int sendto_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
-  check_wake(L, "sendto");
+  wl_sock_woken(L, "sendto");
   return sendto_do(L, dl);
 }
 
@@ -571,13 +640,13 @@ static int sendto_k(lua_State *L, int status, lua_KContext dl) {
 static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   wl_take_resolved(L, ctx, "sendto", 3);
-  return sendto_do(L, deadline_of(wl_check_sock(L, 1, "sendto")));
+  return sendto_do(L, wl_sock_deadline(wl_check_sock(L, 1, "sendto")));
 }
 
 static int sock_sendto(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendto");
   lua_settop(L, 4);
-  return sendto_do(L, deadline_of(s));
+  return sendto_do(L, wl_sock_deadline(s));
 }
 
 /* ---- shutting down and closing ------------------------------------------ */
@@ -591,9 +660,13 @@ static int sock_shutdown(lua_State *L) {
   return 0;
 }
 
-static int sock_close(lua_State *L) {
-  wl_sock_t **box = to_box(L, 1);
+void wl_sock_close(lua_State *L, int i) {
+  wl_sock_t **box = to_box(L, i);
   if (*box != NULL) close_sock(box, 1);
+}
+
+static int sock_close(lua_State *L) {
+  wl_sock_close(L, 1);
   return 0;
 }
 
@@ -601,17 +674,6 @@ static int sock_gc(lua_State *L) {
   wl_sock_t **box = to_box(L, 1);
   if (*box != NULL) close_sock(box, 0);
   return 0;
-}
-
-/* detach() -> fd: the socket object lets go of the descriptor. */
-static int sock_detach(lua_State *L) {
-  wl_sock_t **box = to_box(L, 1);
-  int fd;
-  if (*box == NULL) { lua_pushinteger(L, -1); return 1; }
-  fd = dup((*box)->fd);
-  close_sock(box, 1);
-  lua_pushinteger(L, fd);
-  return 1;
 }
 
 static int sock_fileno(lua_State *L) {
@@ -636,6 +698,33 @@ static int sock_gettimeout(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "gettimeout");
   if (s->timeout < 0) lua_pushnil(L);
   else lua_pushnumber(L, s->timeout);
+  return 1;
+}
+
+/* getblocking(): false only for a non-blocking socket (timeout 0), as
+** in Python, where a socket with a timeout counts as blocking. */
+static int sock_getblocking(lua_State *L) {
+  lua_pushboolean(L, wl_check_sock(L, 1, "getblocking")->timeout != 0);
+  return 1;
+}
+
+/* setdefaulttimeout(seconds | nil): the timeout every socket made from
+** now on starts with -- socket(), accept(), fromfd(), socketpair(),
+** create_connection() and create_server() -- as in Python. */
+static int socket_setdefaulttimeout(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) {
+    default_timeout = -1;
+  } else {
+    double t = luaL_checknumber(L, 1);
+    luaL_argcheck(L, t >= 0 && t == t, 1, "non-negative number or nil expected");
+    default_timeout = t;
+  }
+  return 0;
+}
+
+static int socket_getdefaulttimeout(lua_State *L) {
+  if (default_timeout < 0) lua_pushnil(L);
+  else lua_pushnumber(L, default_timeout);
   return 1;
 }
 
@@ -664,53 +753,12 @@ static int sock_index(lua_State *L) {
   return 1;
 }
 
-static int sock_tostring(lua_State *L) {
-  wl_sock_t *s = *to_box(L, 1);
-  struct sockaddr_storage sa;
-  socklen_t len = sizeof sa;
-  char laddr[80] = "", raddr[80] = "";
-  if (s == NULL) {
-    lua_pushliteral(L, "<socket [closed]>");
-    return 1;
-  }
-  if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
-    wl_format_sockaddr((struct sockaddr *)&sa, laddr, sizeof laddr);
-  len = sizeof sa;
-  if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
-    wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
-  lua_pushfstring(L, "<socket fd=%d %s %s laddr=%s%s%s>", s->fd,
-                  s->family == AF_INET ? "AF_INET" : "AF_INET6",
-                  s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM", laddr,
-                  raddr[0] ? " raddr=" : "", raddr);
-  return 1;
-}
 
-static int socket_gethostname(lua_State *L) {
-  char buf[256];
-  size_t n = sizeof buf;
-  int rc = uv_os_gethostname(buf, &n);
-  if (rc < 0) return wl_raise(L, "gethostname", rc, NULL);
-  lua_pushstring(L, buf);
-  return 1;
-}
-
-/* fromfd(fd, family, type): a socket object around a duplicate of fd. */
-static int socket_fromfd(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1), nfd, rc;
-  int family = (int)luaL_optinteger(L, 2, AF_INET);
-  int type = (int)luaL_optinteger(L, 3, SOCK_STREAM);
-  wl_sock_t **box = new_box(L);
-  if ((nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-    return wl_raise(L, "fromfd", -errno, NULL);
-  fcntl(nfd, F_SETFL, fcntl(nfd, F_GETFL) | O_NONBLOCK);
-  if ((rc = wrap_fd(L, box, nfd, family, type)) < 0)
-    return wl_raise(L, "fromfd", rc, NULL);
-  return 1;
-}
 
 static const luaL_Reg funcs[] = {
-  {"socket", socket_socket}, {"gethostname", socket_gethostname},
-  {"fromfd", socket_fromfd}, {NULL, NULL}
+  {"socket", socket_socket},
+  {"setdefaulttimeout", socket_setdefaulttimeout},
+  {"getdefaulttimeout", socket_getdefaulttimeout}, {NULL, NULL}
 };
 
 static const luaL_Reg methods[] = {
@@ -718,9 +766,10 @@ static const luaL_Reg methods[] = {
   {"connect", sock_connect}, {"connect_ex", sock_connect_ex},
   {"send", sock_send}, {"sendall", sock_sendall},
   {"sendto", sock_sendto}, {"recv", sock_recv}, {"recvfrom", sock_recvfrom},
-  {"shutdown", sock_shutdown}, {"close", sock_close}, {"detach", sock_detach},
+  {"shutdown", sock_shutdown}, {"close", sock_close},
   {"fileno", sock_fileno}, {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout}, {"setblocking", sock_setblocking},
+  {"getblocking", sock_getblocking},
   {"wait_readable", sock_wait_readable}, {NULL, NULL}
 };
 
@@ -730,6 +779,10 @@ int luaopen_socket_core(lua_State *L) {
   luaL_newlib(L, methods);                   /* methods */
   wl_sockopt_register(L, lua_gettop(L), lua_gettop(L) - 1);
   wl_resolve_register(L, lua_gettop(L) - 1);
+  wl_sockfd_register(L, lua_gettop(L), lua_gettop(L) - 1);
+  wl_inet_register(L, lua_gettop(L) - 1);
+  wl_netdb_register(L, lua_gettop(L) - 1);
+  wl_sendfile_register(L, lua_gettop(L) - 1);
   luaL_newmetatable(L, SOCK_MT);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sock_index, 1);
@@ -738,7 +791,7 @@ int luaopen_socket_core(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, sock_close);
   lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, sock_tostring);
+  lua_pushcfunction(L, wl_sock_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   lua_setfield(L, -2, "methods");            /* the Lua half adds to it */

@@ -1,7 +1,10 @@
 /*
 ** socket.h: the socket object shared by socket.c (lifecycle and I/O),
-** sockopt.c (options, addresses, TCP_INFO, multicast, constants) and
-** resolve.c (names to addresses).
+** sockopt.c (options, addresses, TCP_INFO, multicast, constants),
+** sockfd.c (objects from descriptors), recvall.c (recv with
+** MSG_WAITALL or MSG_TRUNC), inet.c (address conversions), resolve.c
+** (names to addresses), netdb.c (hosts and services by name) and
+** sendfile.c (s:sendfile's system calls).
 */
 #ifndef WL_SOCKET_H
 #define WL_SOCKET_H
@@ -9,19 +12,63 @@
 #include "wl.h"
 
 #define SOCK_MT "wirelab.socket"
+/* The largest recv bufsize: a buffer that size is allocated before the
+** call, and beyond it recv raises ENOMEM, as Python's raises MemoryError
+** when it cannot allocate one. */
+#define WL_RECV_MAX ((lua_Integer)1 << 30)
 
 typedef struct wl_sock_t {
   uv_poll_t poll;            /* first: the close callback gets this pointer */
   int fd, family, type;
   int events;                /* what the poll watches now */
   int maybe_readable;        /* a recv/accept may succeed without waiting */
+  int pending;               /* an error a call met after it had bytes to
+                                return (a reset): the next recv or send
+                                raises it, as the kernel keeps sk_err
+                                (maybe_readable stays 0 meanwhile) */
   double timeout;            /* seconds; negative blocks, 0 never waits */
   wl_waiter_t rdq, wrq;      /* tasks waiting to read or accept / to write */
 } wl_sock_t;
 
+/* socket.c: the object and its waits, for the other socket files. */
 wl_sock_t *wl_check_sock(lua_State *L, int i, const char *op);
 int wl_sock_raise(lua_State *L, wl_sock_t *s, const char *op, int code);
+/* A new socket object on the stack, its box holding NULL: made before
+** the fd, so that a memory error leaves nothing unowned. */
+wl_sock_t **wl_sock_box(lua_State *L);
+/* Wraps fd (non-blocking, close-on-exec) in the empty box, with the
+** default timeout: 0, or a libuv error with fd closed. */
+int wl_sock_wrap(wl_sock_t **box, int fd, int family, int type);
+/* close() of the socket at stack slot i: wakes its tasks with EBADF. */
+void wl_sock_close(lua_State *L, int i);
+/* The deadline of a call starting now under the socket's timeout, as a
+** continuation context (0: none). */
+lua_KContext wl_sock_deadline(const wl_sock_t *s);
+/* Park until the socket is readable (dir UV_READABLE) or writable, then
+** k runs, which retries the call; raises EAGAIN at once on a
+** non-blocking socket and ETIMEDOUT past the deadline dl. A tail call. */
+int wl_sock_wait(lua_State *L, wl_sock_t *s, const char *op, int dir,
+                 lua_KContext dl, lua_KFunction k);
+/* Raises the error kept in s->pending, and forgets it. */
+int wl_sock_raise_pending(lua_State *L, wl_sock_t *s, const char *op);
+/* In k: pops the wake status, raising when the wait failed. */
+void wl_sock_woken(lua_State *L, const char *op);
+/* Whether a call that would not wait should first yield: the task has
+** held the loop for its slice (never on a non-blocking socket). */
+int wl_sock_turn_due(lua_State *L, const wl_sock_t *s);
+
+/* recvall.c: recv/recvfrom (stack s, n, flags) with MSG_WAITALL or
+** MSG_TRUNC set, from recv_do; dl is the call's deadline. */
+int wl_recv_flagged(lua_State *L, lua_KContext dl, int from);
+
+/* sockopt.c: the socket's __tostring. */
+int wl_sock_tostring(lua_State *L);
+
 void wl_sockopt_register(lua_State *L, int methods, int module);
+void wl_sockfd_register(lua_State *L, int methods, int module);
+void wl_inet_register(lua_State *L, int module);
+void wl_netdb_register(lua_State *L, int module);
+void wl_sendfile_register(lua_State *L, int module);
 
 /* resolve.c: a host name at hi (bind, connect, sendto) resolved for the
 ** socket's family; then k calls wl_take_resolved, which puts the first

@@ -6,6 +6,7 @@
 */
 #include <errno.h>
 #include <string.h>
+#include <netdb.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -110,7 +111,7 @@ static int sock_getpeername(lua_State *L) {
 static int membership(lua_State *L, int join) {
   const char *op = join ? "join_group" : "leave_group";
   wl_sock_t *s = wl_check_sock(L, 1, op);
-  const char *group = luaL_checkstring(L, 2);
+  const char *group = wl_check_host(L, 2);
   int rc;
   if (s->family == AF_INET) {
     struct ip_mreqn mr;
@@ -180,6 +181,33 @@ static int sock_tcp_info(lua_State *L) {
   return 1;
 }
 
+/* <socket fd=7 AF_INET SOCK_STREAM laddr=127.0.0.1:8000 raddr=...>, the
+** socket's __tostring; an AF_UNIX pair (socketpair) has no addresses. */
+int wl_sock_tostring(lua_State *L) {
+  wl_sock_t *s = *(wl_sock_t **)luaL_checkudata(L, 1, SOCK_MT);
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  char laddr[80] = "", raddr[80] = "";
+  if (s == NULL) {
+    lua_pushliteral(L, "<socket [closed]>");
+    return 1;
+  }
+  if (s->family != AF_UNIX) {
+    if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
+      wl_format_sockaddr((struct sockaddr *)&sa, laddr, sizeof laddr);
+    len = sizeof sa;
+    if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
+      wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
+  }
+  lua_pushfstring(L, "<socket fd=%d %s %s%s%s%s%s>", s->fd,
+                  s->family == AF_INET ? "AF_INET"
+                  : s->family == AF_INET6 ? "AF_INET6" : "AF_UNIX",
+                  s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM",
+                  laddr[0] ? " laddr=" : "", laddr, raddr[0] ? " raddr=" : "",
+                  raddr);
+  return 1;
+}
+
 static const luaL_Reg methods[] = {
   {"setsockopt", sock_setsockopt}, {"getsockopt", sock_getsockopt},
   {"getsockname", sock_getsockname}, {"getpeername", sock_getpeername},
@@ -189,7 +217,13 @@ static const luaL_Reg methods[] = {
 
 static const struct { const char *name; int value; } constants[] = {
   {"AF_INET", AF_INET}, {"AF_INET6", AF_INET6}, {"AF_UNSPEC", AF_UNSPEC},
+  {"AF_UNIX", AF_UNIX},                     /* socketpair's default */
   {"SOCK_STREAM", SOCK_STREAM}, {"SOCK_DGRAM", SOCK_DGRAM},
+  {"SOCK_RAW", SOCK_RAW},                   /* in getaddrinfo's answers */
+  {"AI_PASSIVE", AI_PASSIVE}, {"AI_CANONNAME", AI_CANONNAME},
+  {"AI_NUMERICHOST", AI_NUMERICHOST}, {"AI_NUMERICSERV", AI_NUMERICSERV},
+  {"AI_ADDRCONFIG", AI_ADDRCONFIG}, {"AI_V4MAPPED", AI_V4MAPPED},
+  {"AI_ALL", AI_ALL},
   {"SOL_SOCKET", SOL_SOCKET}, {"SO_REUSEADDR", SO_REUSEADDR},
   {"SO_REUSEPORT", SO_REUSEPORT}, {"SO_BROADCAST", SO_BROADCAST},
   {"SO_KEEPALIVE", SO_KEEPALIVE}, {"SO_RCVBUF", SO_RCVBUF},
@@ -205,7 +239,8 @@ static const struct { const char *name; int value; } constants[] = {
   {"IPV6_V6ONLY", IPV6_V6ONLY}, {"IPV6_MULTICAST_HOPS", IPV6_MULTICAST_HOPS},
   {"IPV6_MULTICAST_LOOP", IPV6_MULTICAST_LOOP},
   {"SHUT_RD", SHUT_RD}, {"SHUT_WR", SHUT_WR}, {"SHUT_RDWR", SHUT_RDWR},
-  {"MSG_PEEK", MSG_PEEK}, {"MSG_WAITALL", MSG_WAITALL}, {"SOMAXCONN", SOMAXCONN},
+  {"MSG_PEEK", MSG_PEEK}, {"MSG_WAITALL", MSG_WAITALL},
+  {"MSG_DONTWAIT", MSG_DONTWAIT}, {"MSG_TRUNC", MSG_TRUNC}, {"SOMAXCONN", SOMAXCONN},
   {NULL, 0}
 };
 

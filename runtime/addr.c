@@ -23,6 +23,19 @@ int wl_numeric_host(const char *host) {
   return strspn(host, "0123456789.") == strlen(host) && strchr(host, '.');
 }
 
+const char *wl_check_host(lua_State *L, int i) {
+  size_t len;
+  const char *host = luaL_checklstring(L, i, &len);
+  /* C would read up to the NUL: "127.0.0.1\0evil" must not reach 127.0.0.1 */
+  luaL_argcheck(L, strlen(host) == len, i, "host name must not contain a NUL byte");
+  return host;
+}
+
+int wl_parse_ipv4(const char *host, struct in_addr *a) {
+  /* inet_aton stops at white space and takes "127.1 junk": refuse that */
+  return host[strcspn(host, " \t\n\v\f\r")] == '\0' && inet_aton(host, a);
+}
+
 int wl_parse_addr(const char *host, int port, int family,
                   struct sockaddr_storage *sa, socklen_t *len) {
   memset(sa, 0, sizeof *sa);
@@ -39,7 +52,7 @@ int wl_parse_addr(const char *host, int port, int family,
     if (inet_pton(AF_INET6, host, &a->sin6_addr) == 1) return 0;
     {                          /* an IPv4 literal on a v6 socket: mapped */
       struct in_addr v4;
-      if (inet_pton(AF_INET, host, &v4) == 1) {
+      if (wl_parse_ipv4(host, &v4)) {
         a->sin6_addr.s6_addr[10] = a->sin6_addr.s6_addr[11] = 0xff;
         memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
         return 0;
@@ -55,7 +68,7 @@ int wl_parse_addr(const char *host, int port, int family,
       a->sin_addr.s_addr = htonl(INADDR_BROADCAST);
       return 0;
     }
-    if (inet_pton(AF_INET, host, &a->sin_addr) == 1) return 0;
+    if (wl_parse_ipv4(host, &a->sin_addr)) return 0;
   } else {
     return UV_EAFNOSUPPORT;
   }

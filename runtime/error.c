@@ -11,16 +11,21 @@
 #define ERROR_MT "wirelab.error"
 
 /* libuv names only the errors it maps; the rest (EINPROGRESS...) come
-** from the C library, so every code has its errno name. */
+** from the C library, so every code has its errno name. uv_err_name
+** mallocs the name of a code it does not know, and never frees it: the
+** _r form writes into a buffer (static: only the loop thread raises, and
+** the name is copied into Lua at once). */
+static char unknown[64];
+
 static int uv_knows(int code) {
-  return strncmp(uv_err_name(code), "Unknown", 7) != 0;
+  return strncmp(uv_err_name_r(code, unknown, sizeof unknown), "Unknown", 7) != 0;
 }
 
 static const char *code_name(int code) {
   const char *name;
-  if (!uv_knows(code) && code < 0 && (name = strerrorname_np(-code)) != NULL)
-    return name;
-  return uv_err_name(code);
+  if (uv_knows(code)) return uv_err_name(code);
+  if (code < 0 && (name = strerrorname_np(-code)) != NULL) return name;
+  return uv_err_name_r(code, unknown, sizeof unknown);
 }
 
 /* Python's wording where people will compare the two. */
@@ -31,7 +36,10 @@ static const char *reason(int code) {
     case UV_EBADF: return "used after close";   /* any handle */
     case UV_ECANCELED: return "cancelled";
     case UV_EAI_NONAME: return "unknown host name";
-    default: return uv_knows(code) || code >= 0 ? uv_strerror(code) : strerror(-code);
+    default:
+      if (uv_knows(code)) return uv_strerror(code);
+      if (code < 0) return strerror(-code);
+      return uv_strerror_r(code, unknown, sizeof unknown);   /* no leak */
   }
 }
 

@@ -49,6 +49,7 @@ static struct {
   wl_task_t *only;           /* in a forked child: the one task that runs */
   uint64_t polled_at;        /* uv_hrtime() of the loop's last poll */
   int handles;
+  int closed;                /* wl_sched_close has run: nothing resumes */
 } S;
 
 uv_loop_t *wl_loop(void) { return &S.loop; }
@@ -203,8 +204,11 @@ int wl_wake(wl_waiter_t *w, int status) {
   w->next->prev = w->prev;
   w->prev = w->next = w;
   if (t == NULL) return 0;
-  assert(t->state == T_PARKED && t->parked == w);
   w->task = NULL;
+  /* at exit, a request finishing in wl_loop_close (a lookup on the
+  ** thread pool) finds its task freed by lua_close: it frees itself */
+  if (S.closed) return 0;
+  assert(t->state == T_PARKED && t->parked == w);
   t->parked = NULL;
   if (t->hidx >= 0) heap_remove(t);
   t->status = status;
@@ -678,6 +682,7 @@ int luaopen_wirelab_core(lua_State *L) {
 /* At exit: nothing will be resumed again; forget every wait so that the
 ** timer never touches a task lua_close is about to free. */
 void wl_sched_close(void) {
+  S.closed = 1;
   S.hcount = 0;
   S.rcount = 0;
   uv_timer_stop(&S.timer);

@@ -25,6 +25,7 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <lua.h>
 #include <uv.h>
 
@@ -132,8 +133,14 @@ int luaopen_wirelab_error(lua_State *L);
 
 /* ---- addresses (addr.c) ---------------------------------------------- */
 
+/* The host argument at i: a string with no NUL byte in it, or a bad
+** argument error (Python's TypeError). */
+const char *wl_check_host(lua_State *L, int i);
 /* Whether host is a literal to parse, not a name to resolve. */
 int wl_numeric_host(const char *host);
+/* Every form inet_aton takes, as Python's getaddrinfo does ("127.1",
+** "0x7f.0.0.1", "2130706433"), and nothing after it: 1 when host is one. */
+int wl_parse_ipv4(const char *host, struct in_addr *a);
 /* Numeric host (or "" / "<broadcast>") + port into sa; 0 or a libuv
 ** error (UV_EAI_NONAME when host is a name that needs resolving). */
 int wl_parse_addr(const char *host, int port, int family,

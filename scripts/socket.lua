@@ -18,31 +18,32 @@ local is_numeric = core._is_numeric    -- addr.c's rule: a literal, not a name
 local Socket = core.methods
 M.Socket = Socket
 
-local default_timeout = nil
-
-function M.getdefaulttimeout() return default_timeout end
-function M.setdefaulttimeout(t)
-  if t ~= nil and (type(t) ~= "number" or t < 0) then
-    error("bad argument #1 to 'setdefaulttimeout' (non-negative number or nil expected)", 2)
+-- A host argument of a Lua function: a string with no NUL byte, which C
+-- would cut short (Python raises TypeError).
+local function check_host(host, n, fname)
+  if type(host) ~= "string" then
+    error(("bad argument #%d to '%s' (string expected, got %s)"):format(n, fname, type(host)), 3)
   end
-  default_timeout = t
+  if host:find("\0", 1, true) then
+    error(("bad argument #%d to '%s' (host name must not contain a NUL byte)"):format(n, fname), 3)
+  end
+  return host
 end
 
+-- socket([family[, type]]) -> s, with the default timeout; a Lua function
+-- so that a bad argument names 'socket' even through pcall
 function M.socket(family, kind)
   local s = core.socket(family, kind)
-  if default_timeout then s:settimeout(default_timeout) end
   return s
 end
 
--- getaddrinfo(host, port[, family[, type]]) -> {{family=, type=, host=, port=}...}
-function M.getaddrinfo(host, port, family, kind)
-  if type(host) ~= "string" then
-    error("bad argument #1 to 'getaddrinfo' (string expected, got " .. type(host) .. ")", 2)
+-- setdefaulttimeout(seconds | nil): the C function keeps it; checked here
+-- so that a bad argument names the caller's line, through pcall too
+function M.setdefaulttimeout(t)
+  if t ~= nil and (type(t) ~= "number" or not (t >= 0)) then
+    error("bad argument #1 to 'setdefaulttimeout' (non-negative number or nil expected)", 2)
   end
-  if port ~= nil and math.type(port) ~= "integer" then
-    error("bad argument #2 to 'getaddrinfo' (integer expected, got " .. type(port) .. ")", 2)
-  end
-  return core.getaddrinfo(host, port or 0, family or AF_UNSPEC, kind or SOCK_STREAM)
+  core.setdefaulttimeout(t)
 end
 
 -- bind, connect, connect_ex and sendto are C methods, which check their
@@ -50,6 +51,43 @@ end
 local c_bind, c_connect = Socket.bind, Socket.connect
 
 Socket.__close = Socket.close
+
+-- ---- sendfile -------------------------------------------------------------
+
+-- sendfile(file[, offset[, count]]) -> bytes sent, Python's: the bytes of
+-- file (a Lua file, or a path, opened here) from offset, count of them or
+-- up to its end, copied by the kernel (sendfile(2), in sendfile.c). The
+-- file's position ends at offset + bytes sent. Python's ValueErrors are
+-- bad arguments.
+function Socket:sendfile(file, offset, count)
+  if self.closed then errors.raise("sendfile", "EBADF") end
+  if self.type ~= SOCK_STREAM then
+    error("calling 'sendfile' on bad self (only SOCK_STREAM type sockets are supported)", 2)
+  end
+  if self:gettimeout() == 0 then
+    error("calling 'sendfile' on bad self (non-blocking sockets are not supported)", 2)
+  end
+  offset = offset or 0
+  if math.type(offset) ~= "integer" or offset < 0 then
+    error("bad argument #2 to 'sendfile' (non-negative integer offset expected)", 2)
+  end
+  if count ~= nil and (math.type(count) ~= "integer" or count <= 0) then
+    error("bad argument #3 to 'sendfile' (count must be a positive integer)", 2)
+  end
+  if type(file) == "string" then
+    local f, _, errno = io.open(file, "rb")
+    if not f then errors.raise("sendfile", -(errno or 2), file) end
+    local opened <close> = f
+    local sent = core._sendfile(self, opened, offset, count)
+    return sent
+  end
+  if io.type(file) ~= "file" then
+    error(("bad argument #1 to 'sendfile' (file or path expected, got %s)"):format(
+      io.type(file) == "closed file" and "closed file" or type(file)), 2)
+  end
+  local sent = core._sendfile(self, file, offset, count)
+  return sent
+end
 
 -- ---- makefile: a buffered file over the socket ----------------------------
 -- Reads go through the one reader (wirelab.reader); writes are buffered
@@ -128,16 +166,16 @@ File.__close = File.close
 -- create_connection(host, port[, timeout[, source_host, source_port]]) -> s
 local function connect_with(new_socket, host, port, timeout, source_host, source_port)
   local list
-  if type(host) == "string" and host ~= "" and is_numeric(host) then
+  check_host(host, 1, "create_connection")
+  if host ~= "" and is_numeric(host) then
     list = {{family = host:find(":", 1, true) and AF_INET6 or AF_INET, host = host, port = port}}
   else
     list = M.getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM)
   end
   local last
   for _, ai in ipairs(list) do
-    local s = new_socket(ai.family, SOCK_STREAM)
-    if timeout ~= nil then s:settimeout(timeout)
-    elseif default_timeout then s:settimeout(default_timeout) end
+    local s = new_socket(ai.family, SOCK_STREAM)        -- with the default timeout
+    if timeout ~= nil then s:settimeout(timeout) end
     local ok, err = pcall(function()
       if source_host then c_bind(s, source_host, source_port or 0) end
       c_connect(s, ai.host, ai.port)
@@ -182,15 +220,37 @@ function M.create_server(host, port, opts) return serve_with(core.socket, host, 
 
 function M.has_dualstack_ipv6() return true end
 
--- gethostbyname(name) -> the first IPv4 address
+-- gethostbyname(name) -> the first IPv4 address, as a dotted quad
 function M.gethostbyname(name)
-  if type(name) ~= "string" then
-    error("bad argument #1 to 'gethostbyname' (string expected, got " .. type(name) .. ")", 2)
-  end
-  if is_numeric(name) and not name:find(":", 1, true) and name ~= "" then return name end
-  local list = M.getaddrinfo(name, 0, AF_INET)
+  check_host(name, 1, "gethostbyname")
+  -- Python's: "" is INADDR_ANY, and every inet_aton form a literal
+  if name == "" then return "0.0.0.0" end
+  if name == "<broadcast>" then return "255.255.255.255" end
+  local quad = core._ipv4(name)
+  if quad then return quad end
+  local list = M.getaddrinfo(name, nil, AF_INET, SOCK_STREAM)
   if not list[1] then errors.raise("gethostbyname", "EAI_NONAME", name) end
   return list[1].host
+end
+
+-- getfqdn([name]) -> name, Python's: of the names the reverse lookup of
+-- name gives (its host name, then its aliases), the first with a dot in
+-- it, else the host name; name itself when the lookup fails. No name
+-- (or "0.0.0.0", "::") is this machine's.
+function M.getfqdn(name)
+  check_host(name or "", 1, "getfqdn")
+  name = (name or ""):match("^%s*(.-)%s*$")
+  if name == "" or name == "0.0.0.0" or name == "::" then name = M.gethostname() end
+  local ok, host, aliases = pcall(M.gethostbyaddr, name)
+  if not ok then
+    if errors.is(host) then return name end
+    error(host, 0)
+  end
+  table.insert(aliases, 1, host)
+  for _, n in ipairs(aliases) do
+    if n:find(".", 1, true) then return n end
+  end
+  return host
 end
 
 return M
