@@ -94,7 +94,7 @@ return lab.new{
             "loop until everything is sent, or use sendall",
      run = function(t)
        local p = started(t)
-       local c = t:connect(p.port, nil, 5)     -- 5 s without a byte: the echo has stopped
+       local c = t:connect(p.port, nil, 10)    -- 10 s without a byte: the echo has stopped
        local data = t.rng:bytes(8 * MiB)
        t:step("sent 8388608 random bytes in one sendall; read nothing for 0.5 s, then 64 KiB per 2 ms")
        t:same_bytes(echo(t, c, data, sendall, {read = 65536, pause = 0.002, wait = 0.5}), data,
