@@ -15,13 +15,7 @@ local function sh(script, opts)
   return process.spawn(spec)
 end
 
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
+local alive = support.exists
 
 local function code_of(f, ...)
   local ok, err = pcall(f, ...)

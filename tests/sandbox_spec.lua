@@ -14,25 +14,9 @@ local bounded, defer, stop = support.bounded, support.defer, support.stop
 
 local MiB = 1024 * 1024
 
--- exists(pid): /proc/PID is there and not a zombie
-local function exists(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
+local exists = support.exists
 
--- pids of every process whose session is sid (the program's: it is a
--- session leader, so sid is its pid)
-local function in_session(sid)
-  local found = {}
-  local r = process.run{"ps", "-e", "-o", "pid=,sid=", timeout = 5}
-  for pid, s in r.stdout:gmatch("(%d+)%s+(%d+)") do
-    if tonumber(s) == sid then found[#found + 1] = tonumber(pid) end
-  end
-  return found
-end
+local in_session = support.in_session
 
 local function spawn(spec)
   local p = process.spawn(spec)

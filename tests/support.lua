@@ -163,6 +163,33 @@ end
 
 function M.rss_kib(pid) return tonumber(M.proc_status(pid, "VmRSS")) end
 
+-- in_session(sid) -> the pids of every process whose session is sid (a
+-- sandboxed program leads its own: sid is its pid), from /proc
+function M.in_session(sid)
+  local found = {}
+  for _, e in ipairs(fs.listdir("/proc")) do
+    if e.name:match("^%d+$") then
+      local f = io.open("/proc/" .. e.name .. "/stat")
+      local stat = f and f:read("a")
+      if f then f:close() end
+      -- fields after "(comm)": state, ppid, pgrp, session
+      local s = stat and stat:match("%)%s+%a%s+%d+%s+%d+%s+(%d+)")
+      if tonumber(s) == sid then found[#found + 1] = tonumber(e.name) end
+    end
+  end
+  return found
+end
+
+-- exists(pid): /proc/PID is there and not a zombie (a process of another
+-- program, watched by pid: nothing to wait on)
+function M.exists(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("a")
+  f:close()
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
 -- nfds(pid[, kind]) -> how many fds the process has open; with kind
 -- "socket", only its sockets (sanitizers and the C library open files of
 -- their own, which make the full count noisy). This process counts its

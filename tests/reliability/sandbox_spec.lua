@@ -19,29 +19,9 @@ local function wirelab_path() return support.wirelab end
 
 local MiB = 1024 * 1024
 
-local function exists(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
+local exists = support.exists
 
--- every pid whose session is sid (a sandboxed program leads its own)
-local function in_session(sid)
-  local found = {}
-  for _, e in ipairs(fs.listdir("/proc")) do
-    if e.name:match("^%d+$") then
-      local f = io.open("/proc/" .. e.name .. "/stat")
-      local stat = f and f:read("a")
-      if f then f:close() end
-      -- fields after "(comm)": state, ppid, pgrp, session
-      local s = stat and stat:match("%)%s+%a%s+%d+%s+%d+%s+(%d+)")
-      if tonumber(s) == sid then found[#found + 1] = tonumber(e.name) end
-    end
-  end
-  return found
-end
+local in_session = support.in_session
 
 -- nothing of p is left: no process in its session, its cgroups gone
 local function nothing_left(p)
