@@ -57,6 +57,8 @@ describe("wirelab grade, the tcp-echo lab", function()
     ["send-unchecked"] = {16, "echo-large-slow-reader", "wrong output"},
     ["serial"] = {13.3, "concurrent-10", "partial"},
     ["transforms"] = {1, "echo-short", "wrong output"},
+    ["build-error"] = {0, "listens", "build failed"},
+    ["no-program"] = {0, "listens", "did not start"},
   }
 
   it("gives the references full marks and each broken submission its exact score", bounded(300, function()
@@ -64,7 +66,7 @@ describe("wirelab grade, the tcp-echo lab", function()
     local out = tmpdir()
     local pysol = tmpdir()
     assert.are.equal(0, process.run{"cp", TCP .. "/solution/server.py", pysol .. "/", timeout = 5}.code)
-    local subs = {TCP .. "/solution", pysol}
+    local subs = {TCP .. "/solution", pysol, BROKEN .. "/c-reference"}
     for name in pairs(EXPECTED) do subs[#subs + 1] = BROKEN .. "/" .. name end
     -- under ASan every program is several times slower: fewer at a time
     local args = {TCP, "--format", "json", "--output", out, "--jobs", support.SANITIZED and "2" or "3",
@@ -85,6 +87,8 @@ for f in sorted(os.listdir(d)):
       got[f:gsub("%.json$", "")] = {tonumber(score), tonumber(max), bad}
     end
     assert.are.same({18, 18}, {got.solution[1], got.solution[2]}, "the Lua reference: " .. got.solution[3])
+    assert.are.same({18, 18}, {got["c-reference"][1], got["c-reference"][2]},
+      "the C reference, built by its Makefile: " .. got["c-reference"][3])
     local pyname = pysol:match("([^/]+)$")
     assert.are.same({18, 18}, {got[pyname][1], got[pyname][2]}, "the Python reference: " .. got[pyname][3])
     for name, want in pairs(EXPECTED) do

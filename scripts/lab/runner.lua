@@ -182,9 +182,15 @@ function M.grade(lab, path, opts)
       local dr = by_name[d]
       if dr and dr.status ~= "passed" then blocked = d; break end
     end
-    if sub.problem then
+    if sub.problem and not sub.problem_told then
+      -- told once, by the first check; the others are skipped because of it
+      sub.problem_told = true
       res = {name = check.name, max_score = check.points, score = 0, status = "failed",
              outcome = sub.problem_outcome or "error", message = sub.problem,
+             visibility = check.visibility, description = check.description, duration = 0}
+    elseif sub.problem then
+      res = {name = check.name, max_score = check.points, score = 0, status = "skipped",
+             outcome = "skipped", message = "not run: " .. (sub.problem_outcome or "the submission could not be graded"),
              visibility = check.visibility, description = check.description, duration = 0}
     elseif blocked then
       res = {name = check.name, max_score = check.points, score = 0, status = "skipped",

@@ -1,0 +1,2 @@
+/* Broken on purpose: does not compile. */
+int main( { return 0; }
