@@ -226,6 +226,7 @@ local function modules()
       codes = {data = true},
     }},
     {name = "wirelab.fs", mod = fs, prefix = "fs."},
+    {name = "wirelab.pretty", mod = require "wirelab.pretty", prefix = "pretty."},
     {name = "lab", mod = require "lab", prefix = "lab.", tables = {
       Lab = {prefixes = {"lab:"}},
       VISIBILITY = {data = true}, STARTS = {data = true},

@@ -6,6 +6,7 @@
 -- without prompts, so a session can be scripted.
 local rl = require "wirelab.readline"
 local reader = require "wirelab.reader"
+local pretty = require "wirelab.pretty"
 
 local M = {}
 
@@ -33,9 +34,10 @@ local function traceback(e)
   return (tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", ""))
 end
 
+-- the values of an expression, as wirelab.pretty prints them
 local function show(res)
   local out = {}
-  for i = 2, res.n do out[#out + 1] = tostring(res[i]) end
+  for i = 2, res.n do out[#out + 1] = pretty.show(res[i]) end
   io.stdout:write(table.concat(out, "\t"), "\n")
   io.stdout:flush()
 end
