@@ -44,6 +44,38 @@ static void on_line(char *line) {
     R.eof = 1;
 }
 
+/* ---- history: ~/.wirelab_history, for a terminal only ---------------- */
+
+#define HISTORY_MAX 1000       /* lines kept across sessions */
+
+static char history_path[4096];
+static char *last_added;       /* the line added last, so no repeats in a row */
+
+/* $WIRELAB_HISTORY, else $HOME/.wirelab_history; "" when neither is set */
+static void history_open(void) {
+  const char *p = getenv("WIRELAB_HISTORY"), *home = getenv("HOME");
+  if (p != NULL && p[0] != '\0')
+    snprintf(history_path, sizeof history_path, "%s", p);
+  else if (home != NULL && home[0] != '\0')
+    snprintf(history_path, sizeof history_path, "%s/.wirelab_history", home);
+  using_history();
+  stifle_history(HISTORY_MAX);
+  if (history_path[0] != '\0' && read_history(history_path) == 0 &&
+      history_length > 0) {        /* no history yet is fine */
+    HIST_ENTRY *last = history_get(history_base + history_length - 1);
+    if (last != NULL && last->line != NULL)
+      last_added = strdup(last->line);
+  }
+}
+
+static void history_add(const char *line) {
+  if (line[0] == '\0' || (last_added != NULL && strcmp(last_added, line) == 0))
+    return;
+  add_history(line);
+  free(last_added);
+  last_added = strdup(line);
+}
+
 /* The first call: what stdin is. */
 static void setup(void) {
   if (R.pollable >= 0)
@@ -51,6 +83,8 @@ static void setup(void) {
   R.tty = isatty(0);
   R.pollable = uv_poll_init(wl_loop(), &poll_stdin, 0) == 0;
   R.poll = R.pollable ? &poll_stdin : NULL;
+  if (R.tty)
+    history_open();
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -71,8 +105,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 /* Pushes the finished line (or nil at EOF) and forgets it. */
 static int push_line(lua_State *L) {
   if (R.have_line && R.line != NULL) {
-    if (R.tty && R.line[0] != '\0')
-      add_history(R.line);
+    if (R.tty)
+      history_add(R.line);
     lua_pushstring(L, R.line);
   } else {
     lua_pushnil(L);
@@ -184,6 +218,12 @@ static int rl_close(lua_State *L) {
   }
   if (R.poll != NULL)
     uv_poll_stop(R.poll);
+  if (R.tty && history_path[0] != '\0') {
+    stifle_history(HISTORY_MAX);
+    write_history(history_path);
+  }
+  free(last_added);
+  last_added = NULL;
   R.eof = 1;
   return 0;
 }

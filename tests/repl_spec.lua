@@ -196,6 +196,57 @@ sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
     assert.matches("\\r\\nafter an idle Ctrl-C\\r\\n> ", shown, 1, true)
   end))
 
+  it("on a terminal, history survives the session: the Up arrow finds yesterday's line",
+     bounded(20, function()
+    local hist = support.tmpdir() .. "/history"
+    local r = process.run{"python3", "-c", [==[
+import os, pty, select, subprocess, sys, time
+def session(keys):
+    m, s = pty.openpty()
+    env = dict(os.environ, WIRELAB_HISTORY=sys.argv[2])
+    p = subprocess.Popen([sys.argv[1]], stdin=s, stdout=s, stderr=s, close_fds=True,
+                         start_new_session=True, env=env)
+    os.close(s)
+    def until(marker, limit=5):
+        out, end = b"", time.time() + limit
+        while marker not in out and time.time() < end:
+            r, _, _ = select.select([m], [], [], 0.05)
+            if r:
+                try:
+                    out += os.read(m, 4096)
+                except OSError:
+                    break
+        return out
+    shown = until(b"> ")
+    for k, marker in keys:
+        os.write(m, k); shown += until(marker)
+    os.write(m, b"\x04")
+    p.wait(timeout=5)
+    os.close(m)
+    return shown
+session([(b"'one' .. 1\r", b"one1\r\n> "), (b"'one' .. 1\r", b"one1\r\n> "),
+         (b"'two' .. 2\r", b"two2\r\n> ")])
+second = session([(b"\x1b[A\r", b"two2\r\n> "), (b"\x1b[A\x1b[A\r", b"one1\r\n> ")])
+sys.stdout.write(repr(second) + "\n")
+]==], support.wirelab, hist, timeout = 18}
+    assert.are.equal(0, r.code, r.stderr)
+    -- the second session recalled both lines, and the repeat was kept once
+    assert.matches("two2", r.stdout, 1, true)
+    assert.matches("one1", r.stdout, 1, true)
+    -- session 1 ran one, one, two (the repeat in a row kept once), session 2
+    -- two and one again, the first of which repeats the last line saved
+    local saved = support.read(hist)
+    local lines = {}
+    for l in saved:gmatch("[^\n]+") do
+      if not l:find("^_HiStOrY_") then lines[#lines + 1] = (l:gsub("\\040", " ")) end
+    end
+    assert.are.same({"'one' .. 1", "'two' .. 2", "'one' .. 1"}, lines, saved)
+    -- a session from a pipe writes no history
+    process.run{support.wirelab, "-i", stdin = "'from a pipe'\n", env = {WIRELAB_HISTORY = hist,
+                PATH = os.getenv("PATH")}, timeout = 5}
+    assert.are.equal(saved, support.read(hist))
+  end))
+
   it("without -i and without a terminal, standard input is a script, as lua does",
      bounded(15, function()
     local r = process.run{support.wirelab, stdin = "print('from stdin', 1 + 1)\n", timeout = 5}
