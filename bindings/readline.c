@@ -49,7 +49,9 @@ static void on_line(char *line) {
 #define HISTORY_MAX 1000       /* lines kept across sessions */
 
 static char history_path[4096];
-static char *last_added;       /* the line added last, so no repeats in a row */
+/* the line added last, so no repeats in a row: ours (strdup), freed when
+** the next line replaces it and in close() */
+static char *last_added;
 
 /* $WIRELAB_HISTORY, else $HOME/.wirelab_history; "" when neither is set */
 static void history_open(void) {
@@ -117,13 +119,28 @@ static int push_line(lua_State *L) {
   return 1;
 }
 
-static int readline_k(lua_State *L, int status, lua_KContext ctx) {
+/* Parks the task until stdin is readable; k gets the wake status. */
+static int wait_stdin(lua_State *L, lua_KFunction k) {
+  wl_check_park(L);
+  uv_poll_start(R.poll, UV_READABLE, on_readable);
+  return wl_park(L, &R.waiter, -1, k, 0);
+}
+
+/* The wake status on top, popped; < 0 when the wait was cancelled or
+** interrupted, and the poll is stopped then. */
+static int wake_status(lua_State *L) {
   int rc = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (rc < 0)
+    uv_poll_stop(R.poll);
+  return rc;
+}
+
+static int readline_k(lua_State *L, int status, lua_KContext ctx) {
+  int rc = wake_status(L);
   (void)status;
   (void)ctx;
-  lua_pop(L, 1);
   if (rc < 0) {                /* cancelled or interrupted while waiting */
-    uv_poll_stop(R.poll);
     if (R.installed) {         /* Ctrl-C: the half-typed line is dropped */
       rl_callback_handler_remove();
       R.installed = 0;
@@ -149,9 +166,7 @@ static int rl_readline(lua_State *L) {
     rl_callback_handler_install(prompt, on_line);
     R.installed = 1;
   }
-  wl_check_park(L);
-  uv_poll_start(R.poll, UV_READABLE, on_readable);
-  return wl_park(L, &R.waiter, -1, readline_k, 0);
+  return wait_stdin(L, readline_k);
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx);
@@ -167,11 +182,8 @@ static int rl_read(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
-  if (R.pollable && !R.readable) {
-    wl_check_park(L);
-    uv_poll_start(R.poll, UV_READABLE, on_readable);
-    return wl_park(L, &R.waiter, -1, read_k, 0);
-  }
+  if (R.pollable && !R.readable)
+    return wait_stdin(L, read_k);
   R.readable = 0;
   do
     r = read(0, buf, sizeof buf);
@@ -188,14 +200,11 @@ static int rl_read(lua_State *L) {
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
-  int rc = (int)lua_tointeger(L, -1);
+  int rc = wake_status(L);
   (void)status;
   (void)ctx;
-  lua_pop(L, 1);
-  if (rc < 0) {                /* cancelled or interrupted while waiting */
-    uv_poll_stop(R.poll);
+  if (rc < 0)                  /* cancelled or interrupted while waiting */
     return wl_raise(L, "read", rc, NULL);
-  }
   if (R.eof) {
     lua_pushliteral(L, "");
     return 1;

@@ -43,6 +43,32 @@ local function finish(p)
   return code, err
 end
 
+-- python3 drives wirelab on a pty: start(binary[, env]) -> the process,
+-- its terminal in m; until(marker) reads what the terminal shows up to
+-- marker (5 s at most)
+local PTY = [==[
+import os, pty, select, subprocess, sys, time
+m = None
+def start(binary, env=None):
+    global m
+    m, s = pty.openpty()
+    # its own session: libedit passes a SIGINT it catches on to its process group
+    p = subprocess.Popen([binary], stdin=s, stdout=s, stderr=s, close_fds=True,
+                         start_new_session=True, env=env)
+    os.close(s)
+    return p
+def until(marker, limit=5):
+    out, end = b"", time.time() + limit
+    while marker not in out and time.time() < end:
+        r, _, _ = select.select([m], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(m, 4096)
+            except OSError:
+                break
+    return out
+]==]
+
 describe("the interactive prompt", function()
   it("prints expressions, runs statements, continues unfinished ones and survives errors",
      bounded(15, function()
@@ -146,22 +172,8 @@ select(2, srv:getsockname())
   it("on a terminal: a prompt, line editing, '>>' for more, Ctrl-C, Ctrl-D to leave",
      bounded(15, function()
     -- python3 runs wirelab on a pty and reports what the terminal showed
-    local r = process.run{"python3", "-c", [==[
-import os, pty, select, subprocess, sys, time
-m, s = pty.openpty()
-# its own session: libedit passes a SIGINT it catches on to its process group
-p = subprocess.Popen([sys.argv[1]], stdin=s, stdout=s, stderr=s, close_fds=True, start_new_session=True)
-os.close(s)
-def until(marker, limit=5):
-    out, end = b"", time.time() + limit
-    while marker not in out and time.time() < end:
-        r, _, _ = select.select([m], [], [], 0.05)
-        if r:
-            try:
-                out += os.read(m, 4096)
-            except OSError:
-                break
-    return out
+    local r = process.run{"python3", "-c", PTY .. [==[
+p = start(sys.argv[1])
 shown = until(b"> ")
 os.write(m, b"2 + 3\r"); shown += until(b"5\r\n> ")
 os.write(m, b"for i = 7, 8 do\r"); shown += until(b">> ")
@@ -199,24 +211,9 @@ sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
   it("on a terminal, history survives the session: the Up arrow finds yesterday's line",
      bounded(20, function()
     local hist = support.tmpdir() .. "/history"
-    local r = process.run{"python3", "-c", [==[
-import os, pty, select, subprocess, sys, time
+    local r = process.run{"python3", "-c", PTY .. [==[
 def session(keys):
-    m, s = pty.openpty()
-    env = dict(os.environ, WIRELAB_HISTORY=sys.argv[2])
-    p = subprocess.Popen([sys.argv[1]], stdin=s, stdout=s, stderr=s, close_fds=True,
-                         start_new_session=True, env=env)
-    os.close(s)
-    def until(marker, limit=5):
-        out, end = b"", time.time() + limit
-        while marker not in out and time.time() < end:
-            r, _, _ = select.select([m], [], [], 0.05)
-            if r:
-                try:
-                    out += os.read(m, 4096)
-                except OSError:
-                    break
-        return out
+    p = start(sys.argv[1], dict(os.environ, WIRELAB_HISTORY=sys.argv[2]))
     shown = until(b"> ")
     for k, marker in keys:
         os.write(m, k); shown += until(marker)
