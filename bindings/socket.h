@@ -1,7 +1,7 @@
 /*
 ** socket.h: the socket object shared by socket.c (lifecycle and I/O),
-** sockopt.c (options, addresses, TCP_INFO, multicast, constants),
-** sockfd.c (objects from descriptors), recvall.c (recv with
+** sockopt.c (options, addresses, multicast, constants), sockinfo.c
+** (queues and TCP_INFO), sockfd.c (objects from descriptors), recvall.c (recv with
 ** MSG_WAITALL or MSG_TRUNC), inet.c (address conversions), resolve.c
 ** (names to addresses), netdb.c (hosts and services by name) and
 ** sendfile.c (s:sendfile's system calls).
@@ -65,6 +65,7 @@ int wl_recv_flagged(lua_State *L, lua_KContext dl, int from);
 int wl_sock_tostring(lua_State *L);
 
 void wl_sockopt_register(lua_State *L, int methods, int module);
+void wl_sockinfo_register(lua_State *L, int methods);
 void wl_sockfd_register(lua_State *L, int methods, int module);
 void wl_inet_register(lua_State *L, int module);
 void wl_netdb_register(lua_State *L, int module);

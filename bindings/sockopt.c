@@ -1,6 +1,6 @@
 /*
 ** sockopt.c: what a socket says about itself and how it is tuned --
-** options, addresses, multicast membership, Linux TCP_INFO -- and the
+** options, addresses, multicast membership -- and the
 ** constants of the `socket` module, all with the system's own values so
 ** that any option number a student looks up works.
 */
@@ -142,45 +142,6 @@ static int membership(lua_State *L, int join) {
 static int sock_join_group(lua_State *L) { return membership(L, 1); }
 static int sock_leave_group(lua_State *L) { return membership(L, 0); }
 
-static const char *const tcp_states[] = {
-  "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
-  "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"
-};
-
-#define SETI(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
-#define SETS(name, us) (lua_pushnumber(L, (double)(us) / 1e6), lua_setfield(L, -2, name))
-
-static int sock_tcp_info(lua_State *L) {
-  wl_sock_t *s = wl_check_sock(L, 1, "tcp_info");
-  struct tcp_info ti;
-  socklen_t len = sizeof ti;
-  if (s->type != SOCK_STREAM) return wl_sock_raise(L, s, "tcp_info", UV_ENOTSUP);
-  memset(&ti, 0, sizeof ti);
-  if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-    return wl_sock_raise(L, s, "tcp_info", -errno);
-  lua_createtable(L, 0, 24);
-  lua_pushstring(L, ti.tcpi_state < sizeof tcp_states / sizeof *tcp_states
-                    ? tcp_states[ti.tcpi_state] : "?");
-  lua_setfield(L, -2, "state");
-  SETS("rtt", ti.tcpi_rtt);  SETS("rttvar", ti.tcpi_rttvar);
-  SETS("rto", ti.tcpi_rto);  SETS("ato", ti.tcpi_ato);
-  SETI("retransmits", ti.tcpi_retransmits);
-  SETI("total_retrans", ti.tcpi_total_retrans);
-  SETI("snd_cwnd", ti.tcpi_snd_cwnd);  SETI("snd_ssthresh", ti.tcpi_snd_ssthresh);
-  SETI("unacked", ti.tcpi_unacked);  SETI("sacked", ti.tcpi_sacked);
-  SETI("lost", ti.tcpi_lost);  SETI("retrans", ti.tcpi_retrans);
-  SETI("snd_mss", ti.tcpi_snd_mss);  SETI("rcv_mss", ti.tcpi_rcv_mss);
-  SETI("advmss", ti.tcpi_advmss);  SETI("pmtu", ti.tcpi_pmtu);
-  SETI("rcv_space", ti.tcpi_rcv_space);  SETI("rcv_ssthresh", ti.tcpi_rcv_ssthresh);
-  SETI("reordering", ti.tcpi_reordering);  SETI("probes", ti.tcpi_probes);
-  SETI("backoff", ti.tcpi_backoff);
-  SETI("snd_wscale", ti.tcpi_snd_wscale);  SETI("rcv_wscale", ti.tcpi_rcv_wscale);
-  SETS("last_data_sent", ti.tcpi_last_data_sent * 1000.0);
-  SETS("last_data_recv", ti.tcpi_last_data_recv * 1000.0);
-  SETS("rcv_rtt", ti.tcpi_rcv_rtt);
-  return 1;
-}
-
 /* <socket fd=7 AF_INET SOCK_STREAM laddr=127.0.0.1:8000 raddr=...>, the
 ** socket's __tostring; an AF_UNIX pair (socketpair) has no addresses. */
 int wl_sock_tostring(lua_State *L) {
@@ -212,7 +173,7 @@ static const luaL_Reg methods[] = {
   {"setsockopt", sock_setsockopt}, {"getsockopt", sock_getsockopt},
   {"getsockname", sock_getsockname}, {"getpeername", sock_getpeername},
   {"join_group", sock_join_group}, {"leave_group", sock_leave_group},
-  {"tcp_info", sock_tcp_info}, {NULL, NULL}
+  {NULL, NULL}
 };
 
 static const struct { const char *name; int value; } constants[] = {
@@ -251,6 +212,7 @@ void wl_sockopt_register(lua_State *L, int methods_idx, int module) {
   lua_pushvalue(L, methods_idx);
   luaL_setfuncs(L, methods, 0);
   lua_pop(L, 1);
+  wl_sockinfo_register(L, methods_idx);
   for (i = 0; constants[i].name != NULL; i++) {
     lua_pushinteger(L, constants[i].value);
     lua_setfield(L, module, constants[i].name);
