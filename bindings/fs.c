@@ -1,7 +1,7 @@
 /*
 ** fs.c: the few file-system calls the Lua modules need and Lua's standard
 ** library lacks (module "wirelab.fs"): realpath, stat, listing a directory,
-** the working directory. Each is one quick local system call, made
+** reading a symbolic link, the working directory. Each is one quick local system call, made
 ** directly: no task parks. Failures return nil, message, code (io style).
 ** An open directory is held by a box ("wirelab.dir") while the listing
 ** is built, so a memory error half-way closes it from __gc.
@@ -113,6 +113,17 @@ static int fs_listdir(lua_State *L) {
   return 1;
 }
 
+/* readlink(path) -> what the link holds, unresolved: a path, or what
+** /proc shows for an fd that is no file ("socket:[12345]") */
+static int fs_readlink(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path, buf, sizeof buf);
+  if (n < 0) return fail(L, path);
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
 static int fs_getcwd(lua_State *L) {
   char *cwd = getcwd(NULL, 0);
   if (cwd == NULL) return fail(L, "getcwd");
@@ -123,7 +134,7 @@ static int fs_getcwd(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"realpath", fs_realpath}, {"stat", fs_stat}, {"listdir", fs_listdir},
-  {"getcwd", fs_getcwd}, {NULL, NULL}
+  {"readlink", fs_readlink}, {"getcwd", fs_getcwd}, {NULL, NULL}
 };
 
 int luaopen_wirelab_fs(lua_State *L) {
