@@ -220,6 +220,13 @@ function M.create_server(host, port, opts) return serve_with(core.socket, host, 
 
 function M.has_dualstack_ipv6() return true end
 
+-- connections([pid | {pid=, all=}]) -> rows: the TCP and UDP sockets of a
+-- process from /proc (scripts/socket/netstat.lua, loaded on first use)
+function M.connections(opts)
+  local rows = require("socket.netstat").connections(opts)
+  return rows
+end
+
 -- gethostbyname(name) -> the first IPv4 address, as a dotted quad
 function M.gethostbyname(name)
   check_host(name, 1, "gethostbyname")

@@ -161,3 +161,126 @@ describe("s:tcp_info()", function()
     assert.are.equal("ENOTSUP", err.code)
   end))
 end)
+
+-- the row of rows whose local port is lport (and remote port rport)
+local function row_of(rows, lport, rport)
+  for _, r in ipairs(rows) do
+    if r.laddr[2] == lport and (rport == nil or (r.raddr and r.raddr[2] == rport)) then return r end
+  end
+  return nil
+end
+
+describe("socket.connections()", function()
+  it("lists this process's connections with their states, queues and fds", bounded(5, function()
+    local c, a = pair()
+    local _, cport = c:getsockname()
+    local _, aport = a:getsockname()
+    c:sendall("twelve bytes")
+    support.wait_until("the bytes arrive", function() return (a:queues()) == 12 end)
+    local rows = socket.connections()
+    local cr, ar = row_of(rows, cport, aport), row_of(rows, aport, cport)
+    assert.is_table(cr, "the client's row")
+    assert.is_table(ar, "the server side's row")
+    assert.are.same({"tcp", "ESTABLISHED", {"127.0.0.1", cport}, {"127.0.0.1", aport}, c:fileno()},
+                    {cr.proto, cr.state, cr.laddr, cr.raddr, cr.fd})
+    assert.are.same({"ESTABLISHED", a:fileno(), 12, 0}, {ar.state, ar.fd, ar.inq, ar.outq})
+    assert.are.equal(support.PID, ar.pid)
+    assert.is_true(ar.inode > 0)
+    -- the listener: no peer
+    local l <close> = socket.create_server("127.0.0.1", 0)
+    local lr = row_of(socket.connections(), (select(2, l:getsockname())))
+    assert.are.same({"LISTEN", nil}, {lr.state, lr.raddr})
+    -- another process's list is the same list, asked by pid
+    assert.are.same(socket.connections(), socket.connections(support.PID))
+  end))
+
+  it("shows TIME_WAIT on the side that closed first, with all=true only", bounded(5, function()
+    local c, a = pair()
+    local _, cport = c:getsockname()
+    local _, aport = a:getsockname()
+    c:close()                               -- the active close
+    assert.are.equal("", a:recv(10))
+    a:close()
+    local tw
+    support.wait_until("the client's end is in TIME_WAIT", function()
+      tw = row_of(socket.connections{all = true}, cport, aport)
+      return tw and tw.state == "TIME_WAIT"
+    end)
+    -- the connection outlives the socket: no fd, no inode, a timer
+    assert.are.same({nil, 0, "time_wait"}, {tw.fd, tw.inode, tw.timer})
+    assert.is_true(tw.timer_left > 0 and tw.timer_left <= 60, "seconds left: " .. tw.timer_left)
+    assert.is_nil(row_of(socket.connections(), cport, aport), "a TIME_WAIT row is nobody's")
+  end))
+
+  it("shows CLOSE_WAIT in a child process whose peer closed and which never closes", bounded(15, function()
+    if not support.find("python3") then return pending(support.skip("no python3")) end
+    local l <close> = socket.create_server("127.0.0.1", 0)
+    local port = select(2, l:getsockname())
+    local p = support.spawn{"python3", "-c", [[
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print(s.getsockname()[1], flush=True)
+time.sleep(30)
+]], tostring(port)}
+    local conn = l:accept()
+    local cport = tonumber(p.stdout:read("l"))
+    conn:close()                            -- this side closes; the child never does
+    local row
+    support.wait_until("the child's socket is in CLOSE_WAIT", function()
+      row = row_of(socket.connections(p.pid), cport, port)
+      return row and row.state == "CLOSE_WAIT"
+    end)
+    assert.are.equal(p.pid, row.pid)
+    assert.is_true(row.fd >= 3)
+    -- and in this process, the other end waits in FIN_WAIT2 (no fd: closed)
+    local mine = row_of(socket.connections{all = true}, port, cport)
+    assert.are.equal("FIN_WAIT2", mine.state)
+  end))
+
+  it("lists IPv6 connections, IPv4-mapped ones too, and UDP sockets", bounded(5, function()
+    local c, a = pair{host = "::1"}
+    local _, cport = c:getsockname()
+    local r = row_of(socket.connections(), cport)
+    assert.are.same({"tcp6", "::1", "::1", "ESTABLISHED"}, {r.proto, r.laddr[1], r.raddr[1], r.state})
+    assert.are.equal(socket.AF_INET6, r.family)
+    -- a dual-stack listener sees an IPv4 client as ::ffff:127.0.0.1
+    local l <close> = socket.create_server("::", 0, {dualstack = true})
+    local port = select(2, l:getsockname())
+    local v4 <close> = socket.create_connection("127.0.0.1", port)
+    local s <close> = l:accept()
+    local mapped = row_of(socket.connections(), port, (select(2, v4:getsockname())))
+    assert.are.same({"tcp6", "::ffff:127.0.0.1", "::ffff:127.0.0.1"},
+                    {mapped.proto, mapped.laddr[1], mapped.raddr[1]})
+    -- UDP: unconnected and connected, with what waits to be read
+    local u <close> = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u:bind("::1", 0)
+    local uport = select(2, u:getsockname())
+    local v <close> = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    v:connect("::1", uport)
+    v:send("datagram")
+    support.wait_until("the datagram waits", function() return (u:queues()) > 0 end)
+    local ur = row_of(socket.connections(), uport)
+    local vr = row_of(socket.connections(), (select(2, v:getsockname())))
+    assert.are.same({"udp6", "UNCONN", nil, 0}, {ur.proto, ur.state, ur.raddr, ur.drops})
+    assert.is_true(ur.inq >= 8, "the receive queue's memory holds the datagram")
+    assert.are.same({"ESTABLISHED", {"::1", uport}}, {vr.state, vr.raddr})
+  end))
+
+  it("reads the kernel's hex addresses in host byte order", function()
+    if string.pack("=I4", 1):byte(1) ~= 1 then return pending("a big-endian machine prints other text") end
+    local parse = require("socket.netstat")._parse_addr
+    assert.are.same({"127.0.0.1", 8000}, {parse("0100007F:1F40", socket.AF_INET)})
+    assert.are.same({"192.0.2.10", 443}, {parse("0A0200C0:01BB", socket.AF_INET)})
+    assert.are.same({"::1", 80}, {parse("00000000000000000000000001000000:0050", socket.AF_INET6)})
+    assert.are.same({"2001:db8::2", 65535},
+                    {parse("B80D0120000000000000000002000000:FFFF", socket.AF_INET6)})
+  end)
+
+  it("raises ESRCH for a process that does not exist, and checks its argument", bounded(5, function()
+    local ok, err = pcall(socket.connections, 0x3fffffff)
+    assert.is_false(ok)
+    assert.are.equal("ESRCH", err.code)
+    local bad = select(2, pcall(socket.connections, "self"))
+    assert.matches("bad argument #1 to 'connections'", bad)
+  end))
+end)
