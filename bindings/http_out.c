@@ -152,6 +152,10 @@ static int writer_fd(lua_State *L, int wi) {
   return fd;
 }
 
+/* Set under `wirelab --trace`: every byte leaves through the socket's
+   sendall, the Lua method the trace wraps, instead of sendmsg here. */
+static int via_sendall;
+
 /* Sends the ended heads, the body, then x[0, xn): as much as the socket
    takes now. Returns 1 when all of it went; otherwise pushes what is left
    as one string. Either way the buffers are empty afterwards, but for a
@@ -176,7 +180,7 @@ static int send_now(lua_State *L, writer_t *w, int wi, const char *x,
       }
     if (n == 0)
       break;
-    if (fd < 0) {
+    if (fd < 0 || via_sendall) {
       all = 0;
       break;
     }
@@ -643,6 +647,12 @@ static int http_set_send_response_fallback(lua_State *L) {
   return 0;
 }
 
+/* _send_by_sendall(flag): for the trace (socket.trace) */
+static int http_send_by_sendall(lua_State *L) {
+  via_sendall = lua_toboolean(L, 1);
+  return 0;
+}
+
 static const luaL_Reg writer_methods[] = {
   {"write", writer_write}, {"flush", writer_flush}, {"close", writer_close},
   {"begin", writer_begin}, {"discard", writer_discard},
@@ -659,6 +669,7 @@ static const luaL_Reg funcs[] = {
   {"send_response", handler_send_response},
   {"set_send_response_fallback", http_set_send_response_fallback},
   {"version_string", handler_version_string},
+  {"_send_by_sendall", http_send_by_sendall},
   {NULL, NULL}
 };
 

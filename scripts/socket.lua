@@ -48,7 +48,6 @@ end
 
 -- bind, connect, connect_ex and sendto are C methods, which check their
 -- arguments and resolve names themselves.
-local c_bind, c_connect = Socket.bind, Socket.connect
 
 Socket.__close = Socket.close
 
@@ -177,8 +176,9 @@ local function connect_with(new_socket, host, port, timeout, source_host, source
     local s = new_socket(ai.family, SOCK_STREAM)        -- with the default timeout
     if timeout ~= nil then s:settimeout(timeout) end
     local ok, err = pcall(function()
-      if source_host then c_bind(s, source_host, source_port or 0) end
-      c_connect(s, ai.host, ai.port)
+      -- method calls, so that `wirelab --trace` sees them
+      if source_host then s:bind(source_host, source_port or 0) end
+      s:connect(ai.host, ai.port)
     end)
     if ok then return s end
     s:close()

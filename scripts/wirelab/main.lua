@@ -15,6 +15,8 @@ Run a lab script on wirelab's event loop (Lua 5.4 with Python-style sockets).
   -i             enter the interactive prompt after the script (with no
                  SCRIPT and a terminal, the prompt is where wirelab starts);
                  the event loop keeps running while the prompt waits
+  --trace        write every socket call and its result to stderr, timed
+                 from the start: 0.004 sock#1 accept() -> conn#2 ...
   --sandbox      run untrusted code: no binary chunks, os.execute, io.popen,
                  package.loadlib, debug or process; bounded CPU time and
                  Lua memory (--cpu SECS, default 60; --mem MIB, default 256)
@@ -47,19 +49,21 @@ local function require_global(name)
   ENV[name:match("^[^.]+")] = ENV.require(name)
 end
 
--- --sandbox, --cpu SECS, --mem MIB (or $WIRELAB_SANDBOX_CPU, _MEM), read
--- before any other option runs: nothing may run unbounded first. Returns
--- nil or a usage message.
-local SANDBOX_OPTS = {["--sandbox"] = 0, ["--cpu"] = 1, ["--mem"] = 1}
+-- --trace, --sandbox, --cpu SECS, --mem MIB (or $WIRELAB_SANDBOX_CPU,
+-- _MEM), read before any other option runs: nothing may run unbounded
+-- first, and every socket call of -e and -l is traced too. Returns nil
+-- or a usage message.
+local EARLY_OPTS = {["--sandbox"] = 0, ["--cpu"] = 1, ["--mem"] = 1, ["--trace"] = 0}
 local TAKES_ARG = {["-e"] = true, ["-l"] = true}
 
-local function sandbox_options(argv)
-  local on, vals, i = false, {}, 1
+local function early_options(argv)
+  local on, trace, vals, i = false, false, {}, 1
   while i <= #argv do
     local a = argv[i]
     if a == "-m" or a == "test" or a == "--" or a:sub(1, 1) ~= "-" or a == "-" then break end
     if a == "--sandbox" then on = true
-    elseif SANDBOX_OPTS[a] then
+    elseif a == "--trace" then trace = true
+    elseif EARLY_OPTS[a] then
       local v = tonumber(argv[i + 1] or "")
       if not v or v <= 0 then return "'" .. a .. "' needs a positive number" end
       vals[a:sub(3)] = v
@@ -67,6 +71,7 @@ local function sandbox_options(argv)
     elseif TAKES_ARG[a] then i = i + 1 end
     i = i + 1
   end
+  if trace then require("socket.trace").enable() end
   if not on then
     if next(vals) then return "'--cpu' and '--mem' go with '--sandbox'" end
     return nil
@@ -110,8 +115,8 @@ local function run_options(argv, state)
       return nil, run_module(argv[i + 1], table.move(argv, i + 2, n, 1, {}))
     elseif a == "-i" then
       state.interactive, i = true, i + 1
-    elseif SANDBOX_OPTS[a] then        -- done by sandbox_options
-      i = i + 1 + SANDBOX_OPTS[a]
+    elseif EARLY_OPTS[a] then          -- done by early_options
+      i = i + 1 + EARLY_OPTS[a]
     elseif a == "-v" or a == "--version" then
       print(wirelab.version .. " (" .. _VERSION .. ")")
       return nil, 0
@@ -165,7 +170,7 @@ end
 
 return function(argv)
   local state = {ran = false, interactive = false}
-  local bad = sandbox_options(argv)
+  local bad = early_options(argv)
   if bad then return die(bad) end
   local i, status = run_options(argv, state)
   if not i then return status end
