@@ -202,11 +202,12 @@ local Program = {}
 Program.__index = Program
 
 -- a stream drained as it comes, so a program never blocks on a full pipe,
--- kept up to OUTPUT_CAP with a count of what was dropped
+-- kept up to OUTPUT_CAP with a count of what was dropped; readable at
+-- once (p:stdout() before the task first runs gives "")
 local function drain(prog, stream, key)
+  local kept, n, dropped = {}, 0, 0
+  prog[key] = function() return concat(kept), dropped end
   return wirelab.spawn(function()
-    local kept, n, dropped = {}, 0, 0
-    prog[key] = function() return concat(kept), dropped end
     while true do
       local ok, d = pcall(stream.read1, stream, 65536)
       if not ok or d == "" then break end
@@ -249,9 +250,11 @@ function Program:kill(sig)
 end
 
 -- wait([timeout]) -> the exit record {code=, signal=}, or nil on timeout
+-- An end the check waited for is the check's business, as a kill is: a
+-- client that finishes its job and exits has not crashed.
 function Program:wait(timeout)
-  if self.exited then return self.exited end
-  if not self._done:wait(timeout) then return nil end
+  if not self.exited and not self._done:wait(timeout) then return nil end
+  self._waited = true
   return self.exited
 end
 
@@ -374,7 +377,7 @@ end
 -- A program that ended on its own while the check ran: how, or nil.
 function T:_ended_early()
   for _, prog in ipairs(self._procs) do
-    if prog.exited and not prog.exited.killed then return describe_exit(prog) end
+    if prog.exited and not prog.exited.killed and not prog._waited then return describe_exit(prog) end
   end
   return nil
 end
