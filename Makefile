@@ -35,6 +35,7 @@ FUZZ_PKGS := clang libclang-rt-14-dev
 RUNTIME  := $(wildcard runtime/*.c)
 BINDINGS := $(wildcard bindings/*.c)
 SCRIPTS  := $(shell find scripts -name '*.lua' | sort)
+DOCS     := $(sort $(wildcard docs/*.md))
 OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME) $(BINDINGS)) $(BUILD)/scripts.o
 LLOBJS   := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
 
@@ -88,8 +89,8 @@ $(BUILD)/tools/embed: runtime/tools/embed.c $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) -O1 $(WARN) -o $@ $<
 
-$(BUILD)/scripts.c: $(BUILD)/tools/embed $(SCRIPTS)
-	$(BUILD)/tools/embed $@ $(SCRIPTS)
+$(BUILD)/scripts.c: $(BUILD)/tools/embed $(SCRIPTS) $(DOCS)
+	$(BUILD)/tools/embed $@ $(SCRIPTS) $(DOCS)
 
 $(BUILD)/scripts.o: $(BUILD)/scripts.c runtime/wl.h
 	$(CC) $(CFLAGS) $(INCS) -c -o $@ $<
