@@ -59,6 +59,7 @@ local function start_interface(cap, opts)
   local nsfd
   if opts.netns ~= nil then
     local ok, fd = pcall(function() return opts.netns:fileno() end)
+    if not ok and errors.is(fd) then error(fd, 0) end        -- a closed namespace: EBADF
     if not ok then errors.argerror(1, "start", "netns: a network namespace (process.netns()) expected", 3) end
     nsfd = fd
   end

@@ -63,7 +63,7 @@ end
 
 -- IPv6 extension headers skipped to reach the transport header: hop by
 -- hop, routing, destination options (8-octet units), fragment, AH (4-octet
--- units). -> next header, its offset (1-based), or nil for a later fragment
+-- units). -> next header (nil for a later fragment), its offset (1-based)
 local function skip_ipv6_ext(d, next, off)
   for _ = 1, 8 do
     if next == 0 or next == 43 or next == 60 then
@@ -71,7 +71,7 @@ local function skip_ipv6_ext(d, next, off)
       next, off = byte(d, off), off + 8 + byte(d, off + 1) * 8
     elseif next == 44 then
       if #d < off + 7 then return next, off end
-      if unpack(">I2", d, off + 2) & 0xfff8 ~= 0 then return nil end
+      if unpack(">I2", d, off + 2) & 0xfff8 ~= 0 then return nil, off + 8 end
       next, off = byte(d, off), off + 8
     elseif next == 51 then
       if #d < off + 7 then return next, off end
