@@ -89,15 +89,19 @@ describe("wirelab grade, the handshake-observer lab", function()
     bounded(120, function()
       if not ROOT then pending(support.skip("the spec runs the grader as nobody, which needs root")) return end
       if not support.find("setpriv") then pending(support.skip("setpriv (util-linux) is missing")) return end
-      -- nobody must read the lab and the submissions: copies under a temp dir
+      -- nobody must read the lab and the submissions: copies under a temp
+      -- dir; the Python reference (not the Lua one: as nobody the memory
+      -- limit is RLIMIT_AS, which an AddressSanitizer build cannot run under)
       local dir, out, scratch = support.tmpdir(), support.tmpdir(), support.tmpdir()
       assert.are.equal(0, process.run{"cp", "-R", LAB, dir .. "/lab", timeout = 5}.code)
+      assert.are.equal(0, process.run{"mkdir", dir .. "/solution", timeout = 5}.code)
+      assert.are.equal(0, process.run{"cp", LAB .. "/solution/observer.py", dir .. "/solution/", timeout = 5}.code)
       assert.are.equal(0, process.run{"cp", "-R", BROKEN .. "/reads-first", dir .. "/reads-first", timeout = 5}.code)
       for _, d in ipairs{dir, out, scratch} do
         assert.are.equal(0, process.run{"chmod", "-R", "a+rwX", d, timeout = 5}.code)
       end
       grade({dir .. "/lab", "--format", "json", "--output", out, "--jobs", "2", "--seed", "3",
-             dir .. "/lab/solution", dir .. "/reads-first"},
+             dir .. "/solution", dir .. "/reads-first"},
             {tmp = scratch, prefix = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}})
       local got = read_reports(out)
       assert.are.same({14, 14}, {got.solution.score, got.solution.max})
