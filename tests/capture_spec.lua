@@ -393,6 +393,37 @@ describe("capture", function()
     assert.is_true(n > 1000, "decoded " .. n)
   end))
 
+  it("decodes SACK blocks, unknown options and IPv6 extension headers of a crafted packet", function()
+    local packet = require "capture.packet"
+    -- TCP options: NOP NOP SACK(2 blocks), kind 30 (len 4), EOL; 32 bytes
+    local opts = string.pack(">BBBB I4I4I4I4 BBI2 B xxx", 1, 1, 5, 18, 100, 200, 300, 400, 30, 4, 0, 0)
+    local tcp = string.pack(">I2I2I4I4BBI2I2I2", 40000, 80, 1000, 2000, (5 + #opts // 4) << 4, 0x18, 512, 0, 0)
+      .. opts .. "data!"
+    -- IPv6 with a hop-by-hop header (8 bytes) before TCP
+    local hop = string.pack(">BBxxxxxx", 6, 0)
+    local src = socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+    local dst = socket.inet_pton(socket.AF_INET6, "2001:db8::2")
+    local ip6 = string.pack(">I4I2BB", 0x60000000, #hop + #tcp, 0, 64) .. src .. dst .. hop .. tcp
+    local r = packet.decode(ip6)
+    assert.are.equal("tcp", r.proto)
+    assert.are.equal("2001:db8::1", r.src)
+    assert.are.equal(80, r.dport)
+    assert.are.equal(5, r.len)
+    assert.are.equal("PSH|ACK", packet.flags(r.bits))
+    assert.are.same({{100, 200}, {300, 400}}, r.options.sack)
+    assert.are.same({30}, r.options.other)
+    assert.is_nil(r.options.mss)
+    -- the same TCP segment over IPv4, and the ladder shows its SACK blocks
+    local ip4 = string.pack(">BBI2I2I2BBI2", 0x45, 0, 20 + #tcp, 1, 0, 64, 6, 0) .. "\192\0\2\1\192\0\2\2" .. tcp
+    local seg = packet.tracker():segment(packet.decode(ip4), 0.5)
+    assert.are.equal("192.0.2.1", seg.src)
+    assert.are.equal(0, seg.seq, "counted from the first segment seen")
+    assert.are.equal(0, seg.ack)
+    assert.are.equal("192.0.2.1:40000", seg.client, "the higher port is the client")
+    assert.truthy(capture.format({seg}):find("SACK=100-200 SACK=300-400", 1, true))
+    assert.are.equal("FIN|SYN|RST|PSH|ACK|URG|ECE|CWR|AE", packet.flags(0x1ff))
+  end)
+
   it("bad arguments are refused with Lua's wording", function()
     assert.has_error(function() capture.start() end, "bad argument #1 to 'start' (table expected, got nil)")
     assert.has_error(function() capture.start{} end,
