@@ -7,7 +7,8 @@
 ** that other C code shares: the process (main.c), the embedded modules
 ** (embed.c; tools/embed.c is the build tool behind build/scripts.c),
 ** the loop and scheduler (sched.c), signals (signals.c), stdout
-** and stderr (output.c), errors (error.c), addresses (addr.c), the
+** and stderr (output.c), errors (error.c), addresses (addr.c), network
+** namespaces entered for one call (netns.c), the
 ** sandbox supervisor main() becomes under --supervise (supervisor.c) and
 ** the cgroups it shares with process.core (cgroup.c). Each service is
 ** declared here, and may carry its own Lua face (wirelab.core,
@@ -157,6 +158,16 @@ void wl_format_addr(const char *host, lua_Integer port, char *buf,
                     size_t size);
 /* The same for a socket address. */
 void wl_format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
+
+/* ---- network namespaces (netns.c) ------------------------------------ */
+
+/* Keeps wirelab's own namespace open to come back to: 0 or -errno. */
+int wl_netns_save(void);
+/* The calling thread enters the namespace nsfd (saving its own first):
+** 0 or -errno. Make the socket, then wl_netns_leave() at once. */
+int wl_netns_enter(int nsfd);
+/* Back to wirelab's namespace, after wl_netns_enter or an unshare. */
+void wl_netns_leave(void);
 
 /* ---- the sandbox supervisor (supervisor.c, cgroup.c) ----------------- */
 

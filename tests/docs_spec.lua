@@ -224,6 +224,9 @@ local function modules()
       NetNS = {prefixes = {"ns:"}},
       SIGNALS = {data = true}, _processes = {data = true},
     }},
+    {name = "capture", mod = require "capture", prefix = "capture.", tables = {
+      Capture = {prefixes = {"cap:"}},
+    }},
     {name = "wirelab.error", mod = require "wirelab.error", prefix = "errors.", tables = {
       codes = {data = true},
     }},

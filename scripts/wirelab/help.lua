@@ -26,6 +26,7 @@ local MODULES = {
   {name = "http.url", page = "http", prefix = "http.url."},
   {name = "process", page = "process", prefix = "process.", classes = {Process = "p:"}},
   {name = "lab", page = "grading", prefix = "lab.", classes = {Lab = "lab:"}},
+  {name = "capture", page = "capture", prefix = "capture.", objects = {cap = "cap:"}},
   {name = "wirelab.fs", page = "fs", prefix = "fs."},
   {name = "wirelab.error", page = "errors", prefix = "errors."},
   {name = "wirelab.reader", page = "streams", prefix = "reader.", classes = {Reader = "f:"}},
