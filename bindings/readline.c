@@ -10,6 +10,7 @@
 */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +19,8 @@
 #include <lauxlib.h>
 
 #include "wl.h"
+
+static void on_line(char *line);
 
 /* The poll lives as long as the process: wl_loop_close closes it. */
 static uv_poll_t poll_stdin;
@@ -31,13 +34,46 @@ static struct {
   char *line;                  /* a finished line, not yet taken */
   int have_line;
   int readable;                /* a piped stdin has bytes (or its end) */
-} R = {NULL, -1, 0, 0, 0, {NULL, NULL, NULL}, NULL, 0, 0};
+  char prompt[64];             /* the prompt of the line being edited */
+} R = {NULL, -1, 0, 0, 0, {NULL, NULL, NULL}, NULL, 0, 0, ""};
+
+/* ---- the edited line and what tasks print meanwhile ------------------ */
+
+/* Takes the edited line off the screen, the cursor at its start: output.c
+** calls it before the first byte a task writes while a line is edited. A
+** line longer than the terminal is wide spans rows above the cursor. */
+static void erase_line(void) {
+  struct winsize ws;
+  int cols = ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+  int up = ((int)strlen(R.prompt) + rl_point) / cols;
+  if (up > 0) fprintf(rl_outstream, "\r\033[%dA\033[J", up);
+  else fputs("\r\033[J", rl_outstream);
+  fflush(rl_outstream);
+}
+
+/* The prompt and the half-typed line again, below what was written. */
+static void redraw_line(void) {
+  rl_forced_update_display();
+}
+
+static void edit_begin(const char *prompt) {
+  snprintf(R.prompt, sizeof R.prompt, "%s", prompt);
+  fflush(stdout);
+  rl_callback_handler_install(prompt, on_line);
+  R.installed = 1;
+  wl_output_prompt(erase_line, redraw_line);
+}
+
+static void edit_end(void) {
+  if (R.installed) rl_callback_handler_remove();
+  R.installed = 0;
+  wl_output_prompt(NULL, NULL);
+}
 
 
 /* libedit calls this with a finished line (malloc'd) or NULL at EOF */
 static void on_line(char *line) {
-  rl_callback_handler_remove();
-  R.installed = 0;
+  edit_end();
   R.line = line;
   R.have_line = 1;
   if (line == NULL)
@@ -78,15 +114,90 @@ static void history_add(const char *line) {
   last_added = strdup(line);
 }
 
-/* The first call: what stdin is. */
+/* ---- Tab completion: the candidates come from Lua ------------------- */
+
+/* The completer runs in libedit's key callback, outside any task: on the
+** main thread, where it must not yield (a pcall there says so). */
+static lua_State *mainL;
+static int completer = LUA_NOREF;  /* registry ref of the Lua function */
+
+/* Word breaks for Lua: `.` and `:` are not among them, so the word at the
+** cursor is a whole path (`srv:se`); a quote is, so `require "so` gives
+** the module name. */
+static const char word_breaks[] = " \t\n\"'`@$><=;|&{(,+-*/%^~#[]";
+
+/* libedit's matches: [0] what replaces the word (the common prefix of
+** the candidates, or the one candidate), then the candidates, NULL. All
+** malloc'd: libedit frees them. */
+static char **matches_of(lua_State *L, int t) {
+  int n = (int)lua_rawlen(L, t), i, k = 0;
+  size_t common = 0;
+  char **m;
+  if (n == 0 || (m = calloc((size_t)n + 2, sizeof *m)) == NULL)
+    return NULL;
+  for (i = 1; i <= n; i++) {
+    const char *c;
+    lua_rawgeti(L, t, i);
+    c = lua_tostring(L, -1);
+    if (c != NULL && (m[k + 1] = strdup(c)) != NULL) {
+      size_t j = 0;
+      if (k == 0) common = strlen(c);
+      while (j < common && m[1][j] == c[j]) j++;
+      common = j;
+      k++;
+    }
+    lua_pop(L, 1);
+  }
+  if (k > 0) m[0] = k == 1 ? m[1] : strndup(m[1], common);
+  if (k == 1) m[1] = NULL;
+  if (k == 0 || m[0] == NULL) {
+    for (i = 1; i <= k; i++) free(m[i]);
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+static char **complete(const char *text, int start, int end) {
+  lua_State *L = mainL;
+  char **m = NULL;
+  int top;
+  (void)start;
+  rl_attempted_completion_over = 1;  /* never libedit's file names */
+  if (L == NULL || completer == LUA_NOREF)
+    return NULL;
+  top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, completer);
+  lua_pushlstring(L, rl_line_buffer, (size_t)end);
+  lua_pushstring(L, text);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_istable(L, -1))
+    m = matches_of(L, lua_gettop(L));
+  lua_settop(L, top);
+  return m;
+}
+
+/* The first call: what stdin is. On a terminal, libedit draws on its own
+** stream over fd 1, apart from stdout: output.c takes what tasks write to
+** stdout for output to move above the line, never libedit's drawing. */
 static void setup(void) {
   if (R.pollable >= 0)
     return;
   R.tty = isatty(0);
   R.pollable = uv_poll_init(wl_loop(), &poll_stdin, 0) == 0;
   R.poll = R.pollable ? &poll_stdin : NULL;
-  if (R.tty)
+  if (R.tty) {
+    int fd = dup(1);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (out == NULL && fd >= 0) close(fd);
+    rl_outstream = out != NULL ? out : stderr;
+    rl_readline_name = "wirelab";
+    rl_basic_word_break_characters = word_breaks;
+    rl_completer_word_break_characters = (char *)word_breaks;
+    rl_completion_append_character = '\0';
+    rl_completion_suppress_append = 1;
+    rl_attempted_completion_function = complete;
     history_open();
+  }
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -141,10 +252,7 @@ static int readline_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   if (rc < 0) {                /* cancelled or interrupted while waiting */
-    if (R.installed) {         /* Ctrl-C: the half-typed line is dropped */
-      rl_callback_handler_remove();
-      R.installed = 0;
-    }
+    edit_end();                /* Ctrl-C: the half-typed line is dropped */
     return wl_raise(L, "readline", rc, NULL);
   }
   return push_line(L);
@@ -161,11 +269,8 @@ static int rl_readline(lua_State *L) {
     return luaL_error(L, "readline: stdin is not a terminal (use read)");
   if (R.eof)
     return push_line(L);
-  if (!R.installed) {
-    fflush(stdout);
-    rl_callback_handler_install(prompt, on_line);
-    R.installed = 1;
-  }
+  if (!R.installed)
+    edit_begin(prompt);
   return wait_stdin(L, readline_k);
 }
 
@@ -221,10 +326,7 @@ static int rl_isatty(lua_State *L) {
 /* close(): the terminal back as it was; nothing more will be read */
 static int rl_close(lua_State *L) {
   (void)L;
-  if (R.installed) {
-    rl_callback_handler_remove();
-    R.installed = 0;
-  }
+  edit_end();
   if (R.poll != NULL)
     uv_poll_stop(R.poll);
   if (R.tty && history_path[0] != '\0') {
@@ -234,6 +336,19 @@ static int rl_close(lua_State *L) {
   free(last_added);
   last_added = NULL;
   R.eof = 1;
+  return 0;
+}
+
+/* set_completer(fn): Tab calls fn(line up to the cursor, word at the
+** cursor) for a list of what the word may become */
+static int rl_set_completer(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  mainL = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, completer);
+  lua_pushvalue(L, 1);
+  completer = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -248,7 +363,7 @@ static int rl_catch_sigint(lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"readline", rl_readline}, {"read", rl_read}, {"isatty", rl_isatty},
-  {"close", rl_close},
+  {"close", rl_close}, {"set_completer", rl_set_completer},
   {"catch_sigint", rl_catch_sigint},
   {NULL, NULL}
 };

@@ -5,8 +5,8 @@
 ** the grader makes its own sockets inside it (ns:_socket), so the checks
 ** and the program meet on 127.0.0.1 while the program reaches nothing
 ** else. wirelab's thread enters the namespace only for the socket(2)
-** call and comes straight back: a socket stays in the namespace it was
-** made in. Also: where cgroups may be made (_cgroups, found once), and
+** call and comes straight back (runtime/netns.c): a socket stays in the
+** namespace it was made in. Also: where cgroups may be made (_cgroups, found once), and
 ** the user a sandbox runs as (_getpwnam, _geteuid).
 */
 #include <errno.h>
@@ -26,21 +26,6 @@
 #define NETNS_MT "wirelab.netns"
 
 typedef struct { int fd; } netns_t;   /* -1 once closed */
-
-static int host_ns = -1;     /* wirelab's own namespace, to come back to */
-
-static int open_host(void) {
-  if (host_ns < 0)
-    host_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  return host_ns < 0 ? -errno : 0;
-}
-
-/* Back to wirelab's namespace. It cannot fail (we hold it open and came
-** from it); if it did, every later socket would be made in the wrong
-** place, so stop here. */
-static void come_back(void) {
-  if (setns(host_ns, CLONE_NEWNET) < 0) abort();
-}
 
 static int lo_up(void) {
   struct ifreq ifr;
@@ -74,12 +59,12 @@ static int process_netns(lua_State *L) {
   int rc, fd = -1;
   ns->fd = -1;
   luaL_setmetatable(L, NETNS_MT);
-  if ((rc = open_host()) < 0) return wl_raise(L, "netns", rc, NULL);
+  if ((rc = wl_netns_save()) < 0) return wl_raise(L, "netns", rc, NULL);
   if (unshare(CLONE_NEWNET) < 0) return wl_raise(L, "netns", -errno, NULL);
   rc = lo_up();
   if (rc == 0 && (fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
     rc = -errno;
-  come_back();
+  wl_netns_leave();
   if (rc < 0) return wl_raise(L, "netns", rc, NULL);
   ns->fd = fd;
   return 1;
@@ -91,16 +76,16 @@ static int netns_socket(lua_State *L) {
   netns_t *ns = check_ns(L, "socket");
   int family = (int)luaL_optinteger(L, 2, AF_INET);
   int type = (int)luaL_optinteger(L, 3, SOCK_STREAM);
-  int fd, err = 0;
+  int fd, err;
   luaL_argcheck(L, family == AF_INET || family == AF_INET6, 2,
                 "AF_INET or AF_INET6 expected");
   luaL_argcheck(L, type == SOCK_STREAM || type == SOCK_DGRAM, 3,
                 "SOCK_STREAM or SOCK_DGRAM expected");
-  if (open_host() < 0 || setns(ns->fd, CLONE_NEWNET) < 0)
-    return wl_raise(L, "socket", -errno, NULL);
+  if ((err = wl_netns_enter(ns->fd)) < 0)
+    return wl_raise(L, "socket", err, NULL);
   fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) err = -errno;
-  come_back();
+  wl_netns_leave();
   if (fd < 0) return wl_raise(L, "socket", err, NULL);
   lua_pushinteger(L, fd);
   return 1;

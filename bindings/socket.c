@@ -48,6 +48,8 @@ int wl_sock_raise(lua_State *L, wl_sock_t *s, const char *op, int code) {
   return wl_raise(L, op, code, buf);
 }
 
+const int wl_sock_tag = 1;
+
 static void on_close(uv_handle_t *h) { free(h); }
 
 /* The one place a socket is closed. wake: tell parked tasks (close());
@@ -167,6 +169,7 @@ int wl_sock_wrap(wl_sock_t **box, int fd, int family, int type) {
     close(fd);
     return rc;
   }
+  s->poll.data = (void *)&wl_sock_tag;  /* sockstat.c finds sockets so */
   s->fd = fd;
   s->family = family;
   s->type = type;
@@ -783,6 +786,7 @@ int luaopen_socket_core(lua_State *L) {
   wl_inet_register(L, lua_gettop(L) - 1);
   wl_netdb_register(L, lua_gettop(L) - 1);
   wl_sendfile_register(L, lua_gettop(L) - 1);
+  wl_sockstat_register(L, lua_gettop(L) - 1);
   luaL_newmetatable(L, SOCK_MT);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sock_index, 1);
@@ -793,6 +797,8 @@ int luaopen_socket_core(lua_State *L) {
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, wl_sock_tostring);
   lua_setfield(L, -2, "__tostring");
+  lua_pushvalue(L, -2);                      /* for Tab, which calls no */
+  lua_setfield(L, -2, "methods");            /* __index: as process.core */
   lua_pop(L, 1);
   lua_setfield(L, -2, "methods");            /* the Lua half adds to it */
   return 1;

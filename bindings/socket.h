@@ -1,7 +1,8 @@
 /*
 ** socket.h: the socket object shared by socket.c (lifecycle and I/O),
 ** sockopt.c (options, addresses, multicast, constants), sockinfo.c
-** (queues and TCP_INFO), sockfd.c (objects from descriptors), recvall.c (recv with
+** (queues and TCP_INFO), sockfd.c (objects from descriptors), sockstat.c
+** (the open sockets, for wirelab.status), recvall.c (recv with
 ** MSG_WAITALL or MSG_TRUNC), inet.c (address conversions), resolve.c
 ** (names to addresses), netdb.c (hosts and services by name) and
 ** sendfile.c (s:sendfile's system calls).
@@ -30,7 +31,10 @@ typedef struct wl_sock_t {
   wl_waiter_t rdq, wrq;      /* tasks waiting to read or accept / to write */
 } wl_sock_t;
 
-/* socket.c: the object and its waits, for the other socket files. */
+/* socket.c: the object and its waits, for the other socket files. The
+** poll handle of every socket has data == &wl_sock_tag: walking the loop's
+** handles finds the open sockets (sockstat.c) at no cost to the rest. */
+extern const int wl_sock_tag;
 wl_sock_t *wl_check_sock(lua_State *L, int i, const char *op);
 int wl_sock_raise(lua_State *L, wl_sock_t *s, const char *op, int code);
 /* A new socket object on the stack, its box holding NULL: made before
@@ -70,6 +74,7 @@ void wl_sockfd_register(lua_State *L, int methods, int module);
 void wl_inet_register(lua_State *L, int module);
 void wl_netdb_register(lua_State *L, int module);
 void wl_sendfile_register(lua_State *L, int module);
+void wl_sockstat_register(lua_State *L, int module);
 
 /* resolve.c: a host name at hi (bind, connect, sendto) resolved for the
 ** socket's family; then k calls wl_take_resolved, which puts the first

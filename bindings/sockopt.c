@@ -142,30 +142,50 @@ static int membership(lua_State *L, int join) {
 static int sock_join_group(lua_State *L) { return membership(L, 1); }
 static int sock_leave_group(lua_State *L) { return membership(L, 0); }
 
-/* <socket fd=7 AF_INET SOCK_STREAM laddr=127.0.0.1:8000 raddr=...>, the
-** socket's __tostring; an AF_UNIX pair (socketpair) has no addresses. */
+static const char *const tcp_states[] = {
+  "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+  "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"
+};
+
+/* The TCP state of fd, as ss names it ("ESTABLISHED"), or NULL. */
+static const char *tcp_state(int fd) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+      ti.tcpi_state >= sizeof tcp_states / sizeof *tcp_states)
+    return NULL;
+  return tcp_states[ti.tcpi_state];
+}
+
+/* The socket's __tostring, what it is now as ss would show it:
+** <tcp 127.0.0.1:5000 -> 127.0.0.1:41234 ESTABLISHED>, <tcp6 [::]:80
+** LISTEN>, <udp 127.0.0.1:9000>, <unix stream fd=5>, <socket closed>. */
 int wl_sock_tostring(lua_State *L) {
   wl_sock_t *s = *(wl_sock_t **)luaL_checkudata(L, 1, SOCK_MT);
   struct sockaddr_storage sa;
   socklen_t len = sizeof sa;
-  char laddr[80] = "", raddr[80] = "";
+  char laddr[80] = "?", raddr[80] = "";
+  const char *state = NULL;
+  int tcp;
   if (s == NULL) {
-    lua_pushliteral(L, "<socket [closed]>");
+    lua_pushliteral(L, "<socket closed>");
     return 1;
   }
-  if (s->family != AF_UNIX) {
-    if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
-      wl_format_sockaddr((struct sockaddr *)&sa, laddr, sizeof laddr);
-    len = sizeof sa;
-    if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
-      wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
+  tcp = s->type == SOCK_STREAM;
+  if (s->family == AF_UNIX) {
+    lua_pushfstring(L, "<unix %s fd=%d>", tcp ? "stream" : "dgram", s->fd);
+    return 1;
   }
-  lua_pushfstring(L, "<socket fd=%d %s %s%s%s%s%s>", s->fd,
-                  s->family == AF_INET ? "AF_INET"
-                  : s->family == AF_INET6 ? "AF_INET6" : "AF_UNIX",
-                  s->type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_DGRAM",
-                  laddr[0] ? " laddr=" : "", laddr, raddr[0] ? " raddr=" : "",
-                  raddr);
+  if (getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0)
+    wl_format_sockaddr((struct sockaddr *)&sa, laddr, sizeof laddr);
+  len = sizeof sa;
+  if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
+    wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
+  if (tcp) state = tcp_state(s->fd);
+  lua_pushfstring(L, "<%s%s %s%s%s%s%s>", tcp ? "tcp" : "udp",
+                  s->family == AF_INET6 ? "6" : "", laddr,
+                  raddr[0] ? " -> " : "", raddr, state ? " " : "",
+                  state ? state : "");
   return 1;
 }
 

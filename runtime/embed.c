@@ -13,6 +13,7 @@ int luaopen_wirelab_fs(lua_State *L);
 int luaopen_wirelab_fork(lua_State *L);
 int luaopen_wirelab_readline(lua_State *L);
 int luaopen_wirelab_sandbox_core(lua_State *L);
+int luaopen_capture_core(lua_State *L);
 int luaopen_http_core(lua_State *L) __attribute__((weak));
 
 static const luaL_Reg cmodules[] = {
@@ -25,6 +26,7 @@ static const luaL_Reg cmodules[] = {
   {"wirelab.readline", luaopen_wirelab_readline},
   {"wirelab.sandbox.core", luaopen_wirelab_sandbox_core},
   {"http.core", luaopen_http_core},
+  {"capture.core", luaopen_capture_core},
   {NULL, NULL}
 };
 

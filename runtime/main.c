@@ -38,7 +38,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "wirelab: cannot create the Lua state\n");
     return 1;
   }
-  wl_errbuf_init();            /* before anything writes to stderr */
+  wl_output_init();            /* before any output and the io library */
   luaL_openlibs(L);
   wl_sched_init(L);
   wl_signals_init();

@@ -18,6 +18,7 @@
 #define TASK_MT "wirelab.task"
 #define WAITQ_MT "wirelab.waitq"
 #define TASKS_KEY "wirelab.tasks"  /* live tasks: struct pointer -> udata */
+#define WAITNAMES_KEY "wirelab.waitnames"  /* function -> its name */
 #define MAX_BURST 1024             /* resumes between two polls of the loop */
 #define SLICE_NS 5000000           /* run this long, and I/O that never waits
                                       yields to the loop (wl_turn_over) */
@@ -29,6 +30,7 @@ struct wl_task_t {
   int state;
   int status;                /* resume value while T_READY */
   int started, cancelled, joined, is_main;
+  int id;                    /* 1, 2, 3... in the order of spawn */
   wl_waiter_t self;          /* for waits with no request of their own */
   wl_waiter_t *parked;       /* where the task waits, while T_PARKED */
   wl_waiter_t joiners;       /* tasks in join() */
@@ -49,6 +51,7 @@ static struct {
   wl_task_t *only;           /* in a forked child: the one task that runs */
   uint64_t polled_at;        /* uv_hrtime() of the loop's last poll */
   int handles;
+  int last_id;               /* the id of the newest task */
   int closed;                /* wl_sched_close has run: nothing resumes */
 } S;
 
@@ -297,6 +300,7 @@ static int new_task(lua_State *L, int first) {
   wl_task_t *t = lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
   t->hidx = -1;
+  t->id = ++S.last_id;
   wl_waiter_init(&t->self);
   wl_waiter_init(&t->joiners);
   luaL_setmetatable(L, TASK_MT);
@@ -487,10 +491,102 @@ static int task_done(lua_State *L) {
   return 1;
 }
 
+static const char *const state_names[] = {
+  "ready", "running", "waiting", "done", "failed"
+};
+
+/* The name of the call a parked task waits in ("recv", "sleep"): the
+** nearest call written as a method or a field (s:recv, q:get,
+** wirelab.sleep), since below it a tail call has no name, or helpers do;
+** else the name the waiting C function was given with _name_waits (a
+** call through pcall has none). NULL when unknown. L: any thread but co,
+** to look in the registry with. */
+static const char *waiting_in(lua_State *L, wl_task_t *t) {
+  lua_Debug ar;
+  const char *name = NULL;
+  int level;
+  if (t->state != T_PARKED || t->co == NULL) return NULL;
+  for (level = 0; level < 6 && lua_getstack(t->co, level, &ar); level++)
+    if (lua_getinfo(t->co, "n", &ar) && ar.name != NULL &&
+        (strcmp(ar.namewhat, "method") == 0 || strcmp(ar.namewhat, "field") == 0))
+      return ar.name;
+  if (lua_getstack(t->co, 0, &ar) && lua_getinfo(t->co, "f", &ar)) {
+    lua_xmove(t->co, L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, WAITNAMES_KEY);
+    lua_rotate(L, -2, 1);
+    if (lua_rawget(L, -2) == LUA_TSTRING)
+      name = lua_tostring(L, -1);     /* held by the registry table */
+    lua_pop(L, 2);
+  }
+  return name;
+}
+
+/* _name_waits(t): the functions in t are known by their keys there when
+** a task waits in them (socket methods called through pcall) */
+static int wl_name_waits(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, LUA_REGISTRYINDEX, WAITNAMES_KEY);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -4);         /* names[fn] = key */
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  return 0;
+}
+
+/* <task 3 waiting in recv>, <task 1 running>, <task 4 done> */
 static int task_tostring(lua_State *L) {
-  static const char *names[] = {"ready", "running", "waiting", "done", "failed"};
   wl_task_t *t = check_task(L, 1);
-  lua_pushfstring(L, "task (%s): %p", names[t->state], (void *)t);
+  const char *in = waiting_in(L, t);
+  lua_pushfstring(L, "<task %d %s%s%s>", t->id, state_names[t->state],
+                  in ? " in " : "", in ? in : "");
+  return 1;
+}
+
+/* t:state() -> "ready"|"running"|"waiting"|"done"|"failed", id[, call] */
+static int task_state(lua_State *L) {
+  wl_task_t *t = check_task(L, 1);
+  const char *in = waiting_in(L, t);
+  lua_pushstring(L, state_names[t->state]);
+  lua_pushinteger(L, t->id);
+  if (in == NULL) return 2;
+  lua_pushstring(L, in);
+  return 3;
+}
+
+static int by_id(const void *a, const void *b) {
+  int x = (*(wl_task_t *const *)a)->id, y = (*(wl_task_t *const *)b)->id;
+  return (x > y) - (x < y);
+}
+
+/* tasks() -> the live tasks (not yet done), oldest first */
+static int wl_tasks(lua_State *L) {
+  wl_task_t **all = NULL;
+  size_t n = 0, cap = 0, i;
+  lua_getfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    wl_task_t *t = (wl_task_t *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (t == NULL || t->state == T_DONE || t->state == T_FAILED) continue;
+    if (n == cap) {
+      wl_task_t **more = realloc(all, (cap = cap ? 2 * cap : 16) * sizeof *all);
+      if (more == NULL) { free(all); return wl_raise(L, "tasks", UV_ENOMEM, NULL); }
+      all = more;
+    }
+    all[n++] = t;
+  }
+  qsort(all, n, sizeof *all, by_id);
+  lua_createtable(L, (int)n, 0);
+  for (i = 0; i < n; i++) {
+    lua_rawgetp(L, -2, all[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  free(all);
   return 1;
 }
 
@@ -596,7 +692,7 @@ int wl_sched_run(lua_State *L, int nargs) {
     run_ready();
     if (main->state == T_DONE || main->state == T_FAILED || wl_signo) break;
     arm_timer();
-    wl_errbuf_flush();         /* once per loop turn, not per log line */
+    wl_output_flush();            /* once per loop turn, not per log line */
     if (S.rcount > 0) {
       uv_run(&S.loop, UV_RUN_NOWAIT);
     } else if (!uv_loop_alive(&S.loop)) {
@@ -626,11 +722,12 @@ int wl_sched_run(lua_State *L, int nargs) {
 static const luaL_Reg funcs[] = {
   {"spawn", wl_spawn}, {"sleep", wl_sleep}, {"now", wl_now},
   {"time", wl_time}, {"handles", wl_handles}, {"current", wl_current},
+  {"tasks", wl_tasks}, {"_name_waits", wl_name_waits},
   {"waitq", waitq_new}, {NULL, NULL}
 };
 static const luaL_Reg task_methods[] = {
   {"join", task_join}, {"cancel", task_cancel}, {"done", task_done},
-  {"interrupt", task_interrupt}, {NULL, NULL}
+  {"interrupt", task_interrupt}, {"state", task_state}, {NULL, NULL}
 };
 static const luaL_Reg waitq_methods[] = {
   {"wait", waitq_wait}, {"notify", waitq_notify},
@@ -658,6 +755,8 @@ void wl_sched_init(lua_State *L) {
   uv_timer_init(&S.loop, &S.timer);   /* active only while tasks sleep */
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, WAITNAMES_KEY);
   new_class(L, TASK_MT, task_methods, task_tostring, NULL);
   new_class(L, WAITQ_MT, waitq_methods, NULL, waitq_gc);
 }

@@ -6,8 +6,9 @@
 ** The rule for C files. runtime/ is the host program and the services
 ** that other C code shares: the process (main.c), the embedded modules
 ** (embed.c; tools/embed.c is the build tool behind build/scripts.c),
-** the loop and scheduler (sched.c), signals (signals.c), stderr
-** buffering (errbuf.c), errors (error.c), addresses (addr.c), the
+** the loop and scheduler (sched.c), signals (signals.c), stdout
+** and stderr (output.c), errors (error.c), addresses (addr.c), network
+** namespaces entered for one call (netns.c), the
 ** sandbox supervisor main() becomes under --supervise (supervisor.c) and
 ** the cgroups it shares with process.core (cgroup.c). Each service is
 ** declared here, and may carry its own Lua face (wirelab.core,
@@ -113,12 +114,16 @@ void wl_soft_sigint(lua_State *L, int on);
 /* Task t has ended: it is no longer the one SIGINT interrupts. */
 void wl_signals_task_ended(wl_task_t *t);
 
-/* ---- stderr buffering (errbuf.c) --------------------------------------- */
+/* ---- stdout and stderr (output.c) ------------------------------------ */
 
-/* stderr block-buffered: a server's access log is a line per request. */
-void wl_errbuf_init(void);
+/* stdout and stderr as wirelab's own streams: before any output and Lua. */
+void wl_output_init(void);
 /* What tasks wrote to stderr and stdout goes out: once per loop turn. */
-void wl_errbuf_flush(void);
+void wl_output_flush(void);
+/* While the prompt edits a line: erase() takes it off the screen before
+** the first byte tasks write to a terminal, redraw() puts it back below
+** what they wrote, at the next flush. (NULL, NULL) once the line is done. */
+void wl_output_prompt(void (*erase)(void), void (*redraw)(void));
 
 /* ---- errors (error.c) ------------------------------------------------ */
 
@@ -153,6 +158,16 @@ void wl_format_addr(const char *host, lua_Integer port, char *buf,
                     size_t size);
 /* The same for a socket address. */
 void wl_format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
+
+/* ---- network namespaces (netns.c) ------------------------------------ */
+
+/* Keeps wirelab's own namespace open to come back to: 0 or -errno. */
+int wl_netns_save(void);
+/* The calling thread enters the namespace nsfd (saving its own first):
+** 0 or -errno. Make the socket, then wl_netns_leave() at once. */
+int wl_netns_enter(int nsfd);
+/* Back to wirelab's namespace, after wl_netns_enter or an unshare. */
+void wl_netns_leave(void);
 
 /* ---- the sandbox supervisor (supervisor.c, cgroup.c) ----------------- */
 

@@ -216,6 +216,10 @@ local Process = {}
 Process.__index = Process
 M.Process = Process
 
+-- the processes spawned, for wirelab.status(): weak, a forgotten one goes
+local processes = setmetatable({}, {__mode = "k"})
+M._processes = processes
+
 -- spawn{argv..., cwd=, env=, stdin=, stdout=, stderr=, limits=, sandbox=} -> p
 -- stdin: true for p:write, a string to feed and close; stdout/stderr:
 -- captured unless "inherit" or false.
@@ -259,7 +263,7 @@ function M.spawn(spec)
     if own_ns then ns:close() end
     errors.raise("spawn", code, argv[1], nil, stage ~= "exec" and "in the sandbox, at " .. stage or nil)
   end
-  local obj = setmetatable({_p = p, pid = p.pid,
+  local obj = setmetatable({_p = p, pid = p.pid, _argv = argv,
     stdout = reader.new(pipe_source, {p = p, i = 1}),
     stderr = reader.new(pipe_source, {p = p, i = 2})}, Process)
   if supervised then
@@ -267,6 +271,7 @@ function M.spawn(spec)
     obj.sandbox = sandbox_table(report, info, ns, env_kind)
     obj.limits, obj.netns, obj._own_ns = lim, ns, own_ns
   end
+  processes[obj] = true
   if feed then
     wirelab.spawn(function()
       pcall(p.write, p, feed)
@@ -380,6 +385,24 @@ function Process:close()
   if self._own_ns then self.netns:close() end
 end
 Process.__close = Process.close
+
+-- state() -> "running" | "exited" | "closed", and how it ended once waited for
+function Process:state()
+  local ended = self._res and self._res.message
+  if self._p.pid == nil then return "closed", ended end
+  if self._p.exited then return "exited", ended end
+  return "running"
+end
+
+-- <process 1234 ./server running>, <process 1234 ./server exited with status 0>
+function Process:__tostring()
+  local state, ended = self:state()
+  local cmd = table.concat(self._argv or {}, " ")
+  if #cmd > 60 then cmd = cmd:sub(1, 57) .. "..." end
+  if state == "exited" and ended then state = ended
+  elseif ended then state = state .. ", " .. ended end
+  return ("<process %s %s %s>"):format(tostring(self.pid), cmd, state)
+end
 
 -- Sockets that reach the program: made in its network namespace when it
 -- has one, plain ones otherwise -- the same lab code works either way.

@@ -15,8 +15,10 @@ for k, v in pairs(core) do       -- "_" names are for this half only
   if k ~= "methods" and k:sub(1, 1) ~= "_" then M[k] = v end
 end
 local is_numeric = core._is_numeric    -- addr.c's rule: a literal, not a name
+M._open = core._open                   -- the open sockets' rows (status)
 local Socket = core.methods
 M.Socket = Socket
+require("wirelab.core")._name_waits(Socket)   -- "waiting in wait_readable"
 
 -- A host argument of a Lua function: a string with no NUL byte, which C
 -- would cut short (Python raises TypeError).

@@ -45,9 +45,15 @@ local function wrap_handler(handler)
   return handler
 end
 
+-- the servers made, for wirelab.status(): weak, a forgotten server goes
+local servers = setmetatable({}, {__mode = "k"})
+M._servers = servers
+
 function BaseServer:init(server_address, handler)
   self.server_address = server_address
   self.RequestHandlerClass = wrap_handler(handler)
+  self._handler = handler
+  servers[self] = true
   self._is_shut_down = wirelab.event()
   self._is_shut_down:set()
   self._shutdown_request = false
@@ -160,6 +166,49 @@ function BaseServer:server_close() end
 function BaseServer:close_request(request) end
 function BaseServer:shutdown_request(request) self:close_request(request) end
 BaseServer.__close = function(self) self:server_close() end
+
+local function address_text(a)
+  local host, port = a[1] or "", a[2] or 0
+  if host:find(":", 1, true) then host = "[" .. host .. "]" end
+  return host .. ":" .. tostring(port)
+end
+
+-- info() -> {class, address, handler, clients, closed}: what the server is
+-- and does now, for tostring and wirelab.status(). clients counts the
+-- connections open on its port in this process (a threading server's
+-- tasks, the one a plain server serves), or its children when forking;
+-- nil for a datagram server.
+function BaseServer:info()
+  local sock = rawget(self, "socket")
+  local h = self._handler
+  local r = {
+    class = class.name_of(getmetatable(self)) or "server",
+    address = address_text(self.server_address or {}),
+    handler = type(h) == "function" and (class.global_name(h) or "function")
+              or class.name_of(h) or "handler",
+    closed = sock == nil or sock.closed,
+  }
+  if self.active_children then
+    r.clients = 0
+    for _ in pairs(self.active_children) do r.clients = r.clients + 1 end
+  elseif sock and not r.closed and self.socket_type == socket.SOCK_STREAM then
+    local port = self.server_address and self.server_address[2]
+    r.clients = 0
+    for _, row in ipairs(socket._open()) do
+      if row.raddr and row.laddr and row.laddr:match(":(%d+)$") == tostring(port) then
+        r.clients = r.clients + 1
+      end
+    end
+  end
+  return r
+end
+
+function BaseServer:__tostring()
+  local i = self:info()
+  local clients = i.clients and (", %d client%s"):format(i.clients, i.clients == 1 and "" or "s") or ""
+  return ("<%s %s %s%s%s>"):format(i.class, i.address, i.handler, clients,
+                                  i.closed and ", closed" or "")
+end
 
 -- TCPServer: one request at a time, in the task running serve_forever.
 local TCPServer = BaseServer:extend()
@@ -396,4 +445,4 @@ function DatagramRequestHandler:finish()
   if out ~= "" then self.socket:sendto(out, self.client_address[1], self.client_address[2]) end
 end
 
-return M
+return class.named(M)

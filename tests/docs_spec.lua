@@ -158,6 +158,7 @@ local PRIVATE = {
   ["process.NetNS._socket"] = true,
   ["socket._connect_with"] = true,           -- for process.netns's sockets
   ["socket._serve_with"] = true,
+  ["socket._open"] = true,                   -- the rows behind wirelab.status
 }
 
 -- The method table of an object: its metatable's __index table, or the
@@ -198,6 +199,7 @@ local function modules()
       BaseRequestHandler = {prefixes = HANDLER, ctor = true},
       StreamRequestHandler = {prefixes = HANDLER, ctor = true},
       DatagramRequestHandler = {prefixes = HANDLER, ctor = true},
+      _servers = {data = true},
     }},
     {name = "http.server", mod = hs, prefix = "http.server.", tables = {
       HTTPServer = {prefixes = SERVER, ctor = true},
@@ -220,7 +222,10 @@ local function modules()
     {name = "process", mod = process, prefix = "process.", tables = {
       Process = {prefixes = {"p:"}},
       NetNS = {prefixes = {"ns:"}},
-      SIGNALS = {data = true},
+      SIGNALS = {data = true}, _processes = {data = true},
+    }},
+    {name = "capture", mod = require "capture", prefix = "capture.", tables = {
+      Capture = {prefixes = {"cap:"}},
     }},
     {name = "wirelab.error", mod = require "wirelab.error", prefix = "errors.", tables = {
       codes = {data = true},

@@ -244,6 +244,108 @@ sys.stdout.write(repr(second) + "\n")
     assert.are.equal(saved, support.read(hist))
   end))
 
+  it("on a terminal, what background tasks print goes above the half-typed line, kept intact",
+     bounded(20, function()
+    local r = process.run{"python3", "-c", PTY .. [==[
+import urllib.request
+p = start(sys.argv[1])
+until(b"> ")
+# an http.server started at the prompt: its access log goes to stderr
+os.write(m, b"hs = http.server; srv = hs.ThreadingHTTPServer({'127.0.0.1', 0}, hs.BaseHTTPRequestHandler)\r")
+until(b"> ")
+os.write(m, b"srv:start(); print('port=' .. srv.server_address[2])\r")
+import re
+port = int(re.search(rb"\nport=(\d+)", until(b"\r\n> ")).group(1))
+os.write(m, b"wirelab.spawn(function() for i = 1, 3 do wirelab.sleep(0.3); print('tick', i); io.write('no newline'); io.stderr:write('err ', i, '\\n') end end)\r")
+until(b"> ")
+os.write(m, b"'half' .. ")
+until(b"'half' .. ")
+try:
+    urllib.request.urlopen("http://127.0.0.1:%d/page" % port, timeout=5).read()
+except Exception as e:
+    pass                         # 501: BaseHTTPRequestHandler has no do_GET
+shown = until(b"err 3")
+shown += until(b"> 'half' .. ")
+os.write(m, b"'typed'\r"); shown += until(b"halftyped\r\n> ")
+os.write(m, b"\x04")
+code = p.wait(timeout=5)
+sys.stdout.write(repr(shown) + "\n" + str(code) + "\n")
+]==], support.wirelab, timeout = 18}
+    assert.are.equal(0, r.code, r.stderr)
+    local shown, code = r.stdout:match("^(.*)\n(%-?%d+)\n$")
+    assert.are.equal("0", code, r.stdout)
+    -- every line printed meanwhile starts on a line of its own, never after
+    -- the typed text, and the prompt with the typed text comes back below
+    for _, what in ipairs{"tick\\t1", "tick\\t3", "err 2", "\"GET /page HTTP/1.1\" 501"} do
+      assert.is_truthy(shown:find(what, 1, true), what .. " not shown: " .. shown)
+    end
+    -- (shown is python's repr: escapes are text) a screen line is what
+    -- lies between line ends and erasures of the line
+    for line in (shown .. "\\r\\n"):gmatch("(.-)\\r\\n") do
+      for piece in (line .. "\\x1b[J"):gmatch("(.-)\\x1b%[J") do
+        if piece:find("'half' ..", 1, true) then
+          assert.is_nil(piece:find("tick") or piece:find("err ") or piece:find("GET"),
+                        "output written into the typed line: " .. piece)
+        end
+      end
+    end
+    assert.matches("no newline\\r\\n> \\'half\\' .. ", shown, 1, true)
+    assert.matches("halftyped\\r\\n> ", shown, 1, true)
+  end))
+
+  it("on a terminal: a server and its clients, Tab, status(), Ctrl-C in recv, os.exit",
+     bounded(20, function()
+    local r = process.run{"python3", "-c", PTY .. [==[
+import socket
+p = start(sys.argv[1])
+shown = until(b"> ")
+def say(keys, marker=b"\r\n> "):
+    global shown
+    os.write(m, keys); got = until(marker); shown += got; return got
+say(b"E = socketserver.BaseRequestHandler:extend()\r")
+say(b"function E:handle() while true do local d = self.request:recv(100) if d == '' then return end self.request:sendall(d) end end\r")
+got = say(b"srv = socketserver.ThreadingTCPServer({'127.0.0.1', 0}, E); srv:start(); port = srv.server_address[2]; print('port=' .. port)\r")
+import re
+port = int(re.search(rb"\nport=(\d+)", got).group(1))
+outside = socket.create_connection(("127.0.0.1", port), timeout=5)
+outside.sendall(b"ping")
+echoed = outside.recv(4)
+say(b"c = socket.create_connection('127.0.0.1', port); c:sendall('hi'); c:recv(2)\r")
+tab = say(b"srv:serve_f\t", b"orever(")
+# a completed name runs: Tab, then the rest of the line
+say(b"\x15c:getpeern\t", b"ame(")
+say(b")\r")
+say(b"\x15status()\r")
+say(b"srv\r")
+# Ctrl-C in a blocking recv: the prompt comes back, the connection still works
+os.write(m, b"c:recv(10)\r"); time.sleep(0.3)
+os.kill(p.pid, 2); shown += until(b"> ")
+say(b"c:sendall('again'); c:recv(5)\r")
+say(b"os.exit(3)\r", b"XX-never")
+code = p.wait(timeout=5)
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=2); refused = "no"
+except ConnectionRefusedError:
+    refused = "yes"
+sys.stdout.write(repr(shown) + "\n" + repr(echoed) + "\n" + repr(tab) + "\n" + refused + "\n" + str(code) + "\n")
+]==], support.wirelab, timeout = 18}
+    assert.are.equal(0, r.code, r.stderr)
+    local shown, echoed, tab, refused, code = r.stdout:match("^(.*)\n(.-)\n(.-)\n(%a+)\n(%-?%d+)\n$")
+    assert.are.equal("b'ping'", echoed, r.stdout)
+    assert.matches("srv:serve_f.*orever%(", tab)
+    assert.matches("ame()\\r\\n127.0.0.1\\t", shown, 1, true)   -- Tab wrote "ame("
+    -- status(): both connections to the server, ESTABLISHED, and the server
+    assert.matches("127%.0%.0%.1:%d+%s+127%.0%.0%.1:%d+%s+ESTABLISHED", shown)
+    assert.matches("ThreadingTCPServer%s+127%.0%.0%.1:%d+%s+E%s+2", shown)
+    assert.matches("<ThreadingTCPServer 127.0.0.1:%d+ E, 2 clients>", shown)
+    assert.matches("interrupted", shown, 1, true)
+    assert.matches("again", shown, 1, true)
+    -- os.exit(3): that status, and the server no longer listens
+    assert.are.equal("3", code, r.stdout)
+    assert.are.equal("yes", refused)
+    assert.is_nil(shown:find("EBADF", 1, true), shown)
+  end))
+
   it("without -i and without a terminal, standard input is a script, as lua does",
      bounded(15, function()
     local r = process.run{support.wirelab, stdin = "print('from stdin', 1 + 1)\n", timeout = 5}

@@ -293,9 +293,9 @@ describe("wirelab tasks", function()
 
   it("tostring of a task names its state", bounded(5, function()
     local t = wirelab.spawn(function() end)
-    assert.matches("^task", tostring(t))
+    assert.matches("^<task %d+ ready>$", tostring(t))
     t:join()
-    assert.matches("done", tostring(t))
+    assert.matches("^<task %d+ done>$", tostring(t))
   end))
 end)
 

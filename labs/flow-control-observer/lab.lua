@@ -160,7 +160,7 @@ end
 -- SNDBUF TOTAL` against a receiver that reads nothing
 local function fill(t, rcvbuf, held)
   local l <close>, port = listener(t, rcvbuf)
-  local p = t:start_submission{port = port, "fill", SNDBUF, FILL_TOTAL}
+  local p = t:start_submission{port = port, "fill", SNDBUF, FILL_TOTAL, exits = true}
   held[#held + 1] = p
   local a = accept(t, l, p, held)
   t:step(("the receiver (SO_RCVBUF %d) reads nothing"):format(rcvbuf))
@@ -316,7 +316,7 @@ return lab.new{
             "rate = bytes / seconds",
      run = function(t)
        local l <close>, port = listener(t, PACE_BUF)
-       local p = t:start_submission{port = port, "pace", PACE_BUF, PACE_TOTAL}
+       local p = t:start_submission{port = port, "pace", PACE_BUF, PACE_TOTAL, exits = true}
        local held <close> = holder()
        local a = accept(t, l, p, held)
        t:step(("the receiver (SO_RCVBUF %d) reads %d bytes per second"):format(PACE_BUF, PACE_RATE))

@@ -1,15 +1,26 @@
 /*
 ** embed.c (build tool): writes build/scripts.c, the Lua sources of
 ** scripts/ as byte arrays plus an index, so the binary runs from any
-** directory. Usage: embed OUT.c scripts/a.lua scripts/b/c.lua ...
+** directory. Usage: embed OUT.c scripts/a.lua scripts/b/c.lua ... docs/x.md
 ** Module names follow require: scripts/http/server.lua is "http.server",
-** scripts/x/init.lua is "x".
+** scripts/x/init.lua is "x". The reference pages are modules too, so that
+** help() reads the docs the user reads: docs/socket.md is
+** "wirelab.docs.socket", a chunk returning the page as one string.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static int is_doc(const char *path) {
+  size_t n = strlen(path);
+  return strncmp(path, "docs/", 5) == 0 && n > 3 && strcmp(path + n - 3, ".md") == 0;
+}
+
 static void modname(const char *path, char *out, size_t size) {
+  if (is_doc(path)) {
+    snprintf(out, size, "wirelab.docs.%.*s", (int)(strlen(path) - 8), path + 5);
+    return;
+  }
   const char *p = strncmp(path, "scripts/", 8) == 0 ? path + 8 : path;
   size_t n = strlen(p), i;
   if (n > 4 && strcmp(p + n - 4, ".lua") == 0) n -= 4;
@@ -18,6 +29,34 @@ static void modname(const char *path, char *out, size_t size) {
   out[n] = '\0';
   n = strlen(out);
   if (n > 5 && strcmp(out + n - 5, ".init") == 0) out[n - 5] = '\0';
+}
+
+static void emit(FILE *out, const char *s, int *col) {
+  for (; *s; s++) {
+    fprintf(out, "%d,", (unsigned char)*s);
+    if (++*col == 24) { fputc('\n', out); *col = 0; }
+  }
+}
+
+/* "return [==[\n" and "]==]" with the fewest '=' whose closing bracket the
+** page does not hold; the file is read once and rewound. */
+static int long_bracket(FILE *in, char *open_, char *close_) {
+  static char text[1 << 20];
+  size_t n = fread(text, 1, sizeof text - 1, in);
+  int level;
+  text[n] = '\0';
+  rewind(in);
+  for (level = 0; level < 16; level++) {
+    char eq[17];
+    memset(eq, '=', (size_t)level);
+    eq[level] = '\0';
+    snprintf(close_, 32, "]%s]", eq);
+    if (strstr(text, close_) == NULL) {
+      snprintf(open_, 32, "return [%s[\n", eq);
+      return 0;
+    }
+  }
+  return -1;
 }
 
 int main(int argc, char **argv) {
@@ -33,12 +72,19 @@ int main(int argc, char **argv) {
   for (i = 2; i < argc; i++) {
     FILE *in = fopen(argv[i], "rb");
     int c, col = 0;
+    char open_[32] = "", close_[32] = "";
     if (in == NULL) { perror(argv[i]); fclose(out); return 1; }
+    if (is_doc(argv[i]) && long_bracket(in, open_, close_) < 0) {
+      fprintf(stderr, "embed: %s: no long bracket fits\n", argv[i]);
+      fclose(in); fclose(out); return 1;
+    }
     fprintf(out, "static const char s%d[] = {\n", i);
+    emit(out, open_, &col);
     while ((c = getc(in)) != EOF) {
       fprintf(out, "%d,", c);
       if (++col == 24) { fputc('\n', out); col = 0; }
     }
+    emit(out, close_, &col);
     fprintf(out, "0};\n");
     fclose(in);
   }

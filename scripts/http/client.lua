@@ -712,4 +712,4 @@ M.responses = setmetatable({}, {__index = function(_, code)
   if math_type(code) == "integer" then return core.status_reason(code) end
 end})
 
-return M
+return require("wirelab.class").named(M)  -- classes know their names

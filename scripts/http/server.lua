@@ -610,4 +610,4 @@ function M.main(args)
   return 0
 end
 
-return M
+return require("wirelab.class").named(M)  -- classes know their names

@@ -294,4 +294,4 @@ function Simple:list_directory(path)
   return setmetatable({s = body, pos = 1}, StringSource)
 end
 
-return M
+return require("wirelab.class").named(M)  -- classes know their names

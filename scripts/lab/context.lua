@@ -202,8 +202,8 @@ local Program = {}
 Program.__index = Program
 
 -- a stream drained as it comes, so a program never blocks on a full pipe,
--- kept up to OUTPUT_CAP with a count of what was dropped; readable at
--- once (p:stdout() before the task first runs gives "")
+-- kept up to OUTPUT_CAP with a count of what was dropped; what was kept
+-- is readable at once (before the task has run: nothing yet)
 local function drain(prog, stream, key)
   local kept, n, dropped = {}, 0, 0
   prog[key] = function() return concat(kept), dropped end
@@ -250,11 +250,9 @@ function Program:kill(sig)
 end
 
 -- wait([timeout]) -> the exit record {code=, signal=}, or nil on timeout
--- An end the check waited for is the check's business, as a kill is: a
--- client that finishes its job and exits has not crashed.
 function Program:wait(timeout)
-  if not self.exited and not self._done:wait(timeout) then return nil end
-  self._waited = true
+  if self.exited then return self.exited end
+  if not self._done:wait(timeout) then return nil end
   return self.exited
 end
 
@@ -288,9 +286,11 @@ local function describe_exit(prog)
   return {outcome = outcome, message = msg}
 end
 
--- start_submission{args..., port=, env=, stdin=} -> program: the
+-- start_submission{args..., port=, env=, stdin=, exits=} -> program: the
 -- submission as its contract starts it, with "{port}" in its command line
--- the given port (or a free one, program.port)
+-- the given port (or a free one, program.port); exits=true: the program
+-- ends by itself when its job is done (a client), so a clean exit is not
+-- a crash
 function T:start_submission(opts)
   opts = opts or {}
   local sub = self.sub
@@ -310,7 +310,8 @@ function T:start_submission(opts)
   local ok, p = pcall(process.spawn, spec)
   if not ok then self:fail("the program could not be started: " .. tostring(p), "crashed") end
   if p.sandbox then sub.sandbox = p.sandbox end
-  local prog = setmetatable({p = p, pid = p.pid, port = port, argv = argv, _done = wirelab.event()}, Program)
+  local prog = setmetatable({p = p, pid = p.pid, port = port, argv = argv, _done = wirelab.event(),
+                             _exits = opts.exits == true}, Program)
   prog._drains = {drain(prog, p.stdout, "_out"), drain(prog, p.stderr, "_err")}
   prog._watch = wirelab.spawn(function()
     local wok, code, sig, res = pcall(p.wait, p)
@@ -377,7 +378,10 @@ end
 -- A program that ended on its own while the check ran: how, or nil.
 function T:_ended_early()
   for _, prog in ipairs(self._procs) do
-    if prog.exited and not prog.exited.killed and not prog._waited then return describe_exit(prog) end
+    local e = prog.exited
+    -- a program started with exits=true may end by itself, with status 0
+    local clean = e and prog._exits and e.code == 0 and not e.signal and not e.limit
+    if e and not e.killed and not clean then return describe_exit(prog) end
   end
   return nil
 end

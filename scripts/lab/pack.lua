@@ -25,7 +25,7 @@ local M = {}
 
 -- What building wirelab takes, from a source tree (tests/lab_cli_spec.lua
 -- builds the tarball made of these, so a missing one fails there).
-M.SOURCES = {"Makefile", "runtime", "bindings", "scripts", "docs/wirelab.1"}
+M.SOURCES = {"Makefile", "runtime", "bindings", "scripts", "docs"}  -- docs: help() is built from them
 M.LLHTTP = {c = "/usr/share/llhttp", h = "/usr/share/include/llhttp",
             copyright = "/usr/share/doc/node-llhttp/copyright"}
 -- never bundled from a lab directory
@@ -89,7 +89,7 @@ local function source_tarball(src, stage, out)
   local version = (wirelab.version:match("(%d[%w.]*)") or "0")
   local top = "wirelab-" .. version
   local tree = stage .. "/" .. top
-  mkdir(tree .. "/docs", tree .. "/llhttp")
+  mkdir(tree .. "/llhttp")
   for _, f in ipairs(M.SOURCES) do
     if not exists(src .. "/" .. f) then fail("the wirelab sources at " .. src .. " have no " .. f) end
     run{"cp", "-R", "--", src .. "/" .. f, tree .. "/" .. (f:match("^(.*)/") or "")}

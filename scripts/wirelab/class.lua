@@ -1,7 +1,7 @@
 -- wirelab.class: the small class system of the Lua modules (Python-style
 -- classes for socketserver and http.server). Cls:extend([fields]) makes a
 -- subclass; calling a class makes an instance and runs its init.
-local setmetatable, getmetatable, rawget, pairs = setmetatable, getmetatable, rawget, pairs
+local setmetatable, getmetatable, rawget, pairs, type = setmetatable, getmetatable, rawget, pairs, type
 
 local M = {}
 local Object = {}
@@ -49,6 +49,41 @@ function Object:is_instance(cls)
     mt = rawget(mt, "super")
   end
   return false
+end
+
+-- name_of(cls) -> the name a class is known by: its own __name (the
+-- library's classes have one), else the global it is stored in (a class
+-- made at the prompt), else the field of a loaded module, else that of
+-- the nearest named class it extends; nil when none has a name.
+function M.name_of(cls)
+  local c = cls
+  while type(c) == "table" do
+    local own = rawget(c, "__name")
+    if own then return own end
+    own = M.global_name(c)
+    if own then return own end
+    c = rawget(c, "super")
+  end
+  return nil
+end
+
+-- global_name(v) -> the name of the global holding v, or nil
+function M.global_name(v)
+  for k, g in pairs(_G) do
+    if g == v and type(k) == "string" then return k end
+  end
+  return nil
+end
+
+-- named(mod): the classes of module table mod take their field names as
+-- __name (socketserver.TCPServer is "TCPServer"); returns mod
+function M.named(mod)
+  for k, v in pairs(mod) do
+    if type(v) == "table" and rawget(v, "__index") == v and rawget(v, "__name") == nil then
+      v.__name = k
+    end
+  end
+  return mod
 end
 
 setmetatable(Object, {__call = new})

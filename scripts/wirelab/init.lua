@@ -12,6 +12,7 @@ local table_pack, table_unpack = table.pack, table.unpack
 local M = {
   spawn = spawn, sleep = core.sleep, now = now, time = core.time,
   handles = core.handles, current = core.current, version = core.version,
+  tasks = core.tasks,
   fork = fork.fork, waitpid = fork.waitpid, _exit = fork._exit,
 }
 
@@ -135,5 +136,9 @@ function M.join_all(tasks, timeout)
   end
   return out
 end
+
+-- status() -> everything open now: sockets, servers, tasks, processes
+-- (wirelab.status, loaded on first use)
+function M.status() return require("wirelab.status").rows() end
 
 return M

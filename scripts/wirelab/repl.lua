@@ -7,6 +7,7 @@
 local rl = require "wirelab.readline"
 local reader = require "wirelab.reader"
 local pretty = require "wirelab.pretty"
+local complete = require "wirelab.complete"
 
 local M = {}
 
@@ -51,7 +52,11 @@ local function read_line(prompt)
   return piped:read("l")
 end
 
--- One chunk from the prompt, run: false at EOF.
+-- os.exit at the prompt unwinds to run(), which leaves as Ctrl-D does
+local Exit = {}
+
+-- One chunk from the prompt, run: true, or false at EOF, or the Exit
+-- object of an os.exit().
 local function step(prompt, more)
   local line = read_line(prompt)
   if line == nil then return false end
@@ -67,7 +72,9 @@ local function step(prompt, more)
     io.stderr:write(err, "\n")
   else
     local res = pack(xpcall(chunk, traceback))
-    if not res[1] then
+    if not res[1] and getmetatable(res[2]) == Exit then
+      return res[2]                       -- os.exit(): leave
+    elseif not res[1] then
       io.stderr:write(tostring(res[2]), "\n")
     elseif res.n > 1 then
       show(res)
@@ -77,28 +84,108 @@ local function step(prompt, more)
   return true
 end
 
--- run(): until EOF (Ctrl-D); returns the exit status. Ctrl-C stops what
--- the prompt runs (a loop, a recv) or drops the line being typed; the
--- process and its servers go on.
+-- ---- what the prompt adds to the globals ------------------------------------
+
+-- The modules a prompt user reaches for, as globals loaded on first use
+-- (as node's REPL has its built-in modules): `socket.create_connection`
+-- works without a require. `http` is a table of the http.* modules.
+local LAZY = {"wirelab", "socket", "socketserver", "process", "lab", "netem", "capture"}
+
+local function lazy_globals()
+  local loaders = {}
+  for _, name in ipairs(LAZY) do
+    if package.preload[name] then loaders[name] = function() return require(name) end end
+  end
+  local http = setmetatable({}, {__index = function(t, k)
+    if type(k) ~= "string" or not package.preload["http." .. k] then return nil end
+    local m = require("http." .. k)
+    rawset(t, k, m)
+    return m
+  end})
+  loaders.http = function() return http end
+  return loaders
+end
+
+-- help() and status(), and the lazy modules, unless a script (-i) has
+-- its own by those names
+local function setup_globals()
+  local loaders = lazy_globals()
+  complete.lazy = loaders
+  if rawget(_G, "help") == nil then
+    _G.help = function(...) require("wirelab.help").show(...) end
+  end
+  if rawget(_G, "status") == nil then
+    _G.status = function() require("wirelab.status").show() end
+  end
+  if getmetatable(_G) == nil then
+    setmetatable(_G, {__index = function(t, k)
+      local load = loaders[k]
+      if load == nil then return nil end
+      local v = load()
+      rawset(t, k, v)
+      return v
+    end})
+  end
+end
+
+-- ---- leaving ------------------------------------------------------------------------
+
+
+-- Leaving: the servers stop listening (their connections close as the
+-- process ends), and history is written.
+local function leave()
+  local ss = package.loaded.socketserver
+  for srv in pairs(ss and ss._servers or {}) do
+    local sock = rawget(srv, "socket")
+    if sock and not sock.closed then
+      srv._shutdown_request = true     -- its serve_forever ends quietly
+      pcall(sock.close, sock)
+    end
+  end
+  rl.catch_sigint(false)
+  rl.close()
+end
+
+-- run(): until EOF (Ctrl-D) or os.exit(); returns the exit status. Ctrl-C
+-- stops what the prompt runs (a loop, a recv) or drops the line being
+-- typed; the process and its servers go on.
 function M.run()
   local tty = rl.isatty()
   local prompt, more = tty and "> " or "", tty and ">> " or ""
+  local me, real_exit = require("wirelab").current(), os.exit
+  setup_globals()
   if tty then
-    io.stdout:write(require("wirelab").version or "wirelab", "  (Ctrl-D to leave)\n")
+    io.stdout:write(require("wirelab").version or "wirelab",
+                    "  (help() for help, Ctrl-D to leave)\n")
+    rl.set_completer(complete.candidates)
+  end
+  os.exit = function(code, ...)
+    if require("wirelab").current() ~= me then   -- a background task's
+      leave()
+      return real_exit(code, ...)
+    end
+    error(setmetatable({code = code}, Exit), 0)
   end
   rl.catch_sigint(true)
+  local status = 0
   while true do
     local ok, going = pcall(step, prompt, more)
-    if ok and not going then break end
+    if ok and going ~= true then
+      if getmetatable(going) == Exit then
+        local c = going.code
+        status = c == nil and 0 or c == true and 0 or c == false and 1 or math.tointeger(c) or 0
+      end
+      break
+    end
     if not ok then            -- interrupted outside what the chunk ran
       io.stdout:write(tty and "\n" or "")
       io.stdout:flush()
     end
   end
-  rl.catch_sigint(false)
+  os.exit = real_exit
   if tty then io.stdout:write("\n") end
-  rl.close()
-  return 0
+  leave()
+  return status
 end
 
 return M
