@@ -127,110 +127,123 @@ static uint64_t get(const info_t *in, size_t off, size_t size) {
   }
 }
 
-/* An integer field, when present; ~0 (a rate the kernel leaves unlimited)
-** is math.huge. */
-static void set_int(const info_t *in, const char *name, size_t off,
-                    size_t size) {
-  uint64_t v;
-  if (!has(in, off, size)) return;
-  v = get(in, off, size);
-  if (size == 8 && v > (uint64_t)LUA_MAXINTEGER)
-    lua_pushnumber(in->L, HUGE_VAL);
-  else
-    lua_pushinteger(in->L, (lua_Integer)v);
-  lua_setfield(in->L, -2, name);
+/* How a field reads in Lua. */
+enum { K_INT, K_SECS, K_STATE, K_CA_STATE, K_OPTIONS, K_SND_WSCALE, K_RCV_WSCALE };
+
+typedef struct {
+  const char *name;
+  unsigned short off, size;
+  unsigned char kind;
+  double scale;              /* K_SECS: seconds per unit the kernel counts */
+} field_t;
+
+#define AT(f) offsetof(struct wl_tcp_info, f), sizeof(((struct wl_tcp_info *)0)->f)
+#define INT(f) {#f, AT(f), K_INT, 0}
+#define USECS(f) {#f, AT(f), K_SECS, 1e-6}
+#define MSECS(f) {#f, AT(f), K_SECS, 1e-3}
+/* the byte of bit fields after options: the window scales */
+#define WSCALE (offsetof(struct wl_tcp_info, options) + 1), 1
+
+/* Every field, in the kernel's order. */
+static const field_t fields[] = {
+  {"state", AT(state), K_STATE, 0}, {"ca_state", AT(ca_state), K_CA_STATE, 0},
+  INT(retransmits), INT(probes), INT(backoff),
+  {"options", AT(options), K_OPTIONS, 0},
+  {"snd_wscale", WSCALE, K_SND_WSCALE, 0}, {"rcv_wscale", WSCALE, K_RCV_WSCALE, 0},
+  USECS(rto), USECS(ato), INT(snd_mss), INT(rcv_mss),
+  INT(unacked), INT(sacked), INT(lost), INT(retrans),
+  MSECS(last_data_sent), MSECS(last_data_recv), MSECS(last_ack_recv),
+  INT(pmtu), INT(rcv_ssthresh), USECS(rtt), USECS(rttvar),
+  INT(snd_ssthresh), INT(snd_cwnd), INT(advmss), INT(reordering),
+  USECS(rcv_rtt), INT(rcv_space), INT(total_retrans),
+  INT(pacing_rate), INT(max_pacing_rate), INT(bytes_acked), INT(bytes_received),
+  INT(segs_out), INT(segs_in), INT(notsent_bytes), USECS(min_rtt),
+  INT(data_segs_in), INT(data_segs_out), INT(delivery_rate),
+  USECS(busy_time), USECS(rwnd_limited), USECS(sndbuf_limited),
+  INT(delivered), INT(delivered_ce), INT(bytes_sent), INT(bytes_retrans),
+  INT(dsack_dups), INT(reord_seen), INT(rcv_ooopack), INT(snd_wnd),
+  INT(rcv_wnd), INT(rehash),
+  INT(total_rto), INT(total_rto_recoveries), MSECS(total_rto_time),
+};
+#define NFIELDS (sizeof fields / sizeof *fields)
+
+static const char *name_of(const char *const *names, size_t n, unsigned v) {
+  return v < n ? names[v] : "?";
 }
 
-/* A time field, when present, in seconds: the kernel counts it in units
-** of `scale` seconds (1e-6 for microseconds, 1e-3 for milliseconds). */
-static void set_secs(const info_t *in, const char *name, size_t off,
-                     size_t size, double scale) {
-  if (!has(in, off, size)) return;
-  lua_pushnumber(in->L, (double)get(in, off, size) * scale);
-  lua_setfield(in->L, -2, name);
+/* Pushes field f, which the kernel's answer covers. Integers are
+** integers, but for ~0 (a rate the kernel leaves unlimited): math.huge. */
+static void push_field(const info_t *in, const field_t *f) {
+  lua_State *L = in->L;
+  uint64_t v = get(in, f->off, f->size);
+  struct wl_tcp_info ti;
+  switch (f->kind) {
+  case K_STATE:
+    lua_pushstring(L, name_of(tcp_states, sizeof tcp_states / sizeof *tcp_states,
+                              (unsigned)v));
+    break;
+  case K_CA_STATE:
+    lua_pushstring(L, name_of(ca_states, sizeof ca_states / sizeof *ca_states,
+                              (unsigned)v));
+    break;
+  case K_OPTIONS:
+    lua_createtable(L, 0, 4);
+    lua_pushboolean(L, (v & TCPI_OPT_TIMESTAMPS) != 0);
+    lua_setfield(L, -2, "timestamps");
+    lua_pushboolean(L, (v & TCPI_OPT_SACK) != 0);
+    lua_setfield(L, -2, "sack");
+    lua_pushboolean(L, (v & TCPI_OPT_WSCALE) != 0);
+    lua_setfield(L, -2, "wscale");
+    lua_pushboolean(L, (v & TCPI_OPT_ECN) != 0);
+    lua_setfield(L, -2, "ecn");
+    break;
+  case K_SND_WSCALE: case K_RCV_WSCALE:
+    /* bit fields: the compiler knows their layout, so read them there */
+    memcpy(&ti, in->buf, sizeof ti);
+    lua_pushinteger(L, f->kind == K_SND_WSCALE ? ti.snd_wscale : ti.rcv_wscale);
+    break;
+  case K_SECS:
+    lua_pushnumber(L, (double)v * f->scale);
+    break;
+  default:
+    if (f->size == 8 && v > (uint64_t)LUA_MAXINTEGER) lua_pushnumber(L, HUGE_VAL);
+    else lua_pushinteger(L, (lua_Integer)v);
+  }
 }
 
-#define F(field) offsetof(struct wl_tcp_info, field), \
-                 sizeof(((struct wl_tcp_info *)0)->field)
-#define INT(name) set_int(&in, #name, F(name))
-#define USECS(name) set_secs(&in, #name, F(name), 1e-6)
-#define MSECS(name) set_secs(&in, #name, F(name), 1e-3)
-
-/* The byte of bit fields after options: the window scales. */
-#define OFF_WSCALE (offsetof(struct wl_tcp_info, options) + 1)
-
-static void push_options(lua_State *L, unsigned opts) {
-  lua_createtable(L, 0, 4);
-  lua_pushboolean(L, (opts & TCPI_OPT_TIMESTAMPS) != 0);
-  lua_setfield(L, -2, "timestamps");
-  lua_pushboolean(L, (opts & TCPI_OPT_SACK) != 0);
-  lua_setfield(L, -2, "sack");
-  lua_pushboolean(L, (opts & TCPI_OPT_WSCALE) != 0);
-  lua_setfield(L, -2, "wscale");
-  lua_pushboolean(L, (opts & TCPI_OPT_ECN) != 0);
-  lua_setfield(L, -2, "ecn");
-  lua_setfield(L, -2, "options");
-}
-
-/* tcp_info() -> table: every field is the kernel's tcpi_ name without the
-** prefix; times in seconds (floats), sizes in bytes, windows as the
-** kernel counts them (snd_cwnd in segments). */
+/* tcp_info([field]) -> table, or that field's value (nil when the kernel
+** does not report it): every field is the kernel's tcpi_ name without
+** the prefix; times in seconds (floats), sizes in bytes, snd_cwnd and
+** snd_ssthresh in segments. One field costs no table: http.client asks
+** for the state before reusing a connection. */
 static int sock_tcp_info(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "tcp_info");
+  const char *want = luaL_optstring(L, 2, NULL);
   unsigned char buf[INFO_MAX];
   socklen_t len = sizeof buf;
   info_t in;
-  unsigned state;
+  size_t i;
   if (s->type != SOCK_STREAM || s->family == AF_UNIX)
     return wl_sock_raise(L, s, "tcp_info", UV_ENOTSUP);
   memset(buf, 0, sizeof buf);
   if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, buf, &len) < 0)
     return wl_sock_raise(L, s, "tcp_info", -errno);
   in.L = L, in.buf = buf, in.len = len;
-  lua_createtable(L, 0, 64);
-  state = (unsigned)get(&in, F(state));
-  lua_pushstring(L, state < sizeof tcp_states / sizeof *tcp_states
-                    ? tcp_states[state] : "?");
-  lua_setfield(L, -2, "state");
-  if (has(&in, F(ca_state))) {
-    unsigned ca = (unsigned)get(&in, F(ca_state));
-    lua_pushstring(L, ca < sizeof ca_states / sizeof *ca_states
-                      ? ca_states[ca] : "?");
-    lua_setfield(L, -2, "ca_state");
+  if (want != NULL) {
+    for (i = 0; i < NFIELDS; i++)
+      if (strcmp(fields[i].name, want) == 0) {
+        if (has(&in, fields[i].off, fields[i].size)) push_field(&in, &fields[i]);
+        else lua_pushnil(L);
+        return 1;
+      }
+    return luaL_argerror(L, 2, lua_pushfstring(L, "no TCP_INFO field '%s'", want));
   }
-  INT(retransmits); INT(probes); INT(backoff);
-  push_options(L, (unsigned)get(&in, F(options)));
-  if (has(&in, OFF_WSCALE, 1)) {
-    /* bit fields: the compiler knows their layout, so read them there */
-    struct wl_tcp_info ti;
-    memcpy(&ti, buf, sizeof ti);
-    lua_pushinteger(L, ti.snd_wscale);
-    lua_setfield(L, -2, "snd_wscale");
-    lua_pushinteger(L, ti.rcv_wscale);
-    lua_setfield(L, -2, "rcv_wscale");
-  }
-  USECS(rto); USECS(ato);
-  INT(snd_mss); INT(rcv_mss);
-  INT(unacked); INT(sacked); INT(lost); INT(retrans);
-  MSECS(last_data_sent); MSECS(last_data_recv); MSECS(last_ack_recv);
-  INT(pmtu); INT(rcv_ssthresh);
-  USECS(rtt); USECS(rttvar);
-  INT(snd_ssthresh); INT(snd_cwnd); INT(advmss); INT(reordering);
-  USECS(rcv_rtt); INT(rcv_space);
-  INT(total_retrans);
-  INT(pacing_rate); INT(max_pacing_rate);
-  INT(bytes_acked); INT(bytes_received);
-  INT(segs_out); INT(segs_in);
-  INT(notsent_bytes); USECS(min_rtt);
-  INT(data_segs_in); INT(data_segs_out);
-  INT(delivery_rate);
-  USECS(busy_time); USECS(rwnd_limited); USECS(sndbuf_limited);
-  INT(delivered); INT(delivered_ce);
-  INT(bytes_sent); INT(bytes_retrans);
-  INT(dsack_dups); INT(reord_seen);
-  INT(rcv_ooopack);
-  INT(snd_wnd); INT(rcv_wnd); INT(rehash);
-  INT(total_rto); INT(total_rto_recoveries); MSECS(total_rto_time);
+  lua_createtable(L, 0, (int)NFIELDS);
+  for (i = 0; i < NFIELDS; i++)
+    if (has(&in, fields[i].off, fields[i].size)) {
+      push_field(&in, &fields[i]);
+      lua_setfield(L, -2, fields[i].name);
+    }
   return 1;
 }
 

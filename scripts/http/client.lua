@@ -213,8 +213,8 @@ HTTPConnection.__close = HTTPConnection.close
 -- nobody asked for are waiting.
 function HTTPConnection:_reusable()
   if self._pos <= #self._buf then return false end
-  local ok, info = pcall(self.sock.tcp_info, self.sock)
-  if ok and type(info) == "table" and info.state ~= "ESTABLISHED" then return false end
+  local ok, state = pcall(self.sock.tcp_info, self.sock, "state")   -- one field: no table
+  if ok and type(state) == "string" and state ~= "ESTABLISHED" then return false end
   return true
 end
 
