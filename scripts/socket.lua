@@ -223,9 +223,9 @@ function M.create_server(host, port, opts) return serve_with(core.socket, host, 
 function M.has_dualstack_ipv6() return true end
 
 -- connections([pid | {pid=, all=}]) -> rows: the TCP and UDP sockets of a
--- process from /proc (scripts/socket/netstat.lua, loaded on first use)
+-- process from /proc (scripts/wirelab/netstat.lua, loaded on first use)
 function M.connections(opts)
-  local rows = require("socket.netstat").connections(opts)
+  local rows = require("wirelab.netstat").connections(opts)
   return rows
 end
 

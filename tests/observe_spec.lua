@@ -281,7 +281,7 @@ time.sleep(30)
 
   it("reads the kernel's hex addresses in host byte order", function()
     if string.pack("=I4", 1):byte(1) ~= 1 then return pending("a big-endian machine prints other text") end
-    local parse = require("socket.netstat")._parse_addr
+    local parse = require("wirelab.netstat")._parse_addr
     assert.are.same({"127.0.0.1", 8000}, {parse("0100007F:1F40", socket.AF_INET)})
     assert.are.same({"192.0.2.10", 443}, {parse("0A0200C0:01BB", socket.AF_INET)})
     assert.are.same({"::1", 80}, {parse("00000000000000000000000001000000:0050", socket.AF_INET6)})

@@ -71,7 +71,7 @@ local function early_options(argv)
     elseif TAKES_ARG[a] then i = i + 1 end
     i = i + 1
   end
-  if trace then require("socket.trace").enable() end
+  if trace then require("wirelab.trace").enable() end
   if not on then
     if next(vals) then return "'--cpu' and '--mem' go with '--sandbox'" end
     return nil

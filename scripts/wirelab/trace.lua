@@ -1,4 +1,4 @@
--- socket.trace: `wirelab --trace`, every socket call and its result on
+-- wirelab.trace: `wirelab --trace`, every socket call and its result on
 -- stderr, one line each, as it returns:
 --
 --   0.001 sock#1 bind(127.0.0.1, 8000) -> ok

@@ -1,4 +1,4 @@
--- socket.netstat: socket.connections(), the TCP and UDP sockets of a
+-- wirelab.netstat: socket.connections(), the TCP and UDP sockets of a
 -- process as netstat and ss show them, read from /proc: the rows of
 -- /proc/PID/net/{tcp,tcp6,udp,udp6} (the tables of that process's network
 -- namespace), matched to the process's descriptors by the inode its
