@@ -247,7 +247,7 @@ function M.enable(stream)
   for name, how in pairs(METHODS) do wrap(Socket, name, how[1], how[2], true) end
   -- close, and <close>: a socket already closed says nothing
   local function traced_close(s)
-    if s.closed then return close(s) end
+    if type(s) ~= "userdata" or s.closed then return close(s) end
     local who = label(s)
     close(s)
     emit(now(), who, "close", "", "ok", 0)
