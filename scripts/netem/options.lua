@@ -136,6 +136,13 @@ function M.keep(fname, v)
   return n
 end
 
+-- hostport(host, port) -> "host:port", "[::1]:port" for IPv6, as
+-- addresses are written everywhere else
+function M.hostport(host, port)
+  if host:find(":", 1, true) then return "[" .. host .. "]:" .. port end
+  return host .. ":" .. port
+end
+
 -- family(host) -> the socket family a numeric host needs
 function M.family(host)
   local socket = require "socket"

@@ -3,6 +3,7 @@
 -- proxies (netem/udp.lua, netem/tcp.lua) extend it.
 local class = require "wirelab.class"
 local wirelab = require "wirelab"
+local hostport = require("netem.options").hostport
 
 local M = {}
 
@@ -22,8 +23,8 @@ function Proxy:__close() self:close() end
 
 function Proxy:__tostring()
   if self.closed then return "<netem." .. self.kind .. " [closed]>" end
-  return ("<netem.%s %s:%d -> %s:%d>"):format(self.kind, self.address[1], self.address[2],
-                                             self.target[1], self.target[2])
+  return ("<netem.%s %s -> %s>"):format(self.kind, hostport(self.address[1], self.address[2]),
+                                       hostport(self.target[1], self.target[2]))
 end
 
 -- stop_tasks(list): cancels the proxy's tasks (not the caller's own)

@@ -219,7 +219,7 @@ local function open(self, c, host, port)
   self.nconn = self.nconn + 1
   local id = self.nconn
   self.stats.connections = self.stats.connections + 1
-  local key = host .. ":" .. port
+  local key = options.hostport(host, port)
   local ok, s = pcall(socket.create_connection, self.target[1], self.target[2], 5)
   if not ok then
     if self.log.on then self.log:add({conn = id, what = "error", client = key, code = code_of(s)}) end

@@ -212,13 +212,14 @@ local function serve_flow(self, flow)
   end
 end
 
-local function new_flow(self, host, port, key)
+local function new_flow(self, host, port, id)
   local sock = socket.socket(options.family(self.target[1]), socket.SOCK_DGRAM)
   local ok, err = pcall(sock.connect, sock, self.target[1], self.target[2])
   if not ok then sock:close(); error(err, 0) end
+  local key = options.hostport(host, port)
   local flow = {key = key, host = host, port = port, sock = sock,
                 held = {to_server = {}, to_client = {}}, maxseq = {to_server = 0, to_client = 0}}
-  self.flows[key] = flow
+  self.flows[id] = flow
   self.stats.clients = self.stats.clients + 1
   if self.log.on then self.log:add({what = "client", client = key}) end
   self.tasks[spawn(serve_flow, self, flow)] = true
@@ -231,16 +232,16 @@ local function serve(self)
   while true do
     local ok, data, host, port = pcall(sock.recvfrom, sock, 65535)
     if ok then
-      local key = host .. ":" .. port
-      local flow = flows[key]
+      local id = host .. " " .. port
+      local flow = flows[id]
       if not flow then
-        local fok, f = pcall(new_flow, self, host, port, key)
+        local fok, f = pcall(new_flow, self, host, port, id)
         if fok then flow = f
         elseif self.closed then return
         else
           D.stats.errors = D.stats.errors + 1
           if self.log.on then
-            self.log:add({dir = "to_server", what = "error", client = key,
+            self.log:add({dir = "to_server", what = "error", client = options.hostport(host, port),
                           code = errors.is(f) and f.code or tostring(f)})
           end
         end
