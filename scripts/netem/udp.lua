@@ -68,26 +68,28 @@ local function transmit(self, D, flow, data, seq)
   end
 end
 
--- release(held list, i): a held datagram goes out at last
+-- release(held list, i): a held datagram (and its copy) goes out at last
 local function release(self, list, i)
   local h = table.remove(list, i)
   h.held = false
-  transmit(self, h.dir, h.flow, h.data, h.seq)
+  for _ = 1, h.copies do transmit(self, h.dir, h.flow, h.data, h.seq) end
 end
 
--- depart: a datagram's time has come. One picked for reordering waits
--- until `reorder_distance` later datagrams of its client have left (or
--- `reorder_hold` seconds have passed); any other goes now, and counts for
--- the held ones.
-local function depart(self, D, flow, data, seq, hold)
+-- depart: a datagram's time has come; a duplicated one goes twice, the
+-- copy right after it. One picked for reordering waits until
+-- `reorder_distance` later datagrams of its client have left (or
+-- `reorder_hold` seconds have passed), its copy with it; any other goes
+-- now, and counts for the held ones.
+local function depart(self, D, flow, data, seq, hold, copies)
   local list = flow.held[D.name]
   if hold then
-    local h = {dir = D, flow = flow, data = data, seq = seq, left = D.reorder_distance, held = true}
+    local h = {dir = D, flow = flow, data = data, seq = seq, copies = copies,
+               left = D.reorder_distance, held = true}
     list[#list + 1] = h
     self.sched:at(now() + D.reorder_hold, {release = h})
     return
   end
-  transmit(self, D, flow, data, seq)
+  for _ = 1, copies do transmit(self, D, flow, data, seq) end
   local i = 1
   while list[i] do
     local h = list[i]
@@ -110,7 +112,7 @@ local function fire(self, x)
     end
     return
   end
-  depart(self, x.dir, x.flow, x.data, x.seq, x.hold)
+  depart(self, x.dir, x.flow, x.data, x.seq, x.hold, x.copies)
 end
 
 -- ---- arriving at the proxy --------------------------------------------------------
@@ -163,9 +165,10 @@ local function receive(self, D, flow, data)
     data, bit = flip_bit(D, data)
     st.corrupted = st.corrupted + 1
   end
-  local due2 = dup and through_link(D, t, size)
-  if due2 then
-    due2 = due2 + delay
+  -- the copy takes its turn on the link too, and may find the queue full
+  local copies = 1
+  if dup and through_link(D, t, size) then
+    copies = 2
     st.duplicated = st.duplicated + 1
   end
   if due > t then st.delayed = st.delayed + 1 end
@@ -173,14 +176,11 @@ local function receive(self, D, flow, data)
     log:add({dir = D.name, seq = seq, size = size, what = "pass", client = flow.key,
              delay = due > t and due - t or nil})
     if bit then log:add({dir = D.name, seq = seq, size = size, what = "corrupt", client = flow.key, bit = bit}) end
-    if due2 then log:add({dir = D.name, seq = seq, size = size, what = "dup", client = flow.key}) end
+    if copies == 2 then log:add({dir = D.name, seq = seq, size = size, what = "dup", client = flow.key}) end
   end
-  local sched = self.sched
-  if not sched:defer(due, {dir = D, flow = flow, data = data, seq = seq, hold = hold}) then
-    depart(self, D, flow, data, seq, hold)
-  end
-  if due2 and not sched:defer(due2, {dir = D, flow = flow, data = data, seq = seq}) then
-    depart(self, D, flow, data, seq, false)
+  if not self.sched:defer(due, {dir = D, flow = flow, data = data, seq = seq, hold = hold,
+                                copies = copies}) then
+    depart(self, D, flow, data, seq, hold, copies)
   end
 end
 
