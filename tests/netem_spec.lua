@@ -429,6 +429,13 @@ for (d, w), k in sorted(c.items()):
                    err{target = {HOST, 9}, loss = {up = 0.1, to_client = 0}})
     assert.matches("'delay.to_client' must be seconds", err{target = {HOST, 9}, delay = {to_client = -1}})
     assert.matches("'target' must be {host, port}", err{})
+    -- an events_file that cannot be written is an I/O error, and leaves no socket open
+    local ok, e = pcall(netem.udp_proxy, {target = {HOST, 9}, events_file = "/nonexistent/dir/events"})
+    assert.is_false(ok)
+    assert.are.equal("ENOENT", e.code)
+    ok, e = pcall(netem.tcp_proxy, {target = {HOST, 9}, events_file = "/nonexistent/dir/events"})
+    assert.is_false(ok)
+    assert.are.equal("ENOENT", e.code)
   end))
 end)
 

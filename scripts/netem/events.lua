@@ -3,6 +3,7 @@
 -- as JSON lines to events_file, so a check can compare a program's counts
 -- with what really happened. Times are seconds since the proxy started.
 local wirelab = require "wirelab"
+local errors = require "wirelab.error"
 
 local now, type, pairs, ipairs, sort = wirelab.now, type, pairs, ipairs, table.sort
 
@@ -22,8 +23,9 @@ Log.__index = Log
 function M.new(keep, path)
   local log = setmetatable({keep = keep, list = {}, n = 0, lost = 0, t0 = now()}, Log)
   if path then
-    local f, err = io.open(path, "w")
-    if not f then error("netem: cannot write events_file: " .. tostring(err), 3) end
+    local f, _, code = io.open(path, "w")
+    -- an I/O failure, raised as one: "open: ... (ENOENT): the path"
+    if not f then errors.raise("open", -(code or 5), nil, nil, path) end
     f:setvbuf("line")       -- a check may read the file while the proxy runs
     log.file = f
     log.json = require("lab.report").json

@@ -309,7 +309,7 @@ function M.tcp_proxy(opts)
     self.gates[name]:set()
   end
   local ok, log = pcall(events.new, keep, opts.events_file)
-  if not ok then srv:close(); error(log, 2) end
+  if not ok then srv:close(); error(log, 0) end
   self.log = log
   self.tasks[spawn(serve, self)] = true
   return self

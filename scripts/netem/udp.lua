@@ -38,11 +38,14 @@ end
 
 -- transmit: one datagram (or copy) goes out now. A datagram leaving after
 -- a later one of the same client is what a receiver sees as reordered:
--- counted here, whatever held it (reorder, or jitter).
-local function transmit(self, D, flow, data, seq)
+-- counted here, whatever held it (reorder, or jitter), once: a copy
+-- following its original is not counted again.
+local function transmit(self, D, flow, data, seq, copy)
   local st, name = D.stats, D.name
   local top = flow.maxseq[name]
-  if seq < top then
+  if copy then
+    -- after its original: nothing to count
+  elseif seq < top then
     st.reordered = st.reordered + 1
     if self.log.on then
       self.log:add({dir = name, seq = seq, size = #data, what = "reorder", client = flow.key, after = top})
@@ -72,7 +75,7 @@ end
 local function release(self, list, i)
   local h = table.remove(list, i)
   h.held = false
-  for _ = 1, h.copies do transmit(self, h.dir, h.flow, h.data, h.seq) end
+  for c = 1, h.copies do transmit(self, h.dir, h.flow, h.data, h.seq, c > 1) end
 end
 
 -- depart: a datagram's time has come; a duplicated one goes twice, the
@@ -89,7 +92,7 @@ local function depart(self, D, flow, data, seq, hold, copies)
     self.sched:at(now() + D.reorder_hold, {release = h})
     return
   end
-  for _ = 1, copies do transmit(self, D, flow, data, seq) end
+  for c = 1, copies do transmit(self, D, flow, data, seq, c > 1) end
   local i = 1
   while list[i] do
     local h = list[i]
@@ -123,7 +126,7 @@ local function flip_bit(D, data)
   return sub(data, 1, i - 1) .. char(byte(data, i) ~ (1 << (bit % 8))) .. sub(data, i + 1), bit
 end
 
--- queue_delay(D, t, size) -> when the datagram is through the rate limit,
+-- through_link(D, t, size) -> when the datagram is through the rate limit,
 -- or nil when the queue in front of it is full (a tail drop)
 local function through_link(D, t, size)
   local rate = D.rate
@@ -249,6 +252,8 @@ local function serve(self)
       if flow then receive(self, D, flow, data) end
     elseif finished(self, data) then
       return
+    else
+      D.stats.errors = D.stats.errors + 1
     end
   end
 end
@@ -297,7 +302,7 @@ function M.udp_proxy(opts)
     self.dirs[name] = D
   end
   local lok, log = pcall(events.new, keep, opts.events_file)
-  if not lok then sock:close(); error(log, 2) end
+  if not lok then sock:close(); error(log, 0) end
   self.log = log
   self.sched = schedule.new(function(x) fire(self, x) end)
   self.tasks[spawn(serve, self)] = true
