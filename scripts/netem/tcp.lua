@@ -111,8 +111,8 @@ local function emit(self, conn, dir, data, seq, offset)
   if not bw and not ch then
     gate:wait()
     if conn.closed then return false end
-    local ok, err = pcall(dst.sendall, dst, data)
-    if not ok then failed(self, conn, dir == "to_server" and "server" or "client", dir); return false, err end
+    local ok = pcall(dst.sendall, dst, data)
+    if not ok then failed(self, conn, dir == "to_server" and "server" or "client", dir); return false end
     if n > 0 then pieces = 1 end
     st.writes = st.writes + pieces
   else
@@ -139,7 +139,6 @@ local function emit(self, conn, dir, data, seq, offset)
     st.writes = st.writes + pieces
   end
   st.bytes_sent = st.bytes_sent + n
-  conn.sent = conn.sent + n
   for _, d in ipairs(options.DIRS) do
     local l = conn.left[d]
     if l and (d == dir or self.reset_total) then conn.left[d] = l - n end
@@ -171,7 +170,8 @@ local function write_delayed(self, conn, dir, q)
   end
 end
 
-local function start(self, conn, fn, ...)
+-- start(conn, fn, ...): a task of the connection, forgotten when it ends
+local function start(conn, fn, ...)
   local t
   t = spawn(function(...)
     fn(...)
@@ -189,7 +189,7 @@ local function pump(self, conn, dir)
   local q
   if D.delay > 0 then
     q = wirelab.queue(max(2, ceil(HELD_MAX / size)))
-    start(self, conn, write_delayed, self, conn, dir, q)
+    start(conn, write_delayed, self, conn, dir, q)
   end
   local seq, offset = 0, 0
   while true do
@@ -230,7 +230,7 @@ local function open(self, c, host, port)
   if self.closed then c:close(); s:close(); return end
   s:settimeout(nil)
   for _, x in ipairs({c, s}) do pcall(x.setsockopt, x, socket.IPPROTO_TCP, socket.TCP_NODELAY, true) end
-  local conn = {id = id, client = key, c = c, s = s, done = {}, tasks = {}, sent = 0,
+  local conn = {id = id, client = key, c = c, s = s, done = {}, tasks = {},
                 left = {}, rng = {}, link_free = {to_server = 0, to_client = 0}}
   for _, d in ipairs(options.DIRS) do
     conn.left[d] = self.reset_total or self.dirs[d].reset_after or nil
@@ -240,8 +240,8 @@ local function open(self, c, host, port)
   self.conns[conn] = true
   self.stats.open = self.stats.open + 1
   if self.log.on then self.log:add({conn = id, what = "open", client = key}) end
-  start(self, conn, pump, self, conn, "to_server")
-  start(self, conn, pump, self, conn, "to_client")
+  start(conn, pump, self, conn, "to_server")
+  start(conn, pump, self, conn, "to_client")
 end
 
 local function serve(self)
