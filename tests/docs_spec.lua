@@ -158,6 +158,8 @@ local PRIVATE = {
   ["process.NetNS._socket"] = true,
   ["socket._connect_with"] = true,           -- for process.netns's sockets
   ["socket._serve_with"] = true,
+  ["netem.udp_proxy._state"] = true,         -- what tostring(proxy) shows
+  ["netem.tcp_proxy._state"] = true,
 }
 
 -- The method table of an object: its metatable's __index table, or the

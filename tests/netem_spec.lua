@@ -491,6 +491,7 @@ print(n, got, flush=True)
     local c <close> = socket.create_connection(p.address[1], p.address[2], 5)
     support.wait_until("the proxy connected through", function() return p.stats.open == 1 end)
     p:pause("to_server")
+    assert.matches("^<netem.tcp_proxy 127.0.0.1:%d+ %-> 127.0.0.1:%d+, 1 open, to_server paused>$", tostring(p))
     local data = payload(8 * 1024 * 1024, 2)
     local sent = false
     local w = wirelab.spawn(function() c:sendall(data); sent = true end)
@@ -717,7 +718,7 @@ describe("netem over IPv6", function()
     assert.are.equal("over six", c:recv(100))
     local _, cport = c:getsockname()
     assert.are.equal("[::1]:" .. cport, u:events{what = "client"}[1].client)
-    assert.matches("^<netem.udp_proxy %[::1%]:%d+ %-> %[::1%]:%d+>$", tostring(u))
+    assert.matches("^<netem.udp_proxy %[::1%]:%d+ %-> %[::1%]:%d+, 1 client>$", tostring(u))
 
     local thost, tport = support.echo_server{family = socket.AF_INET6}
     local t = proxy("tcp_proxy", {target = {thost, tport}, listen = {"::1", 0}, chunk = {1, 3}})

@@ -23,8 +23,8 @@ function Proxy:__close() self:close() end
 
 function Proxy:__tostring()
   if self.closed then return "<netem." .. self.kind .. " [closed]>" end
-  return ("<netem.%s %s -> %s>"):format(self.kind, hostport(self.address[1], self.address[2]),
-                                       hostport(self.target[1], self.target[2]))
+  return ("<netem.%s %s -> %s, %s>"):format(self.kind, hostport(self.address[1], self.address[2]),
+                                           hostport(self.target[1], self.target[2]), self:_state())
 end
 
 -- stop_tasks(list): cancels the proxy's tasks (not the caller's own)

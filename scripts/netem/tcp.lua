@@ -343,6 +343,15 @@ function TCPProxy:resume(dir)
   end
 end
 
+-- what tostring shows of it: connections open, and a pause
+function TCPProxy:_state()
+  local out = self.stats.open .. " open"
+  for _, d in ipairs(options.DIRS) do
+    if not self.gates[d]:is_set() then out = out .. ", " .. d .. " paused" end
+  end
+  return out
+end
+
 -- proxy:close(): closes every connection and the listener, ends the tasks
 function TCPProxy:close()
   if self.closed then return end

@@ -309,6 +309,12 @@ function M.udp_proxy(opts)
   return self
 end
 
+-- what tostring shows of it
+function UDPProxy:_state()
+  local n = self.stats.clients
+  return n == 1 and "1 client" or n .. " clients"
+end
+
 -- proxy:close(): closes the sockets, ends the tasks, flushes events_file
 function UDPProxy:close()
   if self.closed then return end
