@@ -42,7 +42,7 @@ DOCS     := $(sort $(wildcard docs/*.md))
 OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME) $(BINDINGS)) $(BUILD)/scripts.o
 LLOBJS   := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
 
-.PHONY: all deps test-deps run test test-asan fuzz fuzz-deps soak bench bench-http install clean
+.PHONY: all deps test-deps run test test-asan fuzz fuzz-deps soak bench bench-http bench-proxy install clean
 
 all: wirelab
 
@@ -151,6 +151,9 @@ bench: wirelab
 
 bench-http: wirelab
 	$(MAKE) -C bench run-http WIRELAB=$(CURDIR)/wirelab
+
+bench-proxy: wirelab
+	$(MAKE) -C bench run-proxy WIRELAB=$(CURDIR)/wirelab
 
 # Besides the binary and its page: the labs, where `wirelab lab list` looks
 # (PREFIX/share/wirelab/labs, with the Gradescope and GitHub Classroom
