@@ -24,14 +24,15 @@ LLHTTP_PKG := node-llhttp
 endif
 INCS    := -Iruntime -I$(BUILD) -I/usr/include/lua5.4 -I$(LLHTTP_INC)
 
-# Build and run-time packages, then what the test suite's real peers need
+# Build and run-time packages, then what the test suite needs: valgrind
+# runs the prompt on a pty in repl_spec; and its real peers
 # (zip and unzip: `wirelab lab pack` and its spec; python3-yaml reads the
 # GitHub Classroom workflow in that spec; tshark reads capture_spec's pcap
 # files -- its wireshark-common asks one debconf question, whether non-root
 # users may capture, and DEBIAN_FRONTEND=noninteractive takes its default,
 # no, without a prompt).
 PKGS      := gcc make liblua5.4-dev libuv1-dev lua-cjson lua-busted $(LLHTTP_PKG) libedit-dev
-TEST_PKGS := python3 curl netcat-openbsd procps iproute2 zip unzip python3-yaml tshark
+TEST_PKGS := valgrind python3 curl netcat-openbsd procps iproute2 zip unzip python3-yaml tshark
 ASAN_PKGS := libclang-rt-14-dev
 FUZZ_PKGS := clang libclang-rt-14-dev
 
@@ -42,7 +43,7 @@ DOCS     := $(sort $(wildcard docs/*.md))
 OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(RUNTIME) $(BINDINGS)) $(BUILD)/scripts.o
 LLOBJS   := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
 
-.PHONY: all deps test-deps run test test-asan fuzz fuzz-deps soak bench bench-http install clean
+.PHONY: all deps test-deps run test test-asan fuzz fuzz-deps soak bench bench-http bench-proxy install clean
 
 all: wirelab
 
@@ -151,6 +152,9 @@ bench: wirelab
 
 bench-http: wirelab
 	$(MAKE) -C bench run-http WIRELAB=$(CURDIR)/wirelab
+
+bench-proxy: wirelab
+	$(MAKE) -C bench run-proxy WIRELAB=$(CURDIR)/wirelab
 
 # Besides the binary and its page: the labs, where `wirelab lab list` looks
 # (PREFIX/share/wirelab/labs, with the Gradescope and GitHub Classroom

@@ -34,7 +34,7 @@ README = os.path.join(HERE, "README.md")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"
 
-GROUPS = ["startup", "tcp", "bulk", "udp", "idle", "http"]
+GROUPS = ["startup", "tcp", "bulk", "udp", "idle", "http", "proxy"]
 
 # group -> (title, targets). A target is checked against the wirelab row.
 TITLES = {
@@ -44,6 +44,7 @@ TITLES = {
     "udp": "UDP echo: 50 datagrams of 64 B in flight",
     "idle": "Idle connections: %(idle_conns)d, RSS per connection",
     "http": "HTTP hello world, keep-alive: wrk -t1 -c50",
+    "proxy": "netem proxies, no impairment, in front of the C echo server",
 }
 TARGETS = {
     "tcp": "wirelab >= 0.8x C",
@@ -52,6 +53,7 @@ TARGETS = {
     "idle": "wirelab < 3 KiB per connection, each with its own task",
     "startup": "wirelab < 5 ms",
     "http": "wirelab >= 0.6x C and above Node",
+    "proxy": "UDP proxy >= 50,000 datagrams/s; TCP proxy >= 1 GB/s",
 }
 MIN_RATIO = {"tcp": 0.8, "bulk": 0.7, "udp": 0.8, "http": 0.6}
 
@@ -581,6 +583,130 @@ def bench_idle(args, budget):
     return rows
 
 
+# (mode, load group, label): the proxy benchmark's two loads, the UDP and
+# the bulk TCP echo loads, each run straight at the C echo server and
+# through a netem proxy in front of it
+PROXY_LOADS = [("udp", "udp", "UDP, 50 x 64 B in flight"),
+               ("tcp", "bulk", "TCP, 10 x 64 KiB ping-pong")]
+
+
+def bench_proxy(args, budget):
+    """The netem proxies' forwarding cost: every load straight at c_echo
+    and through bench/wl_proxy.lua, runs interleaved; the CPU sampled is
+    the proxy's (for the direct rows, c_echo's)."""
+    rows, servers = [], []
+    try:
+        for mode, group, label in PROXY_LOADS:
+            direct = {"key": "direct", "mode": mode, "group": group,
+                      "label": label, "path": "C echo, direct",
+                      "runs": [], "errors": []}
+            via = {"key": "proxy", "mode": mode, "group": group,
+                   "label": label, "path": "through netem.%s_proxy" % mode,
+                   "runs": [], "errors": []}
+            rows += [direct, via]
+            echo = os.path.join(BUILD, "c_echo")
+            if not os.access(echo, os.X_OK):
+                direct["skip"] = via["skip"] = "c_echo not built (make -C bench)"
+                continue
+            try:
+                direct["server"] = Server("c_echo", [echo, mode, "0"]).start()
+                servers.append(direct["server"])
+            except (Skip, OSError) as e:
+                direct["skip"] = via["skip"] = str(e)
+                continue
+            if not os.access(args.wirelab, os.X_OK):
+                via["skip"] = "wirelab binary not found at %s (run make)" % args.wirelab
+                continue
+            try:
+                via["server"] = Server("proxy", [
+                    args.wirelab, os.path.join(HERE, "wl_proxy.lua"), mode,
+                    str(direct["server"].port)]).start()
+                servers.append(via["server"])
+            except (Skip, OSError) as e:
+                via["skip"] = str(e)
+        live = [r for r in rows if "skip" not in r]
+        for row in live:
+            try:
+                budget.check()
+                run_load(args, row["group"], row["server"], min(1.0, args.secs))
+            except Skip as e:
+                row["skip"] = "failed in warm-up: %s" % e
+        live = [r for r in live if "skip" not in r]
+        for i in range(args.runs):
+            order = live[i % len(live):] + live[:i % len(live)] if live else []
+            for row in order:
+                try:
+                    budget.check()
+                    row["runs"].append(run_load(args, row["group"], row["server"],
+                                                args.secs))
+                except Skip as e:
+                    row["errors"].append(str(e))
+            sys.stderr.write("  proxy: round %d of %d done\n" % (i + 1, args.runs))
+    finally:
+        for srv in servers:
+            srv.stop()
+    for row in rows:
+        if not row["runs"] and "skip" not in row:
+            row["skip"] = "failed: " + (row["errors"] or ["no runs"])[0]
+    return rows
+
+
+def proxy_table(rows):
+    out = ["| load | path | round trips/s (median) | min - max | through the proxy "
+           "| CPU us per round trip | of which |",
+           "|---|---|---:|---:|---:|---:|---|"]
+    result = {}
+    for row in rows:
+        if row.get("skip"):
+            out.append("| %s | %s | skipped: %s | | | | |" % (
+                row["label"], row["path"], row["skip"].replace("|", "/")))
+            continue
+        rates = [r["rate"] for r in row["runs"]]
+        m = med(rates)
+        cpu = med([r["cpu_us"] for r in row["runs"]])
+        if row["mode"] == "udp":
+            # each round trip is two datagrams through the proxy
+            fwd = 2 * m
+            through = "%s datagrams/s" % fmt_int(fwd)
+        else:
+            # bytes echoed per second; each byte crosses the proxy both ways
+            mbs = med([r["bytes"] / r["secs"] / 1e6 for r in row["runs"]])
+            fwd = mbs
+            through = "%s MB/s echoed, %s MB/s both ways" % (fmt_int(mbs), fmt_int(2 * mbs))
+        if row["key"] == "direct":
+            through = "(no proxy)"
+        else:
+            result[row["mode"]] = (m, fwd)
+        label = row["path"]
+        if row["errors"]:
+            label += " (%d of %d runs failed: %s)" % (
+                len(row["errors"]), len(row["errors"]) + len(row["runs"]),
+                row["errors"][0].replace("|", "/"))
+        out.append("| %s | %s | %s | %s - %s | %s | %.1f | %s |" % (
+            row["label"], label, fmt_int(m), fmt_int(min(rates)), fmt_int(max(rates)),
+            through, cpu, "c_echo" if row["key"] == "direct" else "the proxy"))
+    parts, ok = [], True
+    if "udp" in result:
+        m, fwd = result["udp"]
+        parts.append("UDP %s datagrams/s forwarded (%s round trips/s)" % (
+            fmt_int(fwd), fmt_int(m)))
+        ok = ok and fwd >= 50000
+    else:
+        parts.append("UDP not measured")
+        ok = False
+    if "tcp" in result:
+        _, mbs = result["tcp"]
+        # judged on the bytes echoed, one way, not on the sum of both ways
+        parts.append("TCP %.2f GB/s each way (%.2f GB/s both ways)" % (mbs / 1e3, 2 * mbs / 1e3))
+        ok = ok and mbs >= 1000
+    else:
+        parts.append("TCP not measured")
+        ok = False
+    target = "Target: %s; measured %s: **%s**." % (
+        TARGETS["proxy"], ", ".join(parts), "met" if ok else "NOT met")
+    return out, target
+
+
 # ---- reporting -------------------------------------------------------------
 
 def fmt_int(x):
@@ -770,6 +896,9 @@ def planned_seconds(args, groups):
             total += (args.startup_runs + 3) * 0.2
         elif g == "idle":
             total += len(peer_list(args, g)) * (4 + args.idle_conns / 2000)
+        elif g == "proxy":
+            total += 2 * len(PROXY_LOADS) * (args.runs * (args.secs + 0.3) +
+                                              min(1.0, args.secs) + 1.5)
         else:
             n = len(peer_list(args, g))
             per = args.secs + (1.2 if g == "http" else 0.3)
@@ -825,7 +954,7 @@ def main():
     if "http" in groups and not which("wrk"):
         ap.error("wrk is not installed")
     if not os.access(os.path.join(BUILD, "loadgen"), os.X_OK) and (
-            set(groups) & {"tcp", "bulk", "udp", "idle"}):
+            set(groups) & {"tcp", "bulk", "udp", "idle", "proxy"}):
         ap.error("bench/build/loadgen is missing: run make -C bench")
 
     signal.signal(signal.SIGTERM, on_term)
@@ -868,6 +997,10 @@ def main():
                 if g == "startup":
                     rows, how = bench_startup(args, budget)
                     table, target = startup_table(rows)
+                elif g == "proxy":
+                    table, target = proxy_table(bench_proxy(args, budget))
+                    how = "median of %d runs of %g s, direct and proxied runs interleaved" % (
+                        args.runs, args.secs)
                 elif g == "idle":
                     table, target = idle_table(bench_idle(args, budget),
                                                args.idle_conns)

@@ -159,6 +159,8 @@ local PRIVATE = {
   ["socket._connect_with"] = true,           -- for process.netns's sockets
   ["socket._serve_with"] = true,
   ["socket._open"] = true,                   -- the rows behind wirelab.status
+  ["netem.udp_proxy._state"] = true,         -- what tostring(proxy) shows
+  ["netem.tcp_proxy._state"] = true,
 }
 
 -- The method table of an object: its metatable's __index table, or the
@@ -231,6 +233,7 @@ local function modules()
       codes = {data = true},
     }},
     {name = "wirelab.fs", mod = fs, prefix = "fs."},
+    {name = "netem", mod = require "netem", prefix = "netem."},
     {name = "wirelab.pretty", mod = require "wirelab.pretty", prefix = "pretty."},
     {name = "lab", mod = require "lab", prefix = "lab.", tables = {
       Lab = {prefixes = {"lab:"}},
@@ -261,6 +264,14 @@ local function objects()
   list[#list + 1] = {name = "makefile('rb')", obj = s:makefile("rb"), prefixes = {"f:"}}
   list[#list + 1] = {name = "makefile('w')", obj = s:makefile("w"), prefixes = {"f:"}}
   list[#list + 1] = {name = "p.stdout", obj = p.stdout, prefixes = {"f:"}}
+  -- the netem proxies: objects of functions, whose classes are not exported
+  local netem = require "netem"
+  local udp = netem.udp_proxy{target = {"127.0.0.1", 9}}
+  local tcp = netem.tcp_proxy{target = {"127.0.0.1", 9}}
+  list[#list + 1] = {name = "netem.udp_proxy", obj = udp, prefixes = {"proxy:"}}
+  list[#list + 1] = {name = "netem.tcp_proxy", obj = tcp, prefixes = {"proxy:"}}
+  udp:close()
+  tcp:close()
   p:wait(5)
   p:close()
   s:close()

@@ -52,8 +52,9 @@ m = None
 def start(binary, env=None):
     global m
     m, s = pty.openpty()
+    argv = binary if isinstance(binary, list) else [binary]
     # its own session: libedit passes a SIGINT it catches on to its process group
-    p = subprocess.Popen([binary], stdin=s, stdout=s, stderr=s, close_fds=True,
+    p = subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, close_fds=True,
                          start_new_session=True, env=env)
     os.close(s)
     return p
@@ -344,6 +345,36 @@ sys.stdout.write(repr(shown) + "\n" + repr(echoed) + "\n" + repr(tab) + "\n" + r
     assert.are.equal("3", code, r.stdout)
     assert.are.equal("yes", refused)
     assert.is_nil(shown:find("EBADF", 1, true), shown)
+  end))
+
+  it("on a terminal, under valgrind: Tab, status(), help(), background output, Ctrl-D, no leak",
+     bounded(90, function()
+    local valgrind = support.find("valgrind")
+    if not valgrind or support.SANITIZED then
+      return pending(support.skip(valgrind and "valgrind under AddressSanitizer" or "valgrind is not installed"))
+    end
+    local log = support.tmpdir() .. "/valgrind.log"
+    local r = process.run{"python3", "-c", PTY .. [==[
+p = start([sys.argv[2], "--leak-check=full", "--errors-for-leak-kinds=definite",
+           "--error-exitcode=9", "--log-file=" + sys.argv[3], sys.argv[1]],
+          dict(os.environ, WIRELAB_HISTORY=sys.argv[3] + ".history"))
+until(b"> ", 30)
+for keys in [b"E = socketserver.BaseRequestHandler:extend{handle=function(self) self.request:sendall(self.request:recv(10)) end}\r",
+             b"srv = socketserver.ThreadingTCPServer({'127.0.0.1', 0}, E); srv:start()\r",
+             b"c = socket.create_connection('127.0.0.1', srv.server_address[2]); c:sendall('x'); c:recv(1)\r",
+             b"srv:se\t\x15status()\r", b"help(socket.create_connection)\r", b"help()\r",
+             b"wirelab.spawn(function() wirelab.sleep(0.5) print('bg') end)\r", b"'ha'"]:
+    os.write(m, keys); until(b"> ", 20)
+until(b"bg", 20); until(b"> 'ha'", 20)
+os.write(m, b"\r"); until(b"> ", 20)
+os.write(m, b"\x04")
+sys.stdout.write(str(p.wait(timeout=60)) + "\n")
+]==], support.wirelab, valgrind, log, timeout = 85}
+    assert.are.equal(0, r.code, r.stderr)
+    local report = support.read(log)
+    assert.are.equal("0\n", r.stdout, report)
+    assert.matches("ERROR SUMMARY: 0 errors", report)
+    assert.matches("definitely lost: 0 bytes", report)
   end))
 
   it("without -i and without a terminal, standard input is a script, as lua does",

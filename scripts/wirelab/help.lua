@@ -25,6 +25,7 @@ local MODULES = {
   {name = "http.headers", page = "http", prefix = "http.headers.", classes = {Headers = "headers:"}},
   {name = "http.url", page = "http", prefix = "http.url."},
   {name = "process", page = "process", prefix = "process.", classes = {Process = "p:"}},
+  {name = "netem", page = "netem", prefix = "netem.", objects = {proxy = "proxy:"}},
   {name = "lab", page = "grading", prefix = "lab.", classes = {Lab = "lab:"}},
   {name = "capture", page = "capture", prefix = "capture.", objects = {cap = "cap:"}},
   {name = "wirelab.fs", page = "fs", prefix = "fs."},
