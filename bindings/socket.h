@@ -10,6 +10,7 @@
 #ifndef WL_SOCKET_H
 #define WL_SOCKET_H
 
+#include <stdint.h>
 #include "wl.h"
 
 #define SOCK_MT "wirelab.socket"
@@ -64,6 +65,40 @@ int wl_sock_turn_due(lua_State *L, const wl_sock_t *s);
 /* recvall.c: recv/recvfrom (stack s, n, flags) with MSG_WAITALL or
 ** MSG_TRUNC set, from recv_do; dl is the call's deadline. */
 int wl_recv_flagged(lua_State *L, lua_KContext dl, int from);
+
+/* Linux's struct tcp_info, to Linux 6.7 (the kernel header's order and
+** types; the names without their tcpi_ prefix). */
+struct wl_tcp_info {
+  uint8_t state, ca_state, retransmits, probes, backoff, options;
+  uint8_t snd_wscale : 4, rcv_wscale : 4;
+  uint8_t delivery_rate_app_limited : 1, fastopen_client_fail : 2;
+  uint32_t rto, ato, snd_mss, rcv_mss;
+  uint32_t unacked, sacked, lost, retrans, fackets;
+  uint32_t last_data_sent, last_ack_sent, last_data_recv, last_ack_recv;
+  uint32_t pmtu, rcv_ssthresh, rtt, rttvar, snd_ssthresh, snd_cwnd, advmss,
+           reordering;
+  uint32_t rcv_rtt, rcv_space;
+  uint32_t total_retrans;                         /* glibc's struct ends here */
+  uint64_t pacing_rate, max_pacing_rate;
+  uint64_t bytes_acked, bytes_received;           /* Linux 4.1, 4.2 */
+  uint32_t segs_out, segs_in;
+  uint32_t notsent_bytes, min_rtt, data_segs_in, data_segs_out;  /* 4.6 */
+  uint64_t delivery_rate;
+  uint64_t busy_time, rwnd_limited, sndbuf_limited;              /* 4.10 */
+  uint32_t delivered, delivered_ce;
+  uint64_t bytes_sent, bytes_retrans;                            /* 4.19 */
+  uint32_t dsack_dups, reord_seen;
+  uint32_t rcv_ooopack;
+  uint32_t snd_wnd;                                              /* 5.4 */
+  uint32_t rcv_wnd, rehash;                                      /* 6.2 */
+  uint16_t total_rto, total_rto_recoveries;                      /* 6.7 */
+  uint32_t total_rto_time;
+};
+
+/* sockinfo.c: a TCP state's name ("ESTABLISHED", "?" for an unknown
+** number), and the state of socket fd (NULL when TCP_INFO fails). */
+const char *wl_tcp_state_name(unsigned v);
+const char *wl_tcp_state(int fd);
 
 /* sockopt.c: the socket's __tostring. */
 int wl_sock_tostring(lua_State *L);

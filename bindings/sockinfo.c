@@ -59,38 +59,20 @@ static const char *const tcp_states[] = {
   "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"
 };
 
+const char *wl_tcp_state_name(unsigned v) {
+  return v < sizeof tcp_states / sizeof *tcp_states ? tcp_states[v] : "?";
+}
+
+const char *wl_tcp_state(int fd) {
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return NULL;
+  return wl_tcp_state_name(ti.tcpi_state);
+}
+
 /* tcpi_ca_state: where the sender's congestion control is */
 static const char *const ca_states[] = {
   "open", "disorder", "cwr", "recovery", "loss"
-};
-
-/* Linux's struct tcp_info, to Linux 6.7 (the kernel header's order and
-** types; the names without their tcpi_ prefix). */
-struct wl_tcp_info {
-  uint8_t state, ca_state, retransmits, probes, backoff, options;
-  uint8_t snd_wscale : 4, rcv_wscale : 4;
-  uint8_t delivery_rate_app_limited : 1, fastopen_client_fail : 2;
-  uint32_t rto, ato, snd_mss, rcv_mss;
-  uint32_t unacked, sacked, lost, retrans, fackets;
-  uint32_t last_data_sent, last_ack_sent, last_data_recv, last_ack_recv;
-  uint32_t pmtu, rcv_ssthresh, rtt, rttvar, snd_ssthresh, snd_cwnd, advmss,
-           reordering;
-  uint32_t rcv_rtt, rcv_space;
-  uint32_t total_retrans;                         /* glibc's struct ends here */
-  uint64_t pacing_rate, max_pacing_rate;
-  uint64_t bytes_acked, bytes_received;           /* Linux 4.1, 4.2 */
-  uint32_t segs_out, segs_in;
-  uint32_t notsent_bytes, min_rtt, data_segs_in, data_segs_out;  /* 4.6 */
-  uint64_t delivery_rate;
-  uint64_t busy_time, rwnd_limited, sndbuf_limited;              /* 4.10 */
-  uint32_t delivered, delivered_ce;
-  uint64_t bytes_sent, bytes_retrans;                            /* 4.19 */
-  uint32_t dsack_dups, reord_seen;
-  uint32_t rcv_ooopack;
-  uint32_t snd_wnd;                                              /* 5.4 */
-  uint32_t rcv_wnd, rehash;                                      /* 6.2 */
-  uint16_t total_rto, total_rto_recoveries;                      /* 6.7 */
-  uint32_t total_rto_time;
 };
 
 /* the uapi header's offsets, as its own compiler lays them out */
@@ -179,8 +161,7 @@ static void push_field(const info_t *in, const field_t *f) {
   struct wl_tcp_info ti;
   switch (f->kind) {
   case K_STATE:
-    lua_pushstring(L, name_of(tcp_states, sizeof tcp_states / sizeof *tcp_states,
-                              (unsigned)v));
+    lua_pushstring(L, wl_tcp_state_name((unsigned)v));
     break;
   case K_CA_STATE:
     lua_pushstring(L, name_of(ca_states, sizeof ca_states / sizeof *ca_states,

@@ -142,21 +142,6 @@ static int membership(lua_State *L, int join) {
 static int sock_join_group(lua_State *L) { return membership(L, 1); }
 static int sock_leave_group(lua_State *L) { return membership(L, 0); }
 
-static const char *const tcp_states[] = {
-  "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
-  "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"
-};
-
-/* The TCP state of fd, as ss names it ("ESTABLISHED"), or NULL. */
-static const char *tcp_state(int fd) {
-  struct tcp_info ti;
-  socklen_t len = sizeof ti;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
-      ti.tcpi_state >= sizeof tcp_states / sizeof *tcp_states)
-    return NULL;
-  return tcp_states[ti.tcpi_state];
-}
-
 /* The socket's __tostring, what it is now as ss would show it:
 ** <tcp 127.0.0.1:5000 -> 127.0.0.1:41234 ESTABLISHED>, <tcp6 [::]:80
 ** LISTEN>, <udp 127.0.0.1:9000>, <unix stream fd=5>, <socket closed>. */
@@ -181,7 +166,7 @@ int wl_sock_tostring(lua_State *L) {
   len = sizeof sa;
   if (getpeername(s->fd, (struct sockaddr *)&sa, &len) == 0)
     wl_format_sockaddr((struct sockaddr *)&sa, raddr, sizeof raddr);
-  if (tcp) state = tcp_state(s->fd);
+  if (tcp) state = wl_tcp_state(s->fd);
   lua_pushfstring(L, "<%s%s %s%s%s%s%s>", tcp ? "tcp" : "udp",
                   s->family == AF_INET6 ? "6" : "", laddr,
                   raddr[0] ? " -> " : "", raddr, state ? " " : "",

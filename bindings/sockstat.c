@@ -10,28 +10,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
-#include <netinet/tcp.h>
 #include <lauxlib.h>
 
 #include "socket.h"
-
-static const char *const states[] = {
-  "?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
-  "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"
-};
-
-/* struct tcp_info as Linux extended it past glibc's copy, up to the byte
-** counts of 4.19 (linux/tcp.h cannot be included beside uv.h's
-** netinet/tcp.h). The kernel fills in as much as it has and says how much. */
-typedef struct {
-  struct tcp_info base;
-  uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
-  uint32_t segs_out, segs_in, notsent_bytes, min_rtt, data_segs_in,
-           data_segs_out;
-  uint64_t delivery_rate, busy_time, rwnd_limited, sndbuf_limited;
-  uint32_t delivered, delivered_ce;
-  uint64_t bytes_sent, bytes_retrans;
-} tcp_info_ext;
 
 typedef struct { lua_State *L; int n; } walk_t;
 
@@ -67,19 +48,18 @@ static void push_row(lua_State *L, const wl_sock_t *s) {
     set_addr(L, "raddr", s->fd, 1);
   }
   if (s->type == SOCK_STREAM && s->family != AF_UNIX) {
-    tcp_info_ext ti;
+    struct wl_tcp_info ti;
     socklen_t len = sizeof ti;
     memset(&ti, 0, sizeof ti);
     if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
-      if (ti.base.tcpi_state < sizeof states / sizeof *states) {
-        lua_pushstring(L, states[ti.base.tcpi_state]);
-        lua_setfield(L, -2, "state");
-      }
+      lua_pushstring(L, wl_tcp_state_name(ti.state));
+      lua_setfield(L, -2, "state");
       /* the payload bytes, without retransmissions (and without the
-      ** SYN, which bytes_acked counts on one side only) */
-      if (len >= offsetof(tcp_info_ext, segs_out))
+      ** SYN, which bytes_acked counts on one side only), where the kernel
+      ** has the counts (4.2, 4.19) */
+      if (len >= offsetof(struct wl_tcp_info, segs_out))
         set_int(L, "bytes_in", (lua_Integer)ti.bytes_received);
-      if (len >= sizeof ti)
+      if (len >= offsetof(struct wl_tcp_info, dsack_dups))
         set_int(L, "bytes_out", (lua_Integer)(ti.bytes_sent - ti.bytes_retrans));
     }
   }
