@@ -26,6 +26,9 @@ local MODULES = {
   {name = "http.url", page = "http", prefix = "http.url."},
   {name = "process", page = "process", prefix = "process.", classes = {Process = "p:"}},
   {name = "netem", page = "netem", prefix = "netem.", objects = {proxy = "proxy:"}},
+  -- where the proxies' classes live, for help(proxy)
+  {name = "netem.udp", page = "netem", prefix = "netem.", classes = {UDPProxy = "proxy:"}},
+  {name = "netem.tcp", page = "netem", prefix = "netem.", classes = {TCPProxy = "proxy:"}},
   {name = "lab", page = "grading", prefix = "lab.", classes = {Lab = "lab:"}},
   {name = "capture", page = "capture", prefix = "capture.", objects = {cap = "cap:"}},
   {name = "wirelab.fs", page = "fs", prefix = "fs."},
