@@ -11,11 +11,11 @@
 /* The fd of the network namespace object at idx; raises EBADF naming op
 ** when it is closed, an argument error when it is not one. */
 int wl_netns_fd(lua_State *L, int idx, const char *op);
-/* wirelab's thread into the namespace nsfd (0 or -errno), and back to
-** its own one: for the one call that must be made inside (bindings/tun.c
-** opens a TUN device there). Always leave after a successful enter. */
-int wl_netns_enter(int nsfd);
-void wl_netns_leave(void);
+/* Runs fn(arg) in a helper thread inside the namespace nsfd (-1: a new
+** one, which ends with the thread unless fn keeps an fd of it), joined
+** before it returns: fn's result, or -errno when the thread could not
+** enter. For the calls that must be made inside (sockets, TUN devices). */
+int wl_netns_run(int nsfd, int (*fn)(void *), void *arg);
 /* Adds sandbox.c's functions to the module table at the stack top, and
 ** registers the namespace's metatable. */
 void wl_sandbox_open(lua_State *L);

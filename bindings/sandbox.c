@@ -4,12 +4,14 @@
 ** sandboxed program joins it (the supervisor's child calls setns), and
 ** the grader makes its own sockets inside it (ns:_socket), so the checks
 ** and the program meet on 127.0.0.1 while the program reaches nothing
-** else. wirelab's thread enters the namespace only for the socket(2)
-** call and comes straight back: a socket stays in the namespace it was
-** made in. Also: where cgroups may be made (_cgroups, found once), and
+** else. A helper thread makes the namespace and the sockets in it
+** (wl_netns_run): a socket stays in the namespace it was made in, and
+** wirelab's own thread never leaves its namespace. Also: where cgroups may be made (_cgroups, found once), and
 ** the user a sandbox runs as (_getpwnam, _geteuid).
 */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
@@ -27,29 +29,46 @@
 
 typedef struct { int fd; } netns_t;   /* -1 once closed */
 
-static int host_ns = -1;     /* wirelab's own namespace, to come back to */
+/* Work inside a namespace is done by a short-lived thread: network
+** namespaces belong to threads, so the thread unshares or joins one and
+** ends, and wirelab's own thread never leaves its namespace. Entering
+** and coming back instead fails under `unshare -r`: setns back into the
+** host's namespace needs CAP_SYS_ADMIN over the initial user namespace,
+** which a user namespace does not give, so wirelab could never return. */
+typedef struct {
+  int nsfd;                  /* the namespace to join; -1: a new one */
+  int (*fn)(void *);
+  void *arg;
+  int rc;
+} ns_job_t;
 
-static int open_host(void) {
-  if (host_ns < 0)
-    host_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  return host_ns < 0 ? -errno : 0;
+static void *ns_thread(void *p) {
+  ns_job_t *j = p;
+  if ((j->nsfd >= 0 ? setns(j->nsfd, CLONE_NEWNET) : unshare(CLONE_NEWNET)) < 0)
+    j->rc = -errno;
+  else
+    j->rc = j->fn(j->arg);
+  return NULL;
 }
 
-/* Back to wirelab's namespace. It cannot fail (we hold it open and came
-** from it); if it did, every later socket would be made in the wrong
-** place, so stop here. */
-static void come_back(void) {
-  if (setns(host_ns, CLONE_NEWNET) < 0) abort();
+int wl_netns_run(int nsfd, int (*fn)(void *), void *arg) {
+  ns_job_t j;
+  pthread_t th;
+  sigset_t all, old;
+  int e;
+  j.nsfd = nsfd;
+  j.fn = fn;
+  j.arg = arg;
+  j.rc = 0;
+  /* no signal meant for wirelab lands on the helper */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  e = pthread_create(&th, NULL, ns_thread, &j);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (e != 0) return -e;
+  pthread_join(th, NULL);
+  return j.rc;
 }
-
-/* Another part of wirelab (netem.link's TUN devices) making something
-** inside a namespace: the same enter, then come_back, as _socket. */
-int wl_netns_enter(int nsfd) {
-  if (open_host() < 0) return -errno;
-  return setns(nsfd, CLONE_NEWNET) < 0 ? -errno : 0;
-}
-
-void wl_netns_leave(void) { come_back(); }
 
 static int lo_up(void) {
   struct ifreq ifr;
@@ -76,42 +95,52 @@ int wl_netns_fd(lua_State *L, int idx, const char *op) {
   return ns->fd;
 }
 
+/* In the new namespace: loopback up, and an fd that holds it. */
+static int make_ns(void *arg) {
+  int rc = lo_up(), fd;
+  if (rc < 0) return rc;
+  fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  *(int *)arg = fd;
+  return 0;
+}
+
 /* netns() -> ns: a new network namespace, loopback up and nothing else.
-** Needs CAP_SYS_ADMIN (root): EPERM otherwise, as in most containers. */
+** Needs CAP_SYS_ADMIN over wirelab's user namespace (root, or any user
+** under `unshare -r`): EPERM otherwise, as in most containers. */
 static int process_netns(lua_State *L) {
   netns_t *ns = lua_newuserdatauv(L, sizeof *ns, 0);
   int rc, fd = -1;
   ns->fd = -1;
   luaL_setmetatable(L, NETNS_MT);
-  if ((rc = open_host()) < 0) return wl_raise(L, "netns", rc, NULL);
-  if (unshare(CLONE_NEWNET) < 0) return wl_raise(L, "netns", -errno, NULL);
-  rc = lo_up();
-  if (rc == 0 && (fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
-    rc = -errno;
-  come_back();
-  if (rc < 0) return wl_raise(L, "netns", rc, NULL);
+  if ((rc = wl_netns_run(-1, make_ns, &fd)) < 0) return wl_raise(L, "netns", rc, NULL);
   ns->fd = fd;
   return 1;
+}
+
+typedef struct { int family, type, fd; } sock_job_t;
+
+static int make_sock(void *arg) {
+  sock_job_t *j = arg;
+  j->fd = socket(j->family, j->type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return j->fd < 0 ? -errno : 0;
 }
 
 /* ns:_socket(family, type) -> fd: a socket made inside the namespace,
 ** non-blocking and close-on-exec; process.lua wraps it. */
 static int netns_socket(lua_State *L) {
   netns_t *ns = check_ns(L, "socket");
-  int family = (int)luaL_optinteger(L, 2, AF_INET);
-  int type = (int)luaL_optinteger(L, 3, SOCK_STREAM);
-  int fd, err = 0;
-  luaL_argcheck(L, family == AF_INET || family == AF_INET6, 2,
+  sock_job_t j;
+  int rc;
+  j.family = (int)luaL_optinteger(L, 2, AF_INET);
+  j.type = (int)luaL_optinteger(L, 3, SOCK_STREAM);
+  luaL_argcheck(L, j.family == AF_INET || j.family == AF_INET6, 2,
                 "AF_INET or AF_INET6 expected");
-  luaL_argcheck(L, type == SOCK_STREAM || type == SOCK_DGRAM, 3,
+  luaL_argcheck(L, j.type == SOCK_STREAM || j.type == SOCK_DGRAM, 3,
                 "SOCK_STREAM or SOCK_DGRAM expected");
-  if (open_host() < 0 || setns(ns->fd, CLONE_NEWNET) < 0)
-    return wl_raise(L, "socket", -errno, NULL);
-  fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) err = -errno;
-  come_back();
-  if (fd < 0) return wl_raise(L, "socket", err, NULL);
-  lua_pushinteger(L, fd);
+  if ((rc = wl_netns_run(ns->fd, make_sock, &j)) < 0)
+    return wl_raise(L, "socket", rc, NULL);
+  lua_pushinteger(L, j.fd);
   return 1;
 }
 

@@ -1,7 +1,7 @@
 /*
-** tun.c: the TUN device at each end of a netem.link. It is made while
-** wirelab's thread is inside the side's network namespace (so it belongs
-** there, and goes away with its fd), as a layer-3 device without packet
+** tun.c: the TUN device at each end of a netem.link. It is made by a
+** helper thread inside the side's network namespace (wl_netns_run), so it
+** belongs there and goes away with its fd; as a layer-3 device without packet
 ** info (IFF_TUN | IFF_NO_PI: a read is one IP packet), then given its
 ** addresses and brought up with the old ioctls, so that no `ip` binary is
 ** needed. IPv6 is quietened first: no link-local address, no router
@@ -115,12 +115,26 @@ static int make_here(const wl_tun_conf_t *c, int *fdp, const char **step) {
   return 0;
 }
 
+typedef struct {
+  const wl_tun_conf_t *c;
+  int fd;
+  const char *step;
+} tun_job_t;
+
+static int tun_job(void *arg) {
+  tun_job_t *j = arg;
+  return make_here(j->c, &j->fd, &j->step);
+}
+
 int wl_tun_open(int nsfd, const wl_tun_conf_t *c, int *fdp, const char **step) {
+  tun_job_t j;
   int rc;
-  *step = "entering the link's network namespace (setns)";
-  if ((rc = wl_netns_enter(nsfd)) < 0) return rc;
-  rc = make_here(c, fdp, step);
-  wl_netns_leave();
+  j.c = c;
+  j.fd = -1;
+  j.step = "entering the link's network namespace (setns)";
+  rc = wl_netns_run(nsfd, tun_job, &j);
+  *step = j.step;
+  *fdp = j.fd;
   return rc;
 }
 
