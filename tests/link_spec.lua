@@ -16,7 +16,7 @@ local bounded = support.bounded
 local MiB = 1024 * 1024
 
 local function need_link()
-  local ok, why = netem_link.available()
+  local ok, why = netem_link.link_available()
   if not ok then pending(support.skip("netem.link unavailable here: " .. tostring(why))) end
   return ok
 end

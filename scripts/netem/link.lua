@@ -354,10 +354,10 @@ end
 
 -- ---- can this machine make one? -----------------------------------------------
 
--- available() -> true | false, reason: a link is made and closed once,
+-- link_available() -> true | false, reason: a link is made and closed once,
 -- and the answer kept
 local known, why
-function M.available()
+function M.link_available()
   if known == nil then
     local ok, l = pcall(M.link, {log = false})
     if ok then l:close() end
