@@ -382,6 +382,35 @@ if ok then print("made") else print(err.unavailable, tostring(err)) end]]
     end
   end))
 
+  -- Most distributions make /dev/net/tun mode 0666; this machine's is
+  -- 0600. A private mount namespace lends the child such a device, so
+  -- the unprivileged path is tested without changing the machine.
+  it("as nobody under unshare -r, with /dev/net/tun open to all, a link works", bounded(30, function()
+    local setpriv, unshare = support.find("setpriv"), support.find("unshare")
+    if not (setpriv and unshare) then pending(support.skip("no setpriv(1) or unshare(1)")); return end
+    local id = process.run{"id", "-u", timeout = 5}
+    if id.stdout:match("%d+") ~= "0" then pending(support.skip("needs root, to lend the device")); return end
+    if not require("wirelab.fs").stat("/dev/net/tun") then pending(support.skip("no /dev/net/tun")); return end
+    local dir = support.tmpdir()
+    local r = process.run{unshare, "-m", "sh", "-c", [[
+mount --make-rprivate / && mknod "$1/tun" c 10 200 && chmod 666 "$1/tun" &&
+mount --bind "$1/tun" /dev/net/tun &&
+exec "$2" --reuid=65534 --regid=65534 --clear-groups "$3" -r "$4" -e "$5"]], "sh", dir, setpriv, unshare,
+      support.wirelab, [[
+local l = require("netem.link").link{delay = "2ms"}
+local srv = l.b:create_server(l.b.host6, 0, {family = require("socket").AF_INET6})
+local c = l.a:create_connection(l.b.host6, select(2, srv:getsockname()), 5)
+local conn = srv:accept()
+c:sendall("over IPv6 as nobody")
+local other = 0
+for _, e in ipairs(l:events()) do if e.proto ~= "TCP" then other = other + 1 end end
+print(conn:recv(100), #l:events() >= 4, other)
+l:close()]], timeout = 20}
+    assert.are.equal(0, r.code, r.stderr)
+    -- only the connection's packets: no IPv6 chatter on the link
+    assert.are.equal("over IPv6 as nobody\ttrue\t0", r.stdout:match("^(.-)%s*$"))
+  end))
+
   it("works under unshare -r, without root of the machine", bounded(30, function()
     local unshare = support.find("unshare")
     if not unshare then pending(support.skip("no unshare(1)")); return end
