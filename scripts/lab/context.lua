@@ -56,7 +56,7 @@ M.Context = T
 
 function M.new(sub, check)
   return setmetatable({sub = sub, check = check, seed = sub.seed, rng = rng_mod.new(sub.seed, check.name),
-                       ns = M.netns(), _procs = {}, _socks = {}, _log = {}, _steps = {}, _k = nil,
+                       ns = M.netns(), _procs = {}, _socks = {}, _links = {}, _log = {}, _steps = {}, _k = nil,
                        _n = nil}, T)
 end
 
@@ -125,6 +125,26 @@ function T:same_bytes(got, want, what)
     diff = format("%d bytes more than expected after byte %d", #got - #want, #want)
   end
   self:fail(format("%s: expected %d bytes, got %d; %s", what, #want, #got, diff))
+end
+
+-- skip(reason): the check cannot run on this machine (no namespaces, no
+-- TUN device...): it ends now, reported as skipped with the reason, not
+-- as the student's failure
+function T:skip(reason)
+  error(failure("not run: " .. tostring(reason), "skipped"), 2)
+end
+
+-- link([opts]) -> a netem.link (docs/link.md) closed when the check ends;
+-- where this machine cannot make one, the check is skipped, saying why
+function T:link(opts)
+  local netem_link = require "netem.link"
+  local ok, l = pcall(netem_link.link, opts)
+  if not ok then
+    if type(l) == "table" and l.unavailable then self:skip(tostring(l)) end
+    error(l, 2)
+  end
+  self._links[#self._links + 1] = l
+  return l
 end
 
 -- score(k, n): partial credit, k of n (7 of 10 clients served)
@@ -250,8 +270,8 @@ end
 
 -- wait([timeout]) -> the exit record {code=, signal=}, or nil on timeout
 function Program:wait(timeout)
-  if self.exited then return self.exited end
-  if not self._done:wait(timeout) then return nil end
+  if not self.exited and not self._done:wait(timeout) then return nil end
+  self._waited = true             -- the check has seen the end: see _ended_early
   return self.exited
 end
 
@@ -285,17 +305,20 @@ local function describe_exit(prog)
   return {outcome = outcome, message = msg}
 end
 
--- start_submission{args..., port=, env=, stdin=} -> program: the
--- submission as its contract starts it, with "{port}" in its command line
--- the given port (or a free one, program.port)
+-- start_submission{args..., port=, host=, netns=, env=, stdin=} ->
+-- program: the submission as its contract starts it, with "{port}" in its
+-- command line the given port (or a free one, program.port) and "{host}"
+-- opts.host (127.0.0.1); in the network namespace opts.netns (a link's
+-- side: link.b.ns) instead of the check's
 function T:start_submission(opts)
   opts = opts or {}
   local sub = self.sub
   local start = sub.start
   local port = opts.port or self:port()
   local argv = {}
+  local subst = {port = tostring(port), wirelab = sub.wirelab, host = opts.host or "127.0.0.1"}
   for _, a in ipairs(start.run) do
-    argv[#argv + 1] = (a:gsub("{(%a+)}", {port = tostring(port), wirelab = sub.wirelab}))
+    argv[#argv + 1] = (a:gsub("{(%a+)}", subst))
   end
   for _, a in ipairs(opts) do argv[#argv + 1] = tostring(a) end
   local env = {PATH = "/usr/local/bin:/usr/bin:/bin", HOME = sub.dir, LANG = "C.UTF-8",
@@ -303,7 +326,7 @@ function T:start_submission(opts)
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local spec = {cwd = sub.dir, env = env, stdin = opts.stdin or false}
   for i, a in ipairs(argv) do spec[i] = a end
-  M.apply_limits(spec, sub.limits, self.ns)
+  M.apply_limits(spec, sub.limits, opts.netns or self.ns)
   local ok, p = pcall(process.spawn, spec)
   if not ok then self:fail("the program could not be started: " .. tostring(p), "crashed") end
   if p.sandbox then sub.sandbox = p.sandbox end
@@ -371,10 +394,15 @@ function T:_limits_reached()
   return nil
 end
 
--- A program that ended on its own while the check ran: how, or nil.
+-- A program that ended on its own while the check ran: how, or nil. One
+-- the check waited for that exited with status 0 did what it was asked (a
+-- client submission ends when its work is done).
 function T:_ended_early()
   for _, prog in ipairs(self._procs) do
-    if prog.exited and not prog.exited.killed then return describe_exit(prog) end
+    local e = prog.exited
+    if e and not e.killed and not (prog._waited and e.code == 0 and not e.signal and not e.limit) then
+      return describe_exit(prog)
+    end
   end
   return nil
 end
@@ -395,6 +423,7 @@ function T:_stop_all()
     pcall(prog.p.close, prog.p)
   end
   if self.ns then pcall(self.ns.close, self.ns); self.ns = nil end
+  for _, l in ipairs(self._links) do pcall(l.close, l) end
 end
 
 -- ---- limits and the build ------------------------------------------------------

@@ -112,8 +112,8 @@ local function run_check(sub, check)
   else
     res.score = 0
     res.outcome, res.message = classify(t, err)
-    res.status = res.outcome == "error" and "error" or "failed"
-    res.hint = check.hint
+    res.status = (res.outcome == "error" or res.outcome == "skipped") and res.outcome or "failed"
+    if res.status ~= "skipped" then res.hint = check.hint end
   end
   -- only now: what ended on its own had to be told from what we end
   t:_stop_all()
