@@ -87,6 +87,24 @@ static int set_v6(const char *dev, const wl_tun_conf_t *c, const char **step) {
   return rc;
 }
 
+/* A new IPv6 address is tentative until the kernel's address work has
+** run (even with no duplicate detection to do): bind() to it fails with
+** EADDRNOTAVAIL meanwhile. Wait for it, in 1 ms steps, for at most 2 s. */
+static int v6_usable(const wl_tun_conf_t *c) {
+  struct sockaddr_in6 sa;
+  int i, fd, rc = -EADDRNOTAVAIL;
+  memset(&sa, 0, sizeof sa);
+  sa.sin6_family = AF_INET6;
+  if (inet_pton(AF_INET6, c->addr6, &sa.sin6_addr) != 1) return -EINVAL;
+  for (i = 0; i < 2000 && rc == -EADDRNOTAVAIL; i++) {
+    if ((fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) return -errno;
+    rc = bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
+    close(fd);
+    if (rc == -EADDRNOTAVAIL) usleep(1000);
+  }
+  return rc;
+}
+
 /* Inside the namespace: the device, its settings, its addresses. */
 static int make_here(const wl_tun_conf_t *c, int *fdp, const char **step) {
   struct ifreq ifr;
@@ -110,6 +128,10 @@ static int make_here(const wl_tun_conf_t *c, int *fdp, const char **step) {
   rc = set_v4(ctl, ifr.ifr_name, c, step);
   close(ctl);
   if (rc == 0 && c->addr6 != NULL) rc = set_v6(ifr.ifr_name, c, step);
+  if (rc == 0 && c->addr6 != NULL) {
+    *step = "waiting for the IPv6 address of the TUN device";
+    rc = v6_usable(c);
+  }
   if (rc < 0) { close(fd); return rc; }
   *fdp = fd;
   return 0;

@@ -18,10 +18,15 @@ local KiB, MiB = 1024, 1024 * 1024
 local SIZE = 4 * MiB
 local DELAY = "50ms"              -- each way: an RTT of 100 ms
 
--- the link of a check: 50 ms each way, `loss` on the sender's packets
--- only (b to a), its seed from the grading seed and the check
+-- The link of a check: 50 ms each way, `loss` on the sender's packets
+-- only (b to a). Every check's link has the same seed, from the grading
+-- seed: each packet draws the same number at 2% and at 10%, so the drops
+-- at 2% are among those at 10% until the two runs' traffic parts. That
+-- matters: one early loss in slow start leaves a short transfer slow
+-- (measured: 1.4 MB/s at 2% against 2.5 MB/s at 10% with independent
+-- seeds), and coupled draws keep such luck from inverting the two.
 local function new_link(t, loss, delay)
-  return t:link{delay = delay or DELAY, b_to_a = {loss = loss}, seed = t.rng:random(1, 1 << 30)}
+  return t:link{delay = delay or DELAY, b_to_a = {loss = loss}, seed = t.seed % (1 << 31) * 2 + 1}
 end
 
 -- The sender's report: "bytes N", "retransmits N", "rtt_ms X", one a line.
@@ -44,7 +49,7 @@ local function transfer(t, o)
   local data = t.rng:bytes(o.size or SIZE)
   t:step(("started the sender on side b of a link with %s each way and %g%% loss on its packets, "
     .. "%d random bytes on its stdin"):format(o.delay or DELAY, (o.loss or 0) * 100, #data))
-  local p = t:start_submission{host = host, port = port, netns = link.b.ns, stdin = data}
+  local p = t:start_submission{host = host, port = port, netns = link.b.ns, stdin = data, exits = true}
   srv:settimeout(10)
   local ok, c = pcall(srv.accept, srv)
   if not ok then
@@ -70,9 +75,14 @@ local function transfer(t, o)
   pcall(c.sendall, c, ("OK %d\n"):format(n))
   c:close()
   t:step(("got %d bytes and the end of stream; answered \"OK %d\" and closed"):format(n, n))
-  t:same_bytes(got, data, "what the receiver got")
+  -- its end first: a crash after sending is told as the crash
   local exit = p:wait(10)
+  t:same_bytes(got, data, "what the receiver got")
   if not exit then t:fail("the sender did not exit within 10 s after the receiver answered and closed") end
+  if exit.code ~= 0 or exit.signal then
+    t:fail(("the sender ended with %s after the transfer"):format(
+      exit.signal and ("signal " .. exit.signal) or ("status " .. tostring(exit.code))), "crashed")
+  end
   local stats = link:stats()
   -- the sender's dropped packets that carried data, a SYN or a FIN: each
   -- had to be sent again (a dropped pure ACK is not)
@@ -152,7 +162,7 @@ return lab.new{
        local link = new_link(t, 0)
        local srv <close> = link.a:create_server(link.a.host, 0)
        local port = select(2, srv:getsockname())
-       t:start_submission{host = link.a.host, port = port, netns = link.b.ns, stdin = "hello\n"}
+       t:start_submission{host = link.a.host, port = port, netns = link.b.ns, stdin = "hello\n", exits = true}
        t:step(("started the sender with %s %d"):format(link.a.host, port))
        srv:settimeout(10)
        local ok, c = pcall(srv.accept, srv)
@@ -262,7 +272,11 @@ return lab.new{
          t:fail(("over the clean link your sender reached %.0f KB/s, less than a third of the %.0f KB/s "
            .. "a plain sender reaches over the same link"):format(g0 / 1000, gref / 1000))
        end
-       if not (g10 < 0.85 * g0 and g2 <= 1.1 * g0 and g10 <= 1.1 * g2) then
+       -- Both lossy runs fall well below the clean one. Between 2% and 10%
+       -- the order holds on average, not in every run: one loss early in
+       -- slow start leaves a 4 MiB transfer slow (a 2% run measured at
+       -- 1.2x below a 10% one, with the same seed), hence the margin.
+       if not (g2 < 0.9 * g0 and g10 < 0.9 * g0 and g10 <= 1.35 * g2) then
          t:fail(("goodput should fall as the loss grows; it was %.0f KB/s at 0%%, %.0f at 2%%, %.0f at "
            .. "10%%"):format(g0 / 1000, g2 / 1000, g10 / 1000))
        end

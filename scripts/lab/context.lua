@@ -270,8 +270,8 @@ end
 
 -- wait([timeout]) -> the exit record {code=, signal=}, or nil on timeout
 function Program:wait(timeout)
-  if not self.exited and not self._done:wait(timeout) then return nil end
-  self._waited = true             -- the check has seen the end: see _ended_early
+  if self.exited then return self.exited end
+  if not self._done:wait(timeout) then return nil end
   return self.exited
 end
 
@@ -305,11 +305,12 @@ local function describe_exit(prog)
   return {outcome = outcome, message = msg}
 end
 
--- start_submission{args..., port=, host=, netns=, env=, stdin=} ->
--- program: the submission as its contract starts it, with "{port}" in its
--- command line the given port (or a free one, program.port) and "{host}"
--- opts.host (127.0.0.1); in the network namespace opts.netns (a link's
--- side: link.b.ns) instead of the check's
+-- start_submission{args..., port=, host=, netns=, exits=, env=, stdin=}
+-- -> program: the submission as its contract starts it, with "{port}" in
+-- its command line the given port (or a free one, program.port) and
+-- "{host}" opts.host (127.0.0.1); in the network namespace opts.netns (a
+-- link's side: link.b.ns) instead of the check's; with exits, a client
+-- that ends by itself when done (status 0 is not a crash)
 function T:start_submission(opts)
   opts = opts or {}
   local sub = self.sub
@@ -330,7 +331,8 @@ function T:start_submission(opts)
   local ok, p = pcall(process.spawn, spec)
   if not ok then self:fail("the program could not be started: " .. tostring(p), "crashed") end
   if p.sandbox then sub.sandbox = p.sandbox end
-  local prog = setmetatable({p = p, pid = p.pid, port = port, argv = argv, _done = wirelab.event()}, Program)
+  local prog = setmetatable({p = p, pid = p.pid, port = port, argv = argv, exits = opts.exits == true,
+                             _done = wirelab.event()}, Program)
   prog._drains = {drain(prog, p.stdout, "_out"), drain(prog, p.stderr, "_err")}
   prog._watch = wirelab.spawn(function()
     local wok, code, sig, res = pcall(p.wait, p)
@@ -394,13 +396,12 @@ function T:_limits_reached()
   return nil
 end
 
--- A program that ended on its own while the check ran: how, or nil. One
--- the check waited for that exited with status 0 did what it was asked (a
--- client submission ends when its work is done).
+-- A program that ended on its own while the check ran: how, or nil. A
+-- client started with `exits` that ended with status 0 did its work.
 function T:_ended_early()
   for _, prog in ipairs(self._procs) do
     local e = prog.exited
-    if e and not e.killed and not (prog._waited and e.code == 0 and not e.signal and not e.limit) then
+    if e and not e.killed and not (prog.exits and e.code == 0 and not e.signal and not e.limit) then
       return describe_exit(prog)
     end
   end
