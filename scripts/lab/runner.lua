@@ -177,10 +177,13 @@ function M.grade(lab, path, opts)
   local by_name = {}
   for _, check in ipairs(checks) do
     local res
-    local blocked
+    local blocked, why
     for _, d in ipairs(check.depends) do
       local dr = by_name[d]
-      if dr and dr.status ~= "passed" then blocked = d; break end
+      if dr and dr.status ~= "passed" then
+        blocked, why = d, dr.status == "skipped" and "which was skipped" or "which did not pass"
+        break
+      end
     end
     if sub.problem and not sub.problem_told then
       -- told once, by the first check; the others are skipped because of it
@@ -194,7 +197,7 @@ function M.grade(lab, path, opts)
              visibility = check.visibility, description = check.description, duration = 0}
     elseif blocked then
       res = {name = check.name, max_score = check.points, score = 0, status = "skipped",
-             outcome = "skipped", message = "not run: it depends on " .. blocked .. ", which did not pass",
+             outcome = "skipped", message = "not run: it depends on " .. blocked .. ", " .. why,
              visibility = check.visibility, description = check.description, duration = 0}
     else
       res = run_check(sub, check)
