@@ -10,10 +10,10 @@
 ** with nothing of its direction waiting, is written straight from the
 ** read buffer. Taps (the capture module) get copies only while one is on.
 **
-** Lifetime: the userdata holds only a pointer. close() closes the fds at
-** once (so the devices and then the namespaces go away) and the three
-** handles; the struct, packets still in flight and the log are freed when
-** the last close callback has run.
+** Lifetime: the userdata holds only a pointer. close() closes the three
+** handles and the fds (the TUN ones on the thread pool, so the devices and
+** then the namespaces go away soon after); the struct, packets still in
+** flight and the log are freed when the last close callback has run.
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@
 
 #define LINK_MT "wirelab.link"
 #define PKT_MAX 65536             /* the largest IP packet a TUN gives */
-#define READ_BURST 128            /* packets per poll callback, then others run */
+#define READ_BURST 128            /* packets per poll callback */
 #define HELD_MAX (256u << 20)     /* bytes in flight, beyond: overflow */
 #define TAP_MAX (64u << 20)       /* bytes a tap may fall behind */
 #define TAP_BATCH 4096            /* packets one _tap_read returns at most */
@@ -123,8 +123,8 @@ static pkt_t *heap_pop(link_t *k) {
 
 /* ---- delivery ---- */
 
-static void tap_copy(link_t *k, int dir, const unsigned char *data, uint32_t len,
-                     uint64_t now) {
+static void tap_copy(link_t *k, int dir, const unsigned char *data,
+                     uint32_t len, uint64_t now) {
   tapitem_t *t;
   if (k->tap_bytes + len > TAP_MAX || (t = malloc(sizeof *t + len)) == NULL) {
     k->tap_lost++;
@@ -163,7 +163,8 @@ static void arm(link_t *k) {
   its.it_value.tv_sec = (time_t)(at / 1000000000u);
   its.it_value.tv_nsec = (long)(at % 1000000000u);
   /* at 0 (nothing in flight) disarms */
-  if (timerfd_settime(k->timer.fd, TFD_TIMER_ABSTIME, &its, NULL) == 0) k->armed = at;
+  if (timerfd_settime(k->timer.fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+    k->armed = at;
 }
 
 static void run_due(link_t *k) {
@@ -268,6 +269,22 @@ static void on_close(uv_handle_t *h) {
   if (--k->open_handles == 0) free_link(k);
 }
 
+static void on_fs_close(uv_fs_t *req) {
+  uv_fs_req_cleanup(req);
+  free(req);
+}
+
+/* Closing a TUN fd unregisters its device, which waits for RCU grace
+** periods: 30 to 60 ms measured, too long to hold the loop (and every
+** other task's timing) for. It is done on libuv's thread pool. */
+static void close_later(int fd) {
+  uv_fs_t *req = malloc(sizeof *req);
+  if (req == NULL || uv_fs_close(wl_loop(), req, fd, on_fs_close) < 0) {
+    free(req);
+    close(fd);
+  }
+}
+
 static void close_link(link_t **box, int wake) {
   link_t *k = *box;
   port_t *ports[3];
@@ -279,8 +296,8 @@ static void close_link(link_t **box, int wake) {
   ports[2] = &k->timer;
   for (i = 0; i < 3; i++) {
     if (ports[i]->fd < 0) continue;
-    uv_close((uv_handle_t *)&ports[i]->poll, on_close);
-    close(ports[i]->fd);
+    uv_close((uv_handle_t *)&ports[i]->poll, on_close);   /* off epoll first */
+    if (i < 2) close_later(ports[i]->fd); else close(ports[i]->fd);
     ports[i]->fd = -1;
   }
   wl_handle_count(-1);
@@ -290,7 +307,10 @@ static int init_port(link_t *k, port_t *pt, int fd, uv_poll_cb cb) {
   int rc;
   pt->link = k;
   pt->fd = fd;
-  if ((rc = uv_poll_init(wl_loop(), &pt->poll, fd)) < 0) { pt->fd = -1; return rc; }
+  if ((rc = uv_poll_init(wl_loop(), &pt->poll, fd)) < 0) {
+    pt->fd = -1;
+    return rc;
+  }
   k->open_handles++;
   return uv_poll_start(&pt->poll, UV_READABLE, cb);
 }
@@ -330,8 +350,13 @@ static int link_new(lua_State *L) {
     if (k->side[0].fd < 0) close(fds[0]);
     if (k->side[1].fd < 0) close(fds[1]);
     if (k->timer.fd < 0) close(tfd);
-    if (k->open_handles == 0) { *box = NULL; wl_handle_count(-1); free_link(k); }
-    else close_link(box, 0);
+    if (k->open_handles == 0) {
+      *box = NULL;
+      wl_handle_count(-1);
+      free_link(k);
+    } else {
+      close_link(box, 0);
+    }
     return wl_raise(L, "link", rc, NULL);
   }
   return 1;
@@ -379,7 +404,8 @@ static int link_set(lua_State *L) {
   p->reorder_gap = num_field(L, 3, "reorder_gap", p->reorder_gap);
   p->rate = num_field(L, 3, "rate", p->rate);
   p->queue = (uint32_t)num_field(L, 3, "queue", p->queue);
-  p->queue_bytes = (uint64_t)num_field(L, 3, "queue_bytes", (double)p->queue_bytes);
+  p->queue_bytes =
+    (uint64_t)num_field(L, 3, "queue_bytes", (double)p->queue_bytes);
   return 0;
 }
 
@@ -389,7 +415,8 @@ static int link_seed(lua_State *L) {
   return 0;
 }
 
-#define SETI(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+#define SETI(name, v) \
+  (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
 
 static int link_stats(lua_State *L) {
   link_t *k = check_open(L, "stats");
@@ -448,7 +475,8 @@ static int tap_read_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   lua_pop(L, 1);
-  if (rc < 0) return wl_raise(L, "tap", *to_box(L) == NULL ? UV_EBADF : rc, NULL);
+  if (rc < 0)
+    return wl_raise(L, "tap", *to_box(L) == NULL ? UV_EBADF : rc, NULL);
   return tap_read_do(L);
 }
 

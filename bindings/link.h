@@ -96,8 +96,8 @@ typedef struct {
   uint64_t lost;
 } wl_log_t;
 
-void wl_log_add(wl_log_t *log, const wl_event_t *proto, const unsigned char *pkt,
-                uint32_t len);
+void wl_log_add(wl_log_t *log, const wl_event_t *proto,
+                const unsigned char *pkt, uint32_t len);
 /* Pushes the list of events from index `from` (0-based) as Lua tables. */
 void wl_log_push(lua_State *L, const wl_log_t *log, size_t from);
 void wl_log_free(wl_log_t *log);

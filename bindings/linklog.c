@@ -16,17 +16,23 @@
 #include <lauxlib.h>
 #include "link.h"
 
-static const char *const ACTIONS[] = {"pass", "drop", "overflow", "duplicate", "reorder"};
+static const char *const ACTIONS[] = {"pass", "drop", "overflow", "duplicate",
+                                      "reorder"};
 static const char *const DIRS[] = {"a>b", "b>a"};
 
-static uint16_t be16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint16_t be16(const unsigned char *p) {
+  return (uint16_t)(p[0] << 8 | p[1]);
+}
+
 static uint32_t be32(const unsigned char *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+         p[3];
 }
 
 /* The transport header at p (n bytes left), of a packet whose IP payload
 ** is plen bytes. */
-static void parse_l4(wl_event_t *e, const unsigned char *p, uint32_t n, uint32_t plen) {
+static void parse_l4(wl_event_t *e, const unsigned char *p, uint32_t n,
+                     uint32_t plen) {
   if (e->proto == IPPROTO_TCP && n >= 20) {
     uint32_t off = (uint32_t)(p[12] >> 4) * 4;
     e->sport = be16(p);
@@ -39,7 +45,8 @@ static void parse_l4(wl_event_t *e, const unsigned char *p, uint32_t n, uint32_t
     e->sport = be16(p);
     e->dport = be16(p + 2);
     e->payload = (uint16_t)(plen > 8 ? plen - 8 : 0);
-  } else if ((e->proto == IPPROTO_ICMP || e->proto == IPPROTO_ICMPV6) && n >= 2) {
+  } else if ((e->proto == IPPROTO_ICMP || e->proto == IPPROTO_ICMPV6) &&
+             n >= 2) {
     e->sport = p[0];                  /* type, code */
     e->dport = p[1];
   }
@@ -65,8 +72,8 @@ static void parse(wl_event_t *e, const unsigned char *p, uint32_t len) {
   }
 }
 
-void wl_log_add(wl_log_t *log, const wl_event_t *proto, const unsigned char *pkt,
-                uint32_t len) {
+void wl_log_add(wl_log_t *log, const wl_event_t *proto,
+                const unsigned char *pkt, uint32_t len) {
   wl_event_t *e;
   if (log->n >= log->max) { log->lost++; return; }
   if (log->n == log->cap) {
@@ -93,7 +100,8 @@ void wl_log_free(wl_log_t *log) {
 }
 
 /* "192.0.2.1:5000", "[2001:db8::1]:5000", or the address alone */
-static void endpoint(char *buf, size_t size, int family, const uint8_t *a, int port) {
+static void endpoint(char *buf, size_t size, int family, const uint8_t *a,
+                     int port) {
   char ip[INET6_ADDRSTRLEN];
   inet_ntop(family == 4 ? AF_INET : AF_INET6, a, ip, sizeof ip);
   if (port < 0) snprintf(buf, size, "%s", ip);
@@ -129,9 +137,11 @@ static void summary(luaL_Buffer *b, const wl_event_t *e) {
     snprintf(line, sizeof line, "UDP %s > %s len=%u", s, d, e->payload);
   } else if (e->proto == IPPROTO_ICMP || e->proto == IPPROTO_ICMPV6) {
     snprintf(line, sizeof line, "%s %s > %s type=%u code=%u",
-             e->proto == IPPROTO_ICMP ? "ICMP" : "ICMPv6", s, d, e->sport, e->dport);
+             e->proto == IPPROTO_ICMP ? "ICMP" : "ICMPv6", s, d, e->sport,
+             e->dport);
   } else {
-    snprintf(line, sizeof line, "IPv%d %s > %s proto=%u", e->family, s, d, e->proto);
+    snprintf(line, sizeof line, "IPv%d %s > %s proto=%u", e->family, s, d,
+             e->proto);
   }
   luaL_addstring(b, line);
 }

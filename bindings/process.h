@@ -11,9 +11,9 @@
 /* The fd of the network namespace object at idx; raises EBADF naming op
 ** when it is closed, an argument error when it is not one. */
 int wl_netns_fd(lua_State *L, int idx, const char *op);
-/* Runs fn(arg) in a helper thread inside the namespace nsfd (-1: a new
-** one, which ends with the thread unless fn keeps an fd of it), joined
-** before it returns: fn's result, or -errno when the thread could not
+/* Runs fn(arg) inside the namespace nsfd (-1: a new one, which ends
+** unless fn keeps an fd of it), on wirelab's thread or a helper thread
+** joined before it returns: fn's result, or -errno when it could not
 ** enter. For the calls that must be made inside (sockets, TUN devices). */
 int wl_netns_run(int nsfd, int (*fn)(void *), void *arg);
 /* Adds sandbox.c's functions to the module table at the stack top, and

@@ -97,7 +97,8 @@ static int v6_usable(const wl_tun_conf_t *c) {
   sa.sin6_family = AF_INET6;
   if (inet_pton(AF_INET6, c->addr6, &sa.sin6_addr) != 1) return -EINVAL;
   for (i = 0; i < 2000 && rc == -EADDRNOTAVAIL; i++) {
-    if ((fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) return -errno;
+    fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
     rc = bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ? -errno : 0;
     close(fd);
     if (rc == -EADDRNOTAVAIL) usleep(1000);
@@ -166,7 +167,6 @@ static int tun_open(lua_State *L) {
   int nsfd = wl_netns_fd(L, 1, "link");
   wl_tun_conf_t c;
   const char *step = NULL;
-  char detail[160];
   int fd = -1, rc;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "name");
@@ -186,9 +186,8 @@ static int tun_open(lua_State *L) {
   luaL_argcheck(L, c.mtu >= 1280 && c.mtu <= 65535, 2, "mtu: 1280 to 65535");
   rc = wl_tun_open(nsfd, &c, &fd, &step);
   if (rc < 0) {
-    snprintf(detail, sizeof detail, "%s", step);
     wl_push_error(L, "link", rc, NULL);
-    lua_pushstring(L, detail);
+    lua_pushstring(L, step);             /* a literal: no copy needed */
     lua_setfield(L, -2, "step");
     return lua_error(L);
   }
