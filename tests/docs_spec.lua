@@ -156,6 +156,7 @@ local PRIVATE = {
   ["lab.context.Context._limits_reached"] = true,
   ["process.Process._result"] = true,
   ["process.NetNS._socket"] = true,
+  ["netem.link.Link._tap"] = true,          -- for the capture module
   ["socket._connect_with"] = true,           -- for process.netns's sockets
   ["socket._serve_with"] = true,
   ["socket._open"] = true,                   -- the rows behind wirelab.status
@@ -228,6 +229,11 @@ local function modules()
     }},
     {name = "capture", mod = require "capture", prefix = "capture.", tables = {
       Capture = {prefixes = {"cap:"}},
+    }},
+    {name = "netem.link", mod = require "netem.link", prefix = "netem.", tables = {
+      Link = {prefixes = {"link:"}},
+      Side = {prefixes = {"side:"}},
+      A = {data = true}, B = {data = true},
     }},
     {name = "wirelab.error", mod = require "wirelab.error", prefix = "errors.", tables = {
       codes = {data = true},
