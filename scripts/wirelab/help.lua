@@ -25,7 +25,8 @@ local MODULES = {
   {name = "http.headers", page = "http", prefix = "http.headers.", classes = {Headers = "headers:"}},
   {name = "http.url", page = "http", prefix = "http.url."},
   {name = "process", page = "process", prefix = "process.", classes = {Process = "p:"}},
-  {name = "netem", page = "netem", prefix = "netem.", objects = {proxy = "proxy:"},
+  {name = "netem", page = "netem", prefix = "netem.",
+   objects = {proxy = "proxy:", link = "link:", side = "side:"},
    more = {"link"}},
   {name = "netem.link", page = "link", prefix = "netem.", classes = {Link = "link:", Side = "side:"}},
   -- where the proxies' classes live, for help(proxy)
