@@ -390,12 +390,17 @@ static int sock_accept(lua_State *L) {
 
 static int recv_k(lua_State *L, int status, lua_KContext dl);
 static int recvfrom_k(lua_State *L, int status, lua_KContext dl);
+static int recvfrom_nowait_k(lua_State *L, int status, lua_KContext dl);
+
+#define NOWAIT 2             /* recv_do's from: _recvfrom_nowait */
 
 /* recv and recvfrom: args (s, n [, flags]); from adds the sender.
 ** MSG_WAITALL and MSG_TRUNC, which change what a call returns, take the
-** path of recvall.c; MSG_DONTWAIT only stops the waits. */
+** path of recvall.c; MSG_DONTWAIT only stops the waits. from == NOWAIT:
+** recvfrom with MSG_DONTWAIT that returns nil for "nothing queued". */
 static int recv_do(lua_State *L, lua_KContext dl, int from) {
   const char *op = from ? "recvfrom" : "recv";
+  lua_KFunction k = from == NOWAIT ? recvfrom_nowait_k : from ? recvfrom_k : recv_k;
   wl_sock_t *s = wl_check_sock(L, 1, op);
   lua_Integer n = luaL_checkinteger(L, 2);
   int flags = (int)luaL_optinteger(L, 3, 0);
@@ -414,9 +419,9 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   if (!s->maybe_readable) {
     if (s->pending) return wl_sock_raise_pending(L, s, op);
     if (s->timeout != 0 && !(flags & MSG_DONTWAIT))  /* never guess otherwise */
-      return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+      return wl_sock_wait(L, s, op, UV_READABLE, dl, k);
   }
-  TAKE_TURN(L, s, from ? recvfrom_k : recv_k, dl);
+  TAKE_TURN(L, s, k, dl);
   if (n <= RECV_STATIC)
     buf = scratch;
   else if (n > WL_RECV_MAX)   /* Python's MemoryError, without trying */
@@ -431,8 +436,9 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
     if (n > RECV_STATIC) lua_pop(L, 1);      /* the buffer's box */
     if (e == EAGAIN || e == EWOULDBLOCK) {
       s->maybe_readable = 0;
+      if (from == NOWAIT) { lua_pushnil(L); return 1; }
       if (flags & MSG_DONTWAIT) return wl_sock_raise(L, s, op, UV_EAGAIN);
-      return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+      return wl_sock_wait(L, s, op, UV_READABLE, dl, k);
     }
     if (e == EINTR) return recv_do(L, dl, from);
     return wl_sock_raise(L, s, op, -e);
@@ -469,6 +475,24 @@ static int sock_recvfrom(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "recvfrom");
   lua_settop(L, 3);
   return recv_do(L, wl_sock_deadline(s), 1);
+}
+
+/* _recvfrom_nowait(n) -> data, host, port, or nil when nothing is queued:
+** socketserver's datagram loop drains the socket with it after one
+** readiness wait, without a poll or a raised EAGAIN per datagram. Other
+** errors raise as recvfrom's do; a task past its turn still yields. */
+static int recvfrom_nowait_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  wl_sock_woken(L, "recvfrom");
+  return recv_do(L, dl, NOWAIT);
+}
+
+static int sock_recvfrom_nowait(lua_State *L) {
+  wl_check_sock(L, 1, "recvfrom");
+  luaL_checkinteger(L, 2);
+  lua_settop(L, 2);
+  lua_pushinteger(L, MSG_DONTWAIT);
+  return recv_do(L, 0, NOWAIT);
 }
 
 /* wait_readable([timeout]) -> true when a recv or accept would not block,
@@ -785,7 +809,11 @@ static const luaL_Reg methods[] = {
   {"fileno", sock_fileno}, {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout}, {"setblocking", sock_setblocking},
   {"getblocking", sock_getblocking},
-  {"wait_readable", sock_wait_readable}, {NULL, NULL}
+  {"wait_readable", sock_wait_readable},
+  /* socketserver's: _recvfrom stays the C recvfrom when --trace or a
+  ** user replaces recvfrom, which then takes its ordinary path */
+  {"_recvfrom_nowait", sock_recvfrom_nowait}, {"_recvfrom", sock_recvfrom},
+  {NULL, NULL}
 };
 
 int luaopen_socket_core(lua_State *L) {
