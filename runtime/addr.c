@@ -118,11 +118,29 @@ int wl_parse_addr(const char *host, int port, int family,
   return wl_numeric_host(host) ? UV_EINVAL : UV_EAI_NONAME;
 }
 
+/* The last IPv4 host pushed, and its string in the registry: a server's
+** datagrams come from few peers, and pushing a kept string is a fifth of
+** formatting and interning it again. One Lua state, which lives until exit. */
+static struct { int ref; in_addr_t addr; } last_v4 = {LUA_NOREF, 0};
+
+static void push_ipv4(lua_State *L, const struct in_addr *a) {
+  char buf[INET_ADDRSTRLEN];
+  if (last_v4.ref != LUA_NOREF && last_v4.addr == a->s_addr) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, last_v4.ref);
+    return;
+  }
+  lua_pushlstring(L, buf, format_ipv4(a, buf));
+  lua_pushvalue(L, -1);
+  if (last_v4.ref == LUA_NOREF) last_v4.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else lua_rawseti(L, LUA_REGISTRYINDEX, last_v4.ref);
+  last_v4.addr = a->s_addr;
+}
+
 int wl_push_addr(lua_State *L, const struct sockaddr *sa) {
   char buf[INET6_ADDRSTRLEN];
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-    lua_pushlstring(L, buf, format_ipv4(&a->sin_addr, buf));
+    push_ipv4(L, &a->sin_addr);
     lua_pushinteger(L, ntohs(a->sin_port));
   } else if (sa->sa_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
