@@ -157,7 +157,10 @@ end
 local DRAIN_MAX = 64
 local Socket = socket.Socket
 local nowait = Socket._recvfrom_nowait
-local GET, VERIFY, PROCESS = 1, 2, 3   -- where a datagram is, for its error
+-- where a datagram is, for its error
+local GET <const> = 1
+local VERIFY <const> = 2
+local PROCESS <const> = 3
 
 -- drain(self, st): serves queued datagrams, st = {request, client_address,
 -- stage} of the one being served; returns when the queue is empty, after
@@ -180,18 +183,25 @@ local function drain(self, st)
     local data, host, port = nowait(sock, max)
     if data == nil then return end
     local request, client_address = {data, sock}, {host, port}
-    st[1], st[2], st[3] = request, client_address, VERIFY
-    if stock_verify or verify(self, request, client_address) then
+    st[1] = request
+    st[2] = client_address
+    if stock_verify then
       st[3] = PROCESS
-      if not handler then
-        process(self, request, client_address)
-      else
-        handler(request, client_address, self)
-        if not quiet then shutdown_request(self, request) end
-      end
     else
-      shutdown_request(self, request)
+      st[3] = VERIFY
+      if not verify(self, request, client_address) then
+        shutdown_request(self, request)
+        goto next
+      end
+      st[3] = PROCESS
     end
+    if not handler then
+      process(self, request, client_address)
+    else
+      handler(request, client_address, self)
+      if not quiet then shutdown_request(self, request) end
+    end
+    ::next::
   end
 end
 
