@@ -797,7 +797,12 @@ static int sock_index(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"socket", socket_socket},
   {"setdefaulttimeout", socket_setdefaulttimeout},
-  {"getdefaulttimeout", socket_getdefaulttimeout}, {NULL, NULL}
+  {"getdefaulttimeout", socket_getdefaulttimeout},
+  /* socketserver's datagram path, off the socket's methods (and Tab):
+  ** _recvfrom stays the C recvfrom when --trace or a user replaces the
+  ** method, and then every datagram takes the ordinary path */
+  {"_recvfrom_nowait", sock_recvfrom_nowait}, {"_recvfrom", sock_recvfrom},
+  {NULL, NULL}
 };
 
 static const luaL_Reg methods[] = {
@@ -809,11 +814,7 @@ static const luaL_Reg methods[] = {
   {"fileno", sock_fileno}, {"settimeout", sock_settimeout},
   {"gettimeout", sock_gettimeout}, {"setblocking", sock_setblocking},
   {"getblocking", sock_getblocking},
-  {"wait_readable", sock_wait_readable},
-  /* socketserver's: _recvfrom stays the C recvfrom when --trace or a
-  ** user replaces recvfrom, which then takes its ordinary path */
-  {"_recvfrom_nowait", sock_recvfrom_nowait}, {"_recvfrom", sock_recvfrom},
-  {NULL, NULL}
+  {"wait_readable", sock_wait_readable}, {NULL, NULL}
 };
 
 int luaopen_socket_core(lua_State *L) {

@@ -155,8 +155,9 @@ end
 -- replaces it, and then every datagram takes the ordinary path).
 
 local DRAIN_MAX = 64
-local Socket = socket.Socket
-local nowait = Socket._recvfrom_nowait
+local core = require "socket.core"
+local Socket = core.methods
+local nowait = core._recvfrom_nowait
 -- where a datagram is, for its error
 local GET <const> = 1
 local VERIFY <const> = 2
@@ -209,7 +210,7 @@ end
 -- when this server takes the ordinary path
 function BaseServer:_serve_datagrams()
   if self.get_request ~= UDPServer.get_request or type(self.socket) ~= "userdata"
-     or Socket.recvfrom ~= Socket._recvfrom
+     or Socket.recvfrom ~= core._recvfrom
      or self._handle_request_noblock ~= BaseServer._handle_request_noblock then
     return false
   end
