@@ -487,9 +487,7 @@ static int recvfrom_nowait_k(lua_State *L, int status, lua_KContext dl) {
   return recv_do(L, dl, NOWAIT);
 }
 
-static int sock_recvfrom_nowait(lua_State *L) {
-  wl_check_sock(L, 1, "recvfrom");
-  luaL_checkinteger(L, 2);
+static int sock_recvfrom_nowait(lua_State *L) {     /* recv_do checks */
   lua_settop(L, 2);
   lua_pushinteger(L, MSG_DONTWAIT);
   return recv_do(L, 0, NOWAIT);
