@@ -647,8 +647,8 @@ static int sock_sendall(lua_State *L) {
 static int sendto_k(lua_State *L, int status, lua_KContext dl);
 static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx);
 
-static int sendto_do(lua_State *L, lua_KContext dl) {
-  wl_sock_t *s = wl_check_sock(L, 1, "sendto");
+/* s is the checked argument 1: one check per call, on every datagram */
+static int sendto_do(lua_State *L, wl_sock_t *s, lua_KContext dl) {
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   struct sockaddr_storage sa;
@@ -670,20 +670,22 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
 static int sendto_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
   wl_sock_woken(L, "sendto");
-  return sendto_do(L, dl);
+  return sendto_do(L, wl_check_sock(L, 1, "sendto"), dl);
 }
 
 /* after a name: the deadline starts again with the resolved address */
 static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
+  wl_sock_t *s;
   (void)status;
   wl_take_resolved(L, ctx, "sendto", 3);
-  return sendto_do(L, wl_sock_deadline(wl_check_sock(L, 1, "sendto")));
+  s = wl_check_sock(L, 1, "sendto");
+  return sendto_do(L, s, wl_sock_deadline(s));
 }
 
 static int sock_sendto(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendto");
   lua_settop(L, 4);
-  return sendto_do(L, wl_sock_deadline(s));
+  return sendto_do(L, s, wl_sock_deadline(s));
 }
 
 /* ---- shutting down and closing ------------------------------------------ */
