@@ -510,23 +510,26 @@ M.DatagramRequestHandler = DatagramRequestHandler
 local Buffer = {}
 Buffer.__index = Buffer
 function Buffer:write(...)
-  for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
+  local parts, n = self.parts, select("#", ...)
+  if n == 1 then                     -- the common call, once per datagram
+    local s = ...
+    parts[#parts + 1] = type(s) == "string" and s or tostring(s)
+    return self
+  end
+  for i = 1, n do parts[#parts + 1] = tostring((select(i, ...))) end
   return self
 end
-function Buffer:getvalue() return table.concat(self.parts) end
+function Buffer:getvalue()
+  local parts = self.parts
+  if #parts == 1 then return parts[1] end
+  return table.concat(parts)
+end
 function Buffer:flush() return self end
 function Buffer:close() end
 
--- the datagram, once, as the source of the one reader (wirelab.reader)
-local function packet_source(ctx)
-  local d = ctx.data
-  ctx.data = nil
-  return d
-end
-
 function DatagramRequestHandler:setup()
   self.packet, self.socket = self.request[1], self.request[2]
-  self.rfile = reader.new(packet_source, {data = self.packet})
+  self.rfile = reader.from_string(self.packet)
   self.wfile = setmetatable({parts = {}}, Buffer)
 end
 
