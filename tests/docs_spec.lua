@@ -134,6 +134,7 @@ end
 -- `_name` that is really private goes here, deliberately.
 local PRIVATE = {
   ["socketserver.BaseServer._handle_request_noblock"] = true,
+  ["socketserver.BaseServer._serve_datagrams"] = true,   -- serve_forever's, for UDP
   ["http.server.BaseHTTPRequestHandler._fail"] = true,
   ["http.client.HTTPConnection._host_header"] = true,
   ["http.client.HTTPConnection._drop"] = true,
