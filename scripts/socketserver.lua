@@ -214,22 +214,21 @@ function BaseServer:_serve_datagrams()
      or self._handle_request_noblock ~= BaseServer._handle_request_noblock then
     return false
   end
+  -- an error ends the burst: the datagrams behind it wait for the next
+  -- wait, which returns at once
   local st = {}
-  for _ = 1, DRAIN_MAX do            -- each error ends a drain; go on after it
-    local ok, err = xpcall(drain, traceback, self, st)
-    if ok then return true end
-    local request, client_address, stage = st[1], st[2], st[3]
-    if stage == PROCESS then         -- as _handle_request_noblock's xpcall
-      self:handle_error(request, client_address, tostring(err))
-      self:shutdown_request(request)
-    else
-      local e = err.error
-      if stage == VERIFY or errors.is(e, "EINTR") or type(e) == "string" then error(e, 0) end
-      -- e.g. EMFILE: the client has been shed; report and go on serving
-      io.stderr:write("socketserver: get_request: ", tostring(e), "\n")
-      return true
-    end
+  local ok, err = xpcall(drain, traceback, self, st)
+  if ok then return true end
+  local request, client_address, stage = st[1], st[2], st[3]
+  if stage == PROCESS then           -- as _handle_request_noblock's xpcall
+    self:handle_error(request, client_address, tostring(err))
+    self:shutdown_request(request)
+    return true
   end
+  local e = err.error
+  if stage == VERIFY or errors.is(e, "EINTR") or type(e) == "string" then error(e, 0) end
+  -- e.g. EMFILE: the client has been shed; report and go on serving
+  io.stderr:write("socketserver: get_request: ", tostring(e), "\n")
   return true
 end
 
