@@ -202,10 +202,24 @@ void wl_http_date(char *out, int64_t secs) {
            (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
 }
 
+/* httpdate([t]): t defaults to now, whose text changes once a second:
+   a server asks for it on every response, so it is formatted only then */
 static int http_httpdate(lua_State *L) {
-  lua_Number t = luaL_optnumber(L, 1, (lua_Number)time(NULL));
+  static int64_t now_at = INT64_MIN;
+  static char now_text[WL_HTTP_DATE_LEN + 1];
+  lua_Number t;
   int64_t secs;
   char out[WL_HTTP_DATE_LEN + 1];
+  if (lua_isnoneornil(L, 1)) {
+    secs = (int64_t)time(NULL);
+    if (secs != now_at) {
+      wl_http_date(now_text, secs);
+      now_at = secs;
+    }
+    lua_pushlstring(L, now_text, WL_HTTP_DATE_LEN);
+    return 1;
+  }
+  t = luaL_checknumber(L, 1);
   luaL_argcheck(L, t >= -62135596800.0 && t < 253402300800.0, 1,
                 "time out of range");
   secs = (int64_t)t;
