@@ -13,6 +13,7 @@
 ** timeout.
 */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,14 @@
 
 typedef struct obuf_t { char *p; size_t len, cap; } obuf_t;
 
+/* The first field of every writer: with the block's size, how a method
+   knows its self is a writer without fetching and comparing the
+   metatable (a userdata's block is written by C code only, and no other
+   is this size with this mark). */
+#define WRITER_MARK 0x68747470777269ULL    /* "httpwri" */
+
 typedef struct writer_t {
+  uint64_t mark;     /* WRITER_MARK */
   obuf_t head;       /* ended heads in [0, ready), then the head being built */
   size_t ready;
   obuf_t body;
@@ -102,12 +110,8 @@ static void trim(obuf_t *b) {
 
 static writer_t *check_writer(lua_State *L, int i) {
   writer_t *w = (writer_t *)lua_touserdata(L, i);
-  int ok = 0;
-  if (w != NULL && lua_getmetatable(L, i)) {
-    ok = lua_rawequal(L, -1, lua_upvalueindex(2));
-    lua_pop(L, 1);
-  }
-  if (!ok)
+  if (w == NULL || lua_islightuserdata(L, i) ||
+      lua_rawlen(L, i) != sizeof *w || w->mark != WRITER_MARK)
     luaL_typeerror(L, i, "http.writer");
   return w;
 }
@@ -224,6 +228,7 @@ static int writer_new(lua_State *L) {
     return luaL_typeerror(L, 1, "socket");
   w = (writer_t *)lua_newuserdatauv(L, sizeof *w, 1);
   memset(w, 0, sizeof *w);
+  w->mark = WRITER_MARK;
   w->ep = ep;
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_setmetatable(L, -2);
@@ -441,7 +446,7 @@ static int writer_gc(lua_State *L) {
   writer_t *w = (writer_t *)lua_touserdata(L, 1);
   free(w->head.p);
   free(w->body.p);
-  memset(w, 0, sizeof *w);
+  memset(w, 0, sizeof *w);     /* no mark: a resurrected writer is none */
   return 0;
 }
 
