@@ -24,22 +24,8 @@ static char scratch[RECV_STATIC];   /* copied to a Lua string at once */
 static int spare_fd = -1;           /* given up to shed a client on EMFILE */
 static double default_timeout = -1; /* setdefaulttimeout's: every new socket */
 
-/* The socket metatable is also kept at registry[&sock_mt_key]: every call
-** checks its self, and luaL_checkudata's lookup by name hashes and
-** compares the name each time. */
-static const char sock_mt_key = 0;
-
 static wl_sock_t **to_box(lua_State *L, int i) {
-  void *p = lua_touserdata(L, i);
-  if (p != NULL && lua_getmetatable(L, i)) {
-    int ok;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &sock_mt_key);
-    ok = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (ok) return (wl_sock_t **)p;
-  }
-  luaL_typeerror(L, i, SOCK_MT);
-  return NULL;
+  return (wl_sock_t **)luaL_checkudata(L, i, SOCK_MT);
 }
 
 wl_sock_t *wl_check_sock(lua_State *L, int i, const char *op) {
@@ -752,13 +738,13 @@ static int sock_setblocking(lua_State *L) {
   return 0;
 }
 
-/* Methods first, then the fields family, type, closed. */
 /* The stream endpoint of a socket (wl.h): its fd, -1 once closed. */
 static int sock_endpoint_fd(void *udata) {
   wl_sock_t *s = *(wl_sock_t **)udata;
   return s != NULL ? s->fd : -1;
 }
 
+/* Methods first, then the fields family, type, closed. */
 static int sock_index(lua_State *L) {
   const char *k;
   wl_sock_t *s;
@@ -818,8 +804,6 @@ int luaopen_socket_core(lua_State *L) {
   lua_pushcfunction(L, wl_sock_tostring);
   lua_setfield(L, -2, "__tostring");
   wl_endpoint_register(L, -1, sock_endpoint_fd);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &sock_mt_key);
   lua_pushvalue(L, -2);                      /* for Tab, which calls no */
   lua_setfield(L, -2, "methods");            /* __index: as process.core */
   lua_pop(L, 1);
