@@ -110,8 +110,8 @@ static void trim(obuf_t *b) {
 
 static writer_t *check_writer(lua_State *L, int i) {
   writer_t *w = (writer_t *)lua_touserdata(L, i);
-  if (w == NULL || lua_islightuserdata(L, i) ||
-      lua_rawlen(L, i) != sizeof *w || w->mark != WRITER_MARK)
+  /* a light userdata has length 0 */
+  if (w == NULL || lua_rawlen(L, i) != sizeof *w || w->mark != WRITER_MARK)
     luaL_typeerror(L, i, "http.writer");
   return w;
 }
@@ -331,24 +331,30 @@ static int writer_header(lua_State *L) {
   char digits[24];
   size_t klen, vlen;
   const char *k, *v;
+  int vt = lua_type(L, 3);
   k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL;
   if (k == NULL || !wl_http_token(k, klen)) {
     lua_pushfstring(L, "invalid header name \"%s\"",
                     luaL_tolstring(L, 2, NULL));
     return luaL_argerror(L, 2, lua_tostring(L, -1));
   }
-  if (lua_isinteger(L, 3)) {   /* Content-Length: digits, made here */
-    lua_Integer i = lua_tointeger(L, 3);
-    lua_Unsigned u = i < 0 ? 0u - (lua_Unsigned)i : (lua_Unsigned)i;
+  if (vt == LUA_TSTRING) {     /* the usual case first: one API call */
+    v = lua_tolstring(L, 3, &vlen);
+    if (!wl_http_field_value(v, vlen))
+      return luaL_argerror(L, 3, "header value contains CR, LF or NUL");
+  } else if (vt == LUA_TNUMBER && lua_isinteger(L, 3)) {
+    /* Content-Length: digits, made here */
+    lua_Integer iv = lua_tointeger(L, 3);
+    lua_Unsigned u = iv < 0 ? 0u - (lua_Unsigned)iv : (lua_Unsigned)iv;
     char *p = digits + sizeof digits;
     do
       *--p = (char)('0' + u % 10);
     while ((u /= 10) > 0);
-    if (i < 0)
+    if (iv < 0)
       *--p = '-';
     v = p;
     vlen = (size_t)(digits + sizeof digits - p);
-  } else if (lua_type(L, 3) == LUA_TNUMBER) {
+  } else if (vt == LUA_TNUMBER) {
     v = lua_tolstring(L, 3, &vlen);      /* a number has no CR or LF */
   } else {
     luaL_checkany(L, 3);

@@ -75,8 +75,10 @@ M.ThreadingHTTPServer = HTTPServer:extend({daemon_threads = true}):include(socke
 local ABORT = setmetatable({}, {__tostring = function() return "request aborted by the client" end})
 
 -- fill(h, timeout, phase[, deadline]): reads more bytes into h's buffer;
--- false on EOF, timeout or reset. phase: "idle" (between requests),
--- "head", "body".
+-- false on EOF. phase: "idle" (between requests), "head", "body". A
+-- timeout or a reset raises the socket's error, unprotected (a pcall per
+-- read costs): it ends the connection, and handle() knows it from
+-- h._reading, the phase it was raised in (see read_failed).
 local recv                     -- the socket method, found on first use
 local function fill(h, timeout, phase, deadline)
   local conn = h.connection
@@ -86,14 +88,9 @@ local function fill(h, timeout, phase, deadline)
     h._timeout = timeout
   end
   recv = recv or conn.recv
-  local ok, data = pcall(recv, conn, 65536)
-  if not ok then
-    if errors.is(data, "ETIMEDOUT") and phase ~= "idle" then
-      h:_fail(408, "Request Timeout")
-    end
-    h.close_connection = true
-    return false
-  end
+  h._reading = phase
+  local data = recv(conn, 65536)
+  h._reading = false
   if data == "" then
     h.close_connection = true
     h._eof = true
@@ -181,6 +178,7 @@ function Base:setup()
   self._limit_keep = false
   self._requests = 0
   self._keep_alive, self._expect, self._clen = false, false, false
+  self._reading, self._skipping = false, false
   -- a limit the server lacks (not an HTTPServer) is the parser's default
   self._parser = core.parser("request", {
     max_line = srv.max_line, max_header_bytes = srv.max_header_bytes,
@@ -194,7 +192,7 @@ end
 -- A protocol failure: the error response, then the connection closes.
 function Base:_fail(status, reason)
   self.close_connection = true
-  if w_headers_sent(self._w) then return end
+  if self._skipping or w_headers_sent(self._w) then return end
   pcall(self.send_error, self, status, reason)
   pcall(w_flush, self._w)
 end
@@ -225,11 +223,23 @@ local function handler_traceback(e)
   return socketserver.traceback(e, 3)
 end
 
+-- Whether err is the connection's own read failing (fill): a timeout gets
+-- its 408 unless the connection was idle; a reset ends it quietly.
+local function read_failed(self, err)
+  local phase = self._reading
+  self._reading = false
+  if type(err) == "table" and rawget(err, "traceback") then err = rawget(err, "error") end
+  if not (phase and errors.is(err) and err.op == "recv") then return false end
+  if phase ~= "idle" and errors.is(err, "ETIMEDOUT") then self:_fail(408, "Request Timeout") end
+  return true
+end
+
 -- The handler raised: ABORT ends the connection quietly (its 4xx is
--- sent); anything else gets a 500 and goes on up to handle_error.
+-- sent), and so does a failed read; anything else gets a 500 and goes on
+-- up to handle_error.
 local function handler_failed(self, err)
   self.close_connection = true
-  if err == ABORT then return end
+  if err == ABORT or read_failed(self, err) then return end
   -- Python closes the socket; a 500 first tells the client why
   local w = self._w
   if not w_headers_sent(w) and not self.connection.closed then
@@ -358,9 +368,11 @@ end
 local UNREAD_LIMIT = 1024 * 1024
 
 local function skip_unread_body(self, b)
+  self._skipping = true                   -- the response is out: no 4xx now
   local ok = pcall(function()
     while not b.done and b.received < UNREAD_LIMIT do body_chunk(b) end
   end)
+  self._skipping, self._reading = false, false
   if not ok or not b.done or b.failed then self.close_connection = true end
 end
 
