@@ -22,28 +22,27 @@
 /* ---- Lua side ---- */
 
 /* Slots of the upvalue table after the method names at [method + 1]:
-   the version strings, two metatables and the event names. All in the
+   the version strings, the headers metatable and the event names. All in the
    table's array part: a lookup is an index. */
 enum {
-  UV_HTTP10 = HTTP_FLUSH + 2, UV_HTTP11, UV_HEADERS_MT, UV_PARSER_MT,
+  UV_HTTP10 = HTTP_FLUSH + 2, UV_HTTP11, UV_HEADERS_MT,
   UV_EVENTS,                   /* UV_EVENTS + EV_*: the event names */
   UV_N = UV_EVENTS + EV_ERROR + 1
 };
 static const char *const ev_names[] = {"more", "head", "body", "end", "error"};
 
-/* luaL_checkudata, with the metatable from the upvalue table (looking it
-   up in the registry by name costs a string hash per call) */
+/* A parser's userdata: the engine's parser_t, then a mark. A method knows
+   its self is a parser by the block's size and the mark, without fetching
+   and comparing the metatable (a userdata's block is written by C code
+   only, and no other is this size with this mark). */
+#define PARSER_MARK 0x687474707061727ULL   /* "httppar" */
+typedef struct lparser_t { parser_t p; uint64_t mark; } lparser_t;
+
 static parser_t *check_parser(lua_State *L) {
-  void *P = lua_touserdata(L, 1);
-  int ok = 0;
-  if (P != NULL && lua_getmetatable(L, 1)) {
-    lua_rawgeti(L, lua_upvalueindex(1), UV_PARSER_MT);
-    ok = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-  }
-  if (!ok)
+  lparser_t *lp = (lparser_t *)lua_touserdata(L, 1);
+  if (lp == NULL || lua_rawlen(L, 1) != sizeof *lp || lp->mark != PARSER_MARK)
     luaL_typeerror(L, 1, "http.parser");
-  return (parser_t *)P;
+  return &lp->p;
 }
 
 static void push_ev(lua_State *L, int ev) {
@@ -334,6 +333,7 @@ static uint64_t opt_limit(lua_State *L, int i) {
 static int http_parser(lua_State *L) {
   static const char *const kinds[] = {"request", "response", NULL};
   int kind = luaL_checkoption(L, 1, NULL, kinds);
+  lparser_t *lp;
   parser_t *P;
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
@@ -342,8 +342,10 @@ static int http_parser(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
   }
-  P = (parser_t *)lua_newuserdatauv(L, sizeof *P, 0);
-  memset(P, 0, sizeof *P);     /* buffers NULL: __gc is safe at any point */
+  lp = (lparser_t *)lua_newuserdatauv(L, sizeof *lp, 0);
+  memset(lp, 0, sizeof *lp);   /* buffers NULL: __gc is safe at any point */
+  lp->mark = PARSER_MARK;
+  P = &lp->p;
   luaL_setmetatable(L, PARSER_MT);
   P->max_line = (size_t)opt_limit(L, LIM_LINE);
   P->max_header_bytes = (size_t)opt_limit(L, LIM_HEADER_BYTES);
@@ -387,8 +389,6 @@ int luaopen_http_core(lua_State *L) {
     lua_rawseti(L, -2, UV_EVENTS + m);
   }
   luaL_newmetatable(L, PARSER_MT);
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -3, UV_PARSER_MT);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, metamethods, 1);
   luaL_newlibtable(L, methods);
