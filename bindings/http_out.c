@@ -25,6 +25,8 @@
 
 #define WRITER_MT "wirelab.http_writer"
 #define FLUSH_AT 65536         /* body bytes buffered before a send */
+#define COALESCE_AT 4096       /* a body up to this is copied behind the
+                                  head, for a one-buffer send */
 #define KEEP_CAP 16384         /* a bigger buffer is freed once empty: an
                                   idle keep-alive connection holds little */
 
@@ -131,6 +133,16 @@ static int send_now(lua_State *L, writer_t *w, const char *x, size_t xn) {
   base[0] = w->head.p, len[0] = w->ready;
   base[1] = w->body.p, len[1] = w->body.len;
   base[2] = x, len[2] = xn;
+  if (xn == 0 && len[1] > 0 && len[1] <= COALESCE_AT &&
+      w->head.len == w->ready && w->ready > 0) {
+    /* a small body joins the head: one buffer, a send() that imports
+       no iovec (most responses) */
+    add(L, &w->head, w->body.p, w->body.len);
+    w->ready = w->head.len;
+    w->body.len = 0;
+    base[0] = w->head.p, len[0] = w->ready;
+    len[1] = 0;
+  }
   for (;;) {
     struct iovec iov[3];
     struct msghdr m;
@@ -147,10 +159,14 @@ static int send_now(lua_State *L, writer_t *w, const char *x, size_t xn) {
       all = 0;
       break;
     }
-    memset(&m, 0, sizeof m);
-    m.msg_iov = iov;
-    m.msg_iovlen = (size_t)n;
-    r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == 1) {
+      r = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else {
+      memset(&m, 0, sizeof m);
+      m.msg_iov = iov;
+      m.msg_iovlen = (size_t)n;
+      r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0) {               /* full, reset...: sendall waits or says */
