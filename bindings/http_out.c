@@ -302,6 +302,7 @@ static int writer_close(lua_State *L) {
 static int writer_status(lua_State *L) {
   writer_t *w = check_writer(L, 1);
   lua_Integer code = lua_isinteger(L, 3) ? lua_tointeger(L, 3) : 0;
+  int head_request = lua_toboolean(L, 5);  /* before to_string pushes */
   const char *msg, *proto;
   size_t mlen, plen;
   char num[5];
@@ -330,8 +331,7 @@ static int writer_status(lua_State *L) {
   add(L, &w->head, num, 5);
   add(L, &w->head, msg, mlen);
   ADDLIT(L, &w->head, "\r\n");
-  w->bodyless = code < 200 || code == 204 || code == 304 ||
-                lua_toboolean(L, 5);
+  w->bodyless = code < 200 || code == 204 || code == 304 || head_request;
   w->no_body = 0;
   if (code >= 200)
     w->has_length = 0;

@@ -400,6 +400,61 @@ describe("http.server's writer and parser, the protocol objects", function()
     assert.truthy(r:find("header value contains CR, LF or NUL$"))
   end))
 
+  it("the writer is a plain object: status, header, end_headers, finish", bounded(10, function()
+    local core = require "http.core"
+    assert.has_error(function() core.writer({}) end)
+    local a, b = socket.socketpair()
+    defer(function() a:close(); b:close() end)
+    local w = core.writer(a)
+    assert.has_error(function() core.writer_methods.header({}, "X", "1") end)
+    w:status("HTTP/1.1", 200)
+    assert.is_nil(w:header("Content-Type", "text/plain"))
+    assert.is_true(w:header("Connection", "close"))
+    assert.is_false(w:header("connection", "Keep-Alive"))
+    -- no length: chunked when the caller says both sides speak HTTP/1.1
+    assert.is_false(w:end_headers(false, true))
+    assert.is_true(w:headers_sent())
+    w:write("hello")
+    assert.is_false(w:finish())
+    assert.is_false(w:headers_sent())     -- ready for the next response
+    local got = b:recv(65536)
+    assert.are.equal("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+      .. "connection: Keep-Alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", got)
+    -- without chunking the body ends with the connection, and says so
+    w:status("HTTP/1.0", 200, "Fine")
+    assert.is_true(w:end_headers(false, false))
+    w:write("x")
+    w:finish()
+    assert.are.equal("HTTP/1.0 200 Fine\r\nConnection: close\r\n\r\nx", b:recv(65536))
+    -- a HEAD response keeps no body
+    w:status("HTTP/1.1", 200, nil, true)
+    w:header("Content-Length", 3)
+    w:end_headers(false, true)
+    w:write("abc")
+    w:finish()
+    assert.are.equal("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", b:recv(65536))
+  end))
+
+  it("a body left unread and cut short gets no second response", bounded(15, function()
+    local H = Common()
+    function H:do_POST() common_get(self) end
+    local port = lua_server(H)
+    local s = socket.create_connection("127.0.0.1", port, 5)
+    defer(function() s:close() end)
+    s:settimeout(5)
+    s:sendall("POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+    s:shutdown(socket.SHUT_WR)
+    local parts = {}
+    while true do
+      local d = s:recv(65536)
+      if d == "" then break end
+      parts[#parts + 1] = d
+    end
+    local all = concat(parts)
+    assert.truthy(all:find("^HTTP/1.1 200 OK\r\n"))
+    assert.truthy(all:find("\r\n\r\nGET /p$"), all)   -- and nothing after it
+  end))
+
   it("take_head returns the head it parsed", function()
     local core = require "http.core"
     local p = core.parser("request")
