@@ -33,6 +33,8 @@ INCS    := -Iruntime -I$(BUILD) -I/usr/include/lua5.4 -I$(LLHTTP_INC)
 # no, without a prompt).
 PKGS      := gcc make liblua5.4-dev libuv1-dev lua-cjson lua-busted $(LLHTTP_PKG) libedit-dev
 TEST_PKGS := valgrind python3 curl netcat-openbsd procps iproute2 zip unzip python3-yaml tshark
+# the benchmarks' Lua + luv peer (bench/luv_echo.lua)
+BENCH_PKGS := lua5.4 lua-luv
 ASAN_PKGS := libclang-rt-14-dev
 FUZZ_PKGS := clang libclang-rt-14-dev
 
@@ -148,6 +150,7 @@ soak: wirelab test-deps
 	  sh tests/run.sh ./wirelab tests/reliability/soak_spec.lua
 
 bench: wirelab
+	$(call need_pkgs,$(BENCH_PKGS))
 	$(MAKE) -C bench run WIRELAB=$(CURDIR)/wirelab
 
 bench-http: wirelab

@@ -41,7 +41,7 @@ TITLES = {
     "startup": "Start-up time: an empty program, median of %(startup_runs)d",
     "tcp": "TCP echo: 50 connections x 64 B ping-pong",
     "bulk": "Bulk echo: 10 connections x 64 KiB ping-pong",
-    "udp": "UDP echo: 50 datagrams of 64 B in flight",
+    "udp": "UDP echo: %(udp_inflight)d datagrams of 64 B in flight",
     "idle": "Idle connections: %(idle_conns)d, RSS per connection",
     "http": "HTTP hello world, keep-alive: wrk -t1 -c50",
     "proxy": "netem proxies, no impairment, in front of the C echo server",
@@ -50,12 +50,15 @@ TARGETS = {
     "tcp": "wirelab >= 0.8x C",
     "bulk": "wirelab >= 0.7x C",
     "udp": "wirelab >= 0.8x C",
+    "udp-ss": "wirelab socketserver UDPServer with a plain function >= 0.85x C",
     "idle": "wirelab < 3 KiB per connection, each with its own task",
     "startup": "wirelab < 5 ms",
     "http": "wirelab >= 0.6x C and above Node",
     "proxy": "UDP proxy >= 50,000 datagrams/s; TCP proxy >= 1 GB/s",
 }
 MIN_RATIO = {"tcp": 0.8, "bulk": 0.7, "udp": 0.8, "http": 0.6}
+# further targets of a group: (target key, peer key, ratio to C)
+MORE_TARGETS = {"udp": [("udp-ss", "wl-ss-function", 0.85)]}
 
 PROCS = []          # every Popen we started, killed by PID at the end
 
@@ -214,6 +217,17 @@ def peer_list(args, group):
     def wirelab(name, *rest):
         return wl_missing or [wl, os.path.join(HERE, name)] + list(rest)
 
+    # Lua + luv: Debian's lua5.4 and lua-luv (its module for every Lua)
+    def luv(name, *rest):
+        lua = which("lua5.4")
+        if lua is None:
+            return "lua5.4 not installed (apt-get install lua5.4 lua-luv)"
+        probe = subprocess.run([lua, "-e", "require 'luv'"],
+                               capture_output=True, timeout=10)
+        if probe.returncode != 0:
+            return "luv not installed (apt-get install lua-luv)"
+        return [lua, os.path.join(HERE, name)] + list(rest)
+
     # --baseline: the same wirelab script under another build (an older
     # commit), in the same runs, so "no slower than before" is one table
     def baseline(name, *rest):
@@ -223,9 +237,20 @@ def peer_list(args, group):
 
     if group in ("tcp", "bulk", "udp"):
         m = "udp" if group == "udp" else "tcp"
+        ss, ss_server = (("wl_ss_udp.lua", "UDPServer") if m == "udp" else
+                         ("wl_ss_tcp.lua", "ThreadingTCPServer"))
+        ss_class = "DatagramRequestHandler" if m == "udp" else "BaseRequestHandler"
         peers = [
             ("c", "C (libuv)", c("c_echo", m, "0")),
-            ("wirelab", "wirelab", wirelab("wl_echo.lua", m, "0")),
+            ("wirelab", "wirelab, raw socket loop",
+             wirelab("wl_echo.lua", m, "0")),
+            # the servers as a socketserver user writes them, beside the
+            # raw loop: the difference is what socketserver costs
+            ("wl-ss-class", "wirelab socketserver (%s, %s subclass)" %
+             (ss_server, ss_class), wirelab(ss, "class", "0")),
+            ("wl-ss-function", "wirelab socketserver (%s, plain function)" %
+             ss_server, wirelab(ss, "function", "0")),
+            ("luv", "Lua 5.4 + luv", luv("luv_echo.lua", m, "0")),
             ("node", "Node", script(node, "node_echo.js", m, "0")),
             ("asyncio", "Python asyncio",
              script(py, "py_echo_asyncio.py", m, "0")),
@@ -255,14 +280,18 @@ def peer_list(args, group):
         ]
     else:
         raise ValueError(group)
-    wl_row = [p for p in peers if p[0] == "wirelab"]
-    if args.baseline and wl_row:
-        argv = wl_row[0][2]
-        if isinstance(argv, list):
-            peers.insert(2, ("baseline", "wirelab baseline (%s)" % args.baseline,
-                             baseline(os.path.basename(argv[1]), *argv[2:])))
     if args.peers:
         peers = [p for p in peers if p[0] in args.peers or p[0] == "c"]
+    # every wirelab row gets its baseline row just after it
+    if args.baseline:
+        out = []
+        for key, label, argv in peers:
+            out.append((key, label, argv))
+            if key.startswith("wirelab") or key.startswith("wl-"):
+                if isinstance(argv, list):
+                    out.append(("baseline-" + key, "%s, baseline (%s)" % (label, args.baseline),
+                                baseline(os.path.basename(argv[1]), *argv[2:])))
+        peers = out
     return peers
 
 
@@ -275,6 +304,9 @@ def load_argv(args, group, port, secs):
     if group == "bulk":
         return [loadgen, "tcp", HOST, str(port), "10", "65536", "%g" % secs]
     if group == "udp":
+        return [loadgen, "udp", HOST, str(port), str(args.udp_inflight), "64",
+                "%g" % secs]
+    if group == "proxy-udp":
         return [loadgen, "udp", HOST, str(port), "50", "64", "%g" % secs]
     if group == "http":
         return ["wrk", "-t1", "-c50", "-d%ds" % max(1, round(secs)),
@@ -586,7 +618,7 @@ def bench_idle(args, budget):
 # (mode, load group, label): the proxy benchmark's two loads, the UDP and
 # the bulk TCP echo loads, each run straight at the C echo server and
 # through a netem proxy in front of it
-PROXY_LOADS = [("udp", "udp", "UDP, 50 x 64 B in flight"),
+PROXY_LOADS = [("udp", "proxy-udp", "UDP, 50 x 64 B in flight"),
                ("tcp", "bulk", "TCP, 10 x 64 KiB ping-pong")]
 
 
@@ -758,7 +790,22 @@ def rate_table(group, rows, args):
                 len(row["errors"]), len(row["errors"]) + len(row["runs"]),
                 row["errors"][0].replace("|", "/"))
         out.append("| " + " | ".join(cells) + " |")
-    return out, target_line(group, rows)
+    lines = [target_line(group, rows)] + [
+        ratio_target(TARGETS[t], next((r for r in rows if r["key"] == key), None), ratio)
+        for t, key, ratio in MORE_TARGETS.get(group, [])]
+    return out, "\n\n".join(lines)
+
+
+def ratio_target(t, row, ratio):
+    """The line for a target of one row's rate over C's."""
+    if row is None:
+        return "Target: %s (not run)." % t
+    if row.get("skip"):
+        return "Target: %s; not measured (%s)." % (t, row["skip"])
+    if row.get("ratio") is None:
+        return "Target: %s; no C reference to compare with." % t
+    return "Target: %s; measured %.3fx C: **%s**." % (
+        t, row["ratio"], "met" if row["ratio"] >= ratio else "NOT met")
 
 
 def target_line(group, rows):
@@ -923,7 +970,7 @@ def main():
                     help="another wirelab binary run beside it (e.g. an older build)")
     ap.add_argument("--peers", default="",
                     help="comma-separated peer keys to run besides the C "
-                    "reference: wirelab,node,asyncio,socketserver "
+                    "reference: wirelab,wl-ss-class,wl-ss-function,luv,node,asyncio,socketserver "
                     "(default: all)")
     ap.add_argument("--runs", type=int, default=5, help="runs per peer (5)")
     ap.add_argument("--secs", type=float, default=3.0,
@@ -932,6 +979,8 @@ def main():
     ap.add_argument("--no-hyperfine", action="store_true",
                     help="time start-up with time.perf_counter instead")
     ap.add_argument("--idle-conns", type=int, default=10000)
+    ap.add_argument("--udp-inflight", type=int, default=32,
+                    help="datagrams in flight in the udp group (32)")
     ap.add_argument("--quick", action="store_true",
                     help="1 run of 1 s, 10 start-ups, 2000 idle conns")
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECS",

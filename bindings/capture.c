@@ -348,6 +348,14 @@ fail:
   }
 }
 
+/* open_socket inside a check's namespace (wl_netns_run) */
+typedef struct { const char *ifname; int port, fd; } open_job_t;
+
+static int open_in_ns(void *arg) {
+  open_job_t *j = arg;
+  return open_socket(j->ifname, j->port, &j->fd);
+}
+
 static void on_close(uv_handle_t *h) {
   cap_t *c = (cap_t *)h;
   pkt_t *k = c->head, *next;
@@ -401,10 +409,12 @@ static int capture_open(lua_State *L) {
   }
   wl_waiter_init(&c->waitq);
   if (nsfd >= 0) {
-    if ((rc = wl_netns_enter(nsfd)) == 0) {
-      rc = open_socket(ifname, c->port, &fd);
-      wl_netns_leave();
-    }
+    open_job_t j;
+    j.ifname = ifname;
+    j.port = c->port;
+    j.fd = -1;
+    rc = wl_netns_run(nsfd, open_in_ns, &j);
+    fd = j.fd;
   } else {
     rc = open_socket(ifname, c->port, &fd);
   }

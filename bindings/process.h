@@ -1,7 +1,7 @@
 /*
 ** process.h: what the two files of "process.core" share: process.c (the
 ** process object) and sandbox.c (network namespaces, cgroup discovery,
-** users).
+** users); and the namespace plumbing netem.link's tun.c uses.
 */
 #ifndef WL_PROCESS_H
 #define WL_PROCESS_H

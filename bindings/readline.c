@@ -116,8 +116,10 @@ static void history_add(const char *line) {
 
 /* ---- Tab completion: the candidates come from Lua ------------------- */
 
-/* The completer runs in libedit's key callback, outside any task: on the
-** main thread, where it must not yield (a pcall there says so). */
+/* Tab is ours (rl_add_defun), not libedit's completion, which rings the
+** bell even after it completed a word. The completer runs in libedit's key
+** callback, outside any task: on the main thread, where it must not yield
+** (a pcall there says so). */
 static lua_State *mainL;
 static int completer = LUA_NOREF;  /* registry ref of the Lua function */
 
@@ -126,54 +128,84 @@ static int completer = LUA_NOREF;  /* registry ref of the Lua function */
 ** the module name. */
 static const char word_breaks[] = " \t\n\"'`@$><=;|&{(,+-*/%^~#[]";
 
-/* libedit's matches: [0] what replaces the word (the common prefix of
-** the candidates, or the one candidate), then the candidates, NULL. All
-** malloc'd: libedit frees them. */
-static char **matches_of(lua_State *L, int t) {
-  int n = (int)lua_rawlen(L, t), i, k = 0;
-  size_t common = 0;
-  char **m;
-  if (n == 0 || (m = calloc((size_t)n + 2, sizeof *m)) == NULL)
-    return NULL;
-  for (i = 1; i <= n; i++) {
+/* The candidates' longest common prefix, past the len bytes of the word
+** they all start with; NULL when none is longer. malloc'd. */
+static char *common_rest(lua_State *L, int t, size_t len) {
+  int n = (int)lua_rawlen(L, t), i;
+  const char *first;
+  size_t common;
+  lua_rawgeti(L, t, 1);
+  first = lua_tolstring(L, -1, &common);
+  lua_pop(L, 1);              /* the table still holds it */
+  if (first == NULL) return NULL;
+  for (i = 2; i <= n; i++) {
+    size_t j = 0, clen;
     const char *c;
     lua_rawgeti(L, t, i);
-    c = lua_tostring(L, -1);
-    if (c != NULL && (m[k + 1] = strdup(c)) != NULL) {
-      size_t j = 0;
-      if (k == 0) common = strlen(c);
-      while (j < common && m[1][j] == c[j]) j++;
-      common = j;
-      k++;
-    }
+    c = lua_tolstring(L, -1, &clen);
+    while (c != NULL && j < common && j < clen && first[j] == c[j]) j++;
+    common = c != NULL ? j : common;
     lua_pop(L, 1);
   }
-  if (k > 0) m[0] = k == 1 ? m[1] : strndup(m[1], common);
-  if (k == 1) m[1] = NULL;
-  if (k == 0 || m[0] == NULL) {
-    for (i = 1; i <= k; i++) free(m[i]);
-    free(m);
-    return NULL;
-  }
-  return m;
+  return common > len ? strndup(first + len, common - len) : NULL;
 }
 
-static char **complete(const char *text, int start, int end) {
+/* Several candidates and nothing to add: they are listed under the line,
+** as many to a row as the terminal is wide, and the line is drawn again. */
+static void list_candidates(lua_State *L, int t) {
+  struct winsize ws;
+  int cols = ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+  int n = (int)lua_rawlen(L, t), i, col = 0;
+  size_t width = 0;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, t, i);
+    if (lua_rawlen(L, -1) > width) width = lua_rawlen(L, -1);
+    lua_pop(L, 1);
+  }
+  width += 2;
+  fputs("\n", rl_outstream);
+  for (i = 1; i <= n && i <= 200; i++) {
+    lua_rawgeti(L, t, i);
+    if (col > 0 && col + (int)width > cols) { fputs("\n", rl_outstream); col = 0; }
+    fprintf(rl_outstream, "%-*s", (int)width, lua_tostring(L, -1));
+    col += (int)width;
+    lua_pop(L, 1);
+  }
+  if (n > 200) fprintf(rl_outstream, "\n... (%d more)", n - 200);
+  fputs("\n", rl_outstream);
+  fflush(rl_outstream);
+  rl_forced_update_display();
+}
+
+/* Tab: the word before the cursor, completed from the Lua completer's
+** list. One candidate, or a longer prefix they share, is inserted;
+** several with nothing to add are listed. (libedit's own completion rings
+** the bell even when it completes.) Returns 0: a key handler's "done". */
+static int tab_key(int count, int key) {
   lua_State *L = mainL;
-  char **m = NULL;
-  int top;
-  (void)start;
-  rl_attempted_completion_over = 1;  /* never libedit's file names */
-  if (L == NULL || completer == LUA_NOREF)
-    return NULL;
+  int top, start = rl_point;
+  (void)count;
+  (void)key;
+  if (L == NULL || completer == LUA_NOREF) return 0;
+  while (start > 0 && strchr(word_breaks, rl_line_buffer[start - 1]) == NULL)
+    start--;
   top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, completer);
-  lua_pushlstring(L, rl_line_buffer, (size_t)end);
-  lua_pushstring(L, text);
-  if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_istable(L, -1))
-    m = matches_of(L, lua_gettop(L));
+  lua_pushlstring(L, rl_line_buffer, (size_t)rl_point);
+  lua_pushlstring(L, rl_line_buffer + start, (size_t)(rl_point - start));
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK && lua_istable(L, -1) && lua_rawlen(L, -1) > 0) {
+    char *rest = common_rest(L, lua_gettop(L), (size_t)(rl_point - start));
+    if (rest != NULL) {
+      erase_line();            /* libedit redraws from the line's start */
+      rl_insert_text(rest);
+      free(rest);
+      rl_forced_update_display();
+    } else if (lua_rawlen(L, -1) > 1) {
+      list_candidates(L, lua_gettop(L));
+    }
+  }
   lua_settop(L, top);
-  return m;
+  return 0;
 }
 
 /* The first call: what stdin is. On a terminal, libedit draws on its own
@@ -191,12 +223,8 @@ static void setup(void) {
     if (out == NULL && fd >= 0) close(fd);
     rl_outstream = out != NULL ? out : stderr;
     rl_readline_name = "wirelab";
-    rl_basic_word_break_characters = word_breaks;
-    rl_completer_word_break_characters = (char *)word_breaks;
-    rl_completion_append_character = '\0';
-    rl_completion_suppress_append = 1;
-    rl_attempted_completion_function = complete;
-    history_open();
+    history_open();            /* initializes libedit, then Tab is ours */
+    rl_add_defun("wirelab-complete", tab_key, '\t');
   }
 }
 

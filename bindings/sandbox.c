@@ -4,10 +4,12 @@
 ** sandboxed program joins it (the supervisor's child calls setns), and
 ** the grader makes its own sockets inside it (ns:_socket), so the checks
 ** and the program meet on 127.0.0.1 while the program reaches nothing
-** else. wirelab's thread enters the namespace only for the socket(2)
-** call and comes straight back (runtime/netns.c): a socket stays in the
-** namespace it was made in. Also: where cgroups may be made (_cgroups, found once), and
-** the user a sandbox runs as (_getpwnam, _geteuid).
+** else. The namespace and the sockets in it are made inside it
+** (runtime/netns.c's wl_netns_run), by wirelab's thread or, under
+** `unshare -r`, a helper thread: a socket stays in the namespace it was
+** made in. Also: where
+** cgroups may be made (_cgroups, found once), and the user a sandbox runs
+** as (_getpwnam, _geteuid).
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,42 +54,53 @@ int wl_netns_fd(lua_State *L, int idx, const char *op) {
   return ns->fd;
 }
 
+/* In the new namespace: loopback up, and an fd that holds it. */
+static int make_ns(void *arg) {
+  int rc = lo_up(), fd;
+  if (rc < 0) return rc;
+  fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  *(int *)arg = fd;
+  return 0;
+}
+
 /* netns() -> ns: a new network namespace, loopback up and nothing else.
-** Needs CAP_SYS_ADMIN (root): EPERM otherwise, as in most containers. */
+** Needs CAP_SYS_ADMIN over wirelab's user namespace (root, or any user
+** under `unshare -r`): EPERM otherwise, as in most containers. */
 static int process_netns(lua_State *L) {
   netns_t *ns = lua_newuserdatauv(L, sizeof *ns, 0);
   int rc, fd = -1;
   ns->fd = -1;
   luaL_setmetatable(L, NETNS_MT);
-  if ((rc = wl_netns_save()) < 0) return wl_raise(L, "netns", rc, NULL);
-  if (unshare(CLONE_NEWNET) < 0) return wl_raise(L, "netns", -errno, NULL);
-  rc = lo_up();
-  if (rc == 0 && (fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
-    rc = -errno;
-  wl_netns_leave();
-  if (rc < 0) return wl_raise(L, "netns", rc, NULL);
+  if ((rc = wl_netns_run(-1, make_ns, &fd)) < 0)
+    return wl_raise(L, "netns", rc, NULL);
   ns->fd = fd;
   return 1;
+}
+
+typedef struct { int family, type, fd; } sock_job_t;
+
+static int make_sock(void *arg) {
+  sock_job_t *j = arg;
+  j->fd = socket(j->family, j->type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return j->fd < 0 ? -errno : 0;
 }
 
 /* ns:_socket(family, type) -> fd: a socket made inside the namespace,
 ** non-blocking and close-on-exec; process.lua wraps it. */
 static int netns_socket(lua_State *L) {
   netns_t *ns = check_ns(L, "socket");
-  int family = (int)luaL_optinteger(L, 2, AF_INET);
-  int type = (int)luaL_optinteger(L, 3, SOCK_STREAM);
-  int fd, err;
-  luaL_argcheck(L, family == AF_INET || family == AF_INET6, 2,
+  sock_job_t j;
+  int rc;
+  j.family = (int)luaL_optinteger(L, 2, AF_INET);
+  j.type = (int)luaL_optinteger(L, 3, SOCK_STREAM);
+  luaL_argcheck(L, j.family == AF_INET || j.family == AF_INET6, 2,
                 "AF_INET or AF_INET6 expected");
-  luaL_argcheck(L, type == SOCK_STREAM || type == SOCK_DGRAM, 3,
+  luaL_argcheck(L, j.type == SOCK_STREAM || j.type == SOCK_DGRAM, 3,
                 "SOCK_STREAM or SOCK_DGRAM expected");
-  if ((err = wl_netns_enter(ns->fd)) < 0)
-    return wl_raise(L, "socket", err, NULL);
-  fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) err = -errno;
-  wl_netns_leave();
-  if (fd < 0) return wl_raise(L, "socket", err, NULL);
-  lua_pushinteger(L, fd);
+  if ((rc = wl_netns_run(ns->fd, make_sock, &j)) < 0)
+    return wl_raise(L, "socket", rc, NULL);
+  lua_pushinteger(L, j.fd);
   return 1;
 }
 

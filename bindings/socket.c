@@ -24,8 +24,20 @@ static char scratch[RECV_STATIC];   /* copied to a Lua string at once */
 static int spare_fd = -1;           /* given up to shed a client on EMFILE */
 static double default_timeout = -1; /* setdefaulttimeout's: every new socket */
 
+/* The socket metatable, by address: luaL_checkudata looks it up in the
+** registry and compares, about 330 instructions, on every socket call
+** (four a UDP datagram costs each side); this is a third of that. The one
+** Lua state lives until exit, and the table in its registry as long. */
+static const void *sock_mt;
+
 static wl_sock_t **to_box(lua_State *L, int i) {
-  return (wl_sock_t **)luaL_checkudata(L, i, SOCK_MT);
+  void *p = lua_touserdata(L, i);
+  if (p != NULL && lua_getmetatable(L, i)) {
+    int same = lua_topointer(L, -1) == sock_mt;
+    lua_pop(L, 1);
+    if (same) return (wl_sock_t **)p;
+  }
+  return (wl_sock_t **)luaL_checkudata(L, i, SOCK_MT);   /* its error */
 }
 
 wl_sock_t *wl_check_sock(lua_State *L, int i, const char *op) {
@@ -378,12 +390,17 @@ static int sock_accept(lua_State *L) {
 
 static int recv_k(lua_State *L, int status, lua_KContext dl);
 static int recvfrom_k(lua_State *L, int status, lua_KContext dl);
+static int recvfrom_nowait_k(lua_State *L, int status, lua_KContext dl);
+
+#define NOWAIT 2             /* recv_do's from: _recvfrom_nowait */
 
 /* recv and recvfrom: args (s, n [, flags]); from adds the sender.
 ** MSG_WAITALL and MSG_TRUNC, which change what a call returns, take the
-** path of recvall.c; MSG_DONTWAIT only stops the waits. */
+** path of recvall.c; MSG_DONTWAIT only stops the waits. from == NOWAIT:
+** recvfrom with MSG_DONTWAIT that returns nil for "nothing queued". */
 static int recv_do(lua_State *L, lua_KContext dl, int from) {
   const char *op = from ? "recvfrom" : "recv";
+  lua_KFunction k = from == NOWAIT ? recvfrom_nowait_k : from ? recvfrom_k : recv_k;
   wl_sock_t *s = wl_check_sock(L, 1, op);
   lua_Integer n = luaL_checkinteger(L, 2);
   int flags = (int)luaL_optinteger(L, 3, 0);
@@ -402,9 +419,9 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
   if (!s->maybe_readable) {
     if (s->pending) return wl_sock_raise_pending(L, s, op);
     if (s->timeout != 0 && !(flags & MSG_DONTWAIT))  /* never guess otherwise */
-      return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+      return wl_sock_wait(L, s, op, UV_READABLE, dl, k);
   }
-  TAKE_TURN(L, s, from ? recvfrom_k : recv_k, dl);
+  TAKE_TURN(L, s, k, dl);
   if (n <= RECV_STATIC)
     buf = scratch;
   else if (n > WL_RECV_MAX)   /* Python's MemoryError, without trying */
@@ -419,8 +436,9 @@ static int recv_do(lua_State *L, lua_KContext dl, int from) {
     if (n > RECV_STATIC) lua_pop(L, 1);      /* the buffer's box */
     if (e == EAGAIN || e == EWOULDBLOCK) {
       s->maybe_readable = 0;
+      if (from == NOWAIT) { lua_pushnil(L); return 1; }
       if (flags & MSG_DONTWAIT) return wl_sock_raise(L, s, op, UV_EAGAIN);
-      return wl_sock_wait(L, s, op, UV_READABLE, dl, from ? recvfrom_k : recv_k);
+      return wl_sock_wait(L, s, op, UV_READABLE, dl, k);
     }
     if (e == EINTR) return recv_do(L, dl, from);
     return wl_sock_raise(L, s, op, -e);
@@ -457,6 +475,22 @@ static int sock_recvfrom(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "recvfrom");
   lua_settop(L, 3);
   return recv_do(L, wl_sock_deadline(s), 1);
+}
+
+/* _recvfrom_nowait(n) -> data, host, port, or nil when nothing is queued:
+** socketserver's datagram loop drains the socket with it after one
+** readiness wait, without a poll or a raised EAGAIN per datagram. Other
+** errors raise as recvfrom's do; a task past its turn still yields. */
+static int recvfrom_nowait_k(lua_State *L, int status, lua_KContext dl) {
+  (void)status;
+  wl_sock_woken(L, "recvfrom");
+  return recv_do(L, dl, NOWAIT);
+}
+
+static int sock_recvfrom_nowait(lua_State *L) {     /* recv_do checks */
+  lua_settop(L, 2);
+  lua_pushinteger(L, MSG_DONTWAIT);
+  return recv_do(L, 0, NOWAIT);
 }
 
 /* wait_readable([timeout]) -> true when a recv or accept would not block,
@@ -613,8 +647,8 @@ static int sock_sendall(lua_State *L) {
 static int sendto_k(lua_State *L, int status, lua_KContext dl);
 static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx);
 
-static int sendto_do(lua_State *L, lua_KContext dl) {
-  wl_sock_t *s = wl_check_sock(L, 1, "sendto");
+/* s is the checked argument 1: one check per call, on every datagram */
+static int sendto_do(lua_State *L, wl_sock_t *s, lua_KContext dl) {
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   struct sockaddr_storage sa;
@@ -636,20 +670,22 @@ static int sendto_do(lua_State *L, lua_KContext dl) {
 static int sendto_k(lua_State *L, int status, lua_KContext dl) {
   (void)status;
   wl_sock_woken(L, "sendto");
-  return sendto_do(L, dl);
+  return sendto_do(L, wl_check_sock(L, 1, "sendto"), dl);
 }
 
 /* after a name: the deadline starts again with the resolved address */
 static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
+  wl_sock_t *s;
   (void)status;
   wl_take_resolved(L, ctx, "sendto", 3);
-  return sendto_do(L, wl_sock_deadline(wl_check_sock(L, 1, "sendto")));
+  s = wl_check_sock(L, 1, "sendto");
+  return sendto_do(L, s, wl_sock_deadline(s));
 }
 
 static int sock_sendto(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendto");
   lua_settop(L, 4);
-  return sendto_do(L, wl_sock_deadline(s));
+  return sendto_do(L, s, wl_sock_deadline(s));
 }
 
 /* ---- shutting down and closing ------------------------------------------ */
@@ -767,7 +803,12 @@ static int sock_index(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"socket", socket_socket},
   {"setdefaulttimeout", socket_setdefaulttimeout},
-  {"getdefaulttimeout", socket_getdefaulttimeout}, {NULL, NULL}
+  {"getdefaulttimeout", socket_getdefaulttimeout},
+  /* socketserver's datagram path, off the socket's methods (and Tab):
+  ** _recvfrom stays the C recvfrom when --trace or a user replaces the
+  ** method, and then every datagram takes the ordinary path */
+  {"_recvfrom_nowait", sock_recvfrom_nowait}, {"_recvfrom", sock_recvfrom},
+  {NULL, NULL}
 };
 
 static const luaL_Reg methods[] = {
@@ -794,6 +835,7 @@ int luaopen_socket_core(lua_State *L) {
   wl_sendfile_register(L, lua_gettop(L) - 1);
   wl_sockstat_register(L, lua_gettop(L) - 1);
   luaL_newmetatable(L, SOCK_MT);
+  sock_mt = lua_topointer(L, -1);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, sock_index, 1);
   lua_setfield(L, -2, "__index");

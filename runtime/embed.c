@@ -14,6 +14,7 @@ int luaopen_wirelab_fork(lua_State *L);
 int luaopen_wirelab_readline(lua_State *L);
 int luaopen_wirelab_sandbox_core(lua_State *L);
 int luaopen_capture_core(lua_State *L);
+int luaopen_netem_link_core(lua_State *L);
 int luaopen_http_core(lua_State *L) __attribute__((weak));
 
 static const luaL_Reg cmodules[] = {
@@ -25,6 +26,7 @@ static const luaL_Reg cmodules[] = {
   {"wirelab.fork", luaopen_wirelab_fork},
   {"wirelab.readline", luaopen_wirelab_readline},
   {"wirelab.sandbox.core", luaopen_wirelab_sandbox_core},
+  {"netem.link.core", luaopen_netem_link_core},
   {"http.core", luaopen_http_core},
   {"capture.core", luaopen_capture_core},
   {NULL, NULL}

@@ -163,13 +163,12 @@ void wl_format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
 
 /* ---- network namespaces (netns.c) ------------------------------------ */
 
-/* Keeps wirelab's own namespace open to come back to: 0 or -errno. */
-int wl_netns_save(void);
-/* The calling thread enters the namespace nsfd (saving its own first):
-** 0 or -errno. Make the socket, then wl_netns_leave() at once. */
-int wl_netns_enter(int nsfd);
-/* Back to wirelab's namespace, after wl_netns_enter or an unshare. */
-void wl_netns_leave(void);
+/* fn(arg) run inside the network namespace nsfd (-1: a new one, which
+** the calling thread then stays in only for fn): by wirelab's thread,
+** which enters and comes straight back where it may, or, under `unshare
+** -r`, where it could not come back, by a short-lived helper thread.
+** Returns fn's result (0 or -errno), or the -errno of entering. */
+int wl_netns_run(int nsfd, int (*fn)(void *), void *arg);
 
 /* ---- stream endpoints (endpoint.c) --------------------------------- */
 

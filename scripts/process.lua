@@ -96,6 +96,23 @@ end
 
 local cgroups              -- found once: core._cgroups()
 
+-- Root of a user namespace (`unshare -r`) is not root of the machine: it
+-- may not setgroups, and only the uids mapped into it exist there, so
+-- the switch to nobody cannot be made. -> nil, or why (found once).
+local userns_why
+local function userns_root()
+  if userns_why == nil then
+    userns_why = false
+    local f = io.open("/proc/self/setgroups")
+    local sg = f and f:read("l")
+    if f then f:close() end
+    if sg == "deny" then
+      userns_why = "in a user namespace (unshare -r), where setgroups is denied: the program runs as uid 0 of it"
+    end
+  end
+  return userns_why or nil
+end
+
 -- The supervisor's options (runtime/supervisor.c) for spec, and what
 -- the sandbox table says before the supervisor adds its part.
 local function supervise(spec, lim, sb)
@@ -119,6 +136,8 @@ local function supervise(spec, lim, sb)
   if sb.on then
     if sb.uid == false then
       info.unavailable.uid = "not asked (sandbox.uid = false)"
+    elseif root and userns_root() then
+      info.unavailable.uid = userns_root()
     elseif root then
       local uid, gid = core._getpwnam("nobody")
       uid = sb.uid or uid or 65534

@@ -134,6 +134,7 @@ end
 -- `_name` that is really private goes here, deliberately.
 local PRIVATE = {
   ["socketserver.BaseServer._handle_request_noblock"] = true,
+  ["socketserver.BaseServer._serve_datagrams"] = true,   -- serve_forever's, for UDP
   ["http.server.BaseHTTPRequestHandler._fail"] = true,
   ["http.client.HTTPConnection._host_header"] = true,
   ["http.client.HTTPConnection._drop"] = true,
@@ -156,6 +157,7 @@ local PRIVATE = {
   ["lab.context.Context._limits_reached"] = true,
   ["process.Process._result"] = true,
   ["process.NetNS._socket"] = true,
+  ["netem.link.Link._tap"] = true,          -- for the capture module
   ["socket._connect_with"] = true,           -- for process.netns's sockets
   ["socket._serve_with"] = true,
   ["socket._open"] = true,                   -- the rows behind wirelab.status
@@ -228,6 +230,11 @@ local function modules()
     }},
     {name = "capture", mod = require "capture", prefix = "capture.", tables = {
       Capture = {prefixes = {"cap:"}},
+    }},
+    {name = "netem.link", mod = require "netem.link", prefix = "netem.", tables = {
+      Link = {prefixes = {"link:"}},
+      Side = {prefixes = {"side:"}},
+      A = {data = true}, B = {data = true},
     }},
     {name = "wirelab.error", mod = require "wirelab.error", prefix = "errors.", tables = {
       codes = {data = true},

@@ -151,6 +151,68 @@ describe("netem.udp_proxy", function()
     assert.is_true(rate_c > 0.28 and rate_c < 0.32, "loss rate with seed 43: " .. rate_c)
   end))
 
+  it("a rule delays or drops the datagrams a check names, and shifts no seeded draw",
+     bounded(30, function()
+    -- a pinger's view: request 2 dropped, the reply to request 4 late by 0.4 s
+    local host, port = support.echo_server{type = socket.SOCK_DGRAM}
+    local asked = {}
+    local p = proxy("udp_proxy", {target = {host, port}, rule = function(dir, seq, data, client)
+      asked[#asked + 1] = dir .. " " .. seq .. " " .. data
+      if dir == "to_server" and seq == 2 then return "drop" end
+      if dir == "to_client" and data == "4" then return 0.4 end
+    end})
+    local c = udp_socket()
+    c:settimeout(1)
+    local rtt = {}
+    for i = 1, 5 do
+      local t0 = wirelab.now()
+      c:sendto(tostring(i), p.address[1], p.address[2])
+      local ok, d = pcall(c.recv, c, 100)
+      if ok then rtt[tonumber(d)] = wirelab.now() - t0 end
+    end
+    assert.is_nil(rtt[2], "request 2 was dropped")
+    assert.is_true(rtt[4] >= 0.35, "reply 4 came after " .. tostring(rtt[4]))
+    for _, i in ipairs{1, 3, 5} do assert.is_true(rtt[i] < 0.3, i .. ": " .. rtt[i]) end
+    assert.are.equal("to_server 2 2", asked[3])      -- asked with its number and bytes
+    assert.are.equal(1, p.stats.to_server.dropped)
+    assert.are.equal(1, #p:events{what = "drop", dir = "to_server"})
+    -- with seeded loss: a rule dropping datagram 7 leaves the others' fate as it was
+    local function dropped(rule)
+      local sink = udp_socket()
+      sink:bind(HOST, 0)
+      local q = netem.udp_proxy{target = {sink:getsockname()}, loss = 0.3, seed = 9, rule = rule}
+      local s = udp_socket()
+      send_paced(s, q, 100)
+      local list = {}
+      for _, e in ipairs(q:events{what = "drop"}) do list[#list + 1] = e.seq end
+      q:close()
+      sink:close()
+      return list
+    end
+    local plain = dropped(nil)
+    local ruled = dropped(function(dir, seq) if seq == 7 then return "drop" end end)
+    local expect = {}
+    for _, s in ipairs(plain) do if s ~= 7 then expect[#expect + 1] = s end end
+    local got = {}
+    for _, s in ipairs(ruled) do if s ~= 7 then got[#got + 1] = s end end
+    assert.are.same(expect, got)
+    local has7 = false
+    for _, s in ipairs(ruled) do has7 = has7 or s == 7 end
+    assert.is_true(has7, "the rule dropped 7")
+    -- a rule that raises is asked no more, and the proxy goes on forwarding
+    local calls = 0
+    local bad = proxy("udp_proxy", {target = {host, port}, rule = function()
+      calls = calls + 1
+      error("a bug in the check's rule")
+    end})
+    for i = 1, 3 do
+      c:sendto("again" .. i, bad.address[1], bad.address[2])
+      assert.are.equal("again" .. i, c:recv(100))
+    end
+    assert.are.equal(1, calls)
+    assert.has_error(function() netem.udp_proxy{target = {host, port}, rule = 5} end)
+  end))
+
   it("a client sees the duplicates the proxy made, and no other", bounded(20, function()
     local host, port = support.echo_server{type = socket.SOCK_DGRAM}
     local p = proxy("udp_proxy", {target = {host, port}, duplicate = {to_client = 0.3}, seed = 5})

@@ -116,6 +116,8 @@ describe("help()", function()
     assert.matches("server:serve_forever", help.text(socketserver.ThreadingTCPServer.serve_forever))
     assert.matches("task:join", help.text(wirelab.current()))
     assert.matches("Lua's own", help.text(print))
+    local proxy <close> = require("netem").udp_proxy{target = {"127.0.0.1", 9}}
+    assert.matches("proxy:events%(", help.text(proxy))
     assert.matches("nothing in the reference", help.text("no_such_thing_here"))
   end))
 

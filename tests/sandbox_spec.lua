@@ -306,6 +306,32 @@ c = socket.create_connection(("127.0.0.1", %d)); c.sendall(b"hi"); c.close()]]):
     assert.are.equal(ns, p.netns)
   end))
 
+  -- Under a user namespace wirelab may make namespaces but never setns
+  -- back into the host's: the work is done by a helper thread, and
+  -- wirelab's own thread never leaves (it used to abort here).
+  it("under unshare -r: a namespace, a server in it, a sandboxed client", bounded(20, function()
+    local unshare = support.find("unshare")
+    if not unshare then pending(support.skip("no unshare(1) here")); return end
+    local probe = process.run{unshare, "-r", "true", timeout = 5}
+    if probe.code ~= 0 then pending(support.skip("no user namespaces: " .. probe.stderr)); return end
+    local r = process.run{unshare, "-r", support.wirelab, "-e", [[
+local process = require "process"
+local ns = process.netns()
+local srv = ns:create_server("127.0.0.1", 0)
+local _, port = srv:getsockname()
+local p = process.spawn{"python3", "-c",
+  "import socket; socket.create_connection(('127.0.0.1', " .. port .. ")).sendall(b'hi')",
+  sandbox = {netns = ns}}
+srv:settimeout(5)
+local c = srv:accept()
+local code = p:wait(5)
+print(c:recv(10), code, p.sandbox.netns, p.sandbox.unavailable.uid ~= nil)
+]], timeout = 15}
+    assert.are.equal(0, r.code, r.stderr)
+    -- the uid switch is not there (only uid 0 is mapped), and says so
+    assert.are.equal("hi\t0\ttrue\ttrue", r.stdout:match("^(.-)%s*$"))
+  end))
+
   it("ns objects: EBADF once closed", function()
     if not need("netns") then return end
     local ns = process.netns()

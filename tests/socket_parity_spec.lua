@@ -181,6 +181,30 @@ describe("socket parity: numeric hosts", function()
     assert.is_false(ok)
     assert.are.equal("EINVAL", err.code)
   end))
+
+  -- addr.c reads and writes the plain dotted quad itself (it is on every
+  -- datagram): parts of one, two and three digits, 0 and 255, both ways
+  it("recvfrom and getsockname write every dotted quad as sendto reads it", bounded(10, function()
+    local srv <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv:bind("127.0.0.1", 0)
+    srv:settimeout(2)
+    local port = select(2, srv:getsockname())
+    for _, host in ipairs{"127.0.0.1", "127.10.100.255", "127.255.0.9", "127.1.22.200", "127.0.0.0"} do
+      local c <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+      c:bind(host, 0)
+      assert.are.equal(host, (c:getsockname()))
+      c:sendto(host, "127.0.0.1", port)
+      local data, from, from_port = srv:recvfrom(100)
+      assert.are.same({host, host, select(2, c:getsockname())}, {data, from, from_port})
+      srv:sendto("back", from, from_port)        -- the written form reads back
+      c:settimeout(2)
+      assert.are.equal("back", c:recv(100))
+    end
+    -- a leading zero is inet_aton's octal, not the plain quad's decimal
+    local c <close> = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c:connect("127.0.0.010", 9)                  -- UDP connect sends nothing
+    assert.are.equal("127.0.0.8", (c:getpeername()))
+  end))
 end)
 
 describe("socket parity: getaddrinfo", function()

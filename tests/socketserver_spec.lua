@@ -410,3 +410,186 @@ describe("socketserver", function()
     assert_reaped({pid})
   end))
 end)
+
+-- A UDPServer serves every datagram already queued after one wait: the
+-- methods Python calls per request must still be called per datagram, and
+-- shutdown, service_actions and errors must behave as with one at a time.
+describe("socketserver: UDPServer under a burst of datagrams", function()
+  local function udp_client()
+    local c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c:bind("127.0.0.1", 0)
+    c:settimeout(2)
+    support.defer(function() c:close() end)
+    return c
+  end
+
+  local function echo(request, addr) request[2]:sendto(request[1], addr[1], addr[2]) end
+
+  -- replies(c, n) -> the set of the next n replies on c
+  local function replies(c, n)
+    local got = {}
+    for _ = 1, n do got[c:recv(100)] = true end
+    return got
+  end
+
+  it("calls an overridden verify_request, process_request and shutdown_request for every datagram", bounded(10, function()
+    local calls = {verify = 0, process = 0, shutdown = 0}
+    local Server = socketserver.UDPServer:extend()
+    function Server:verify_request(request, addr)
+      calls.verify = calls.verify + 1
+      assert.are.equal(self.socket, request[2])
+      return request[1]:sub(1, 2) ~= "no"
+    end
+    function Server:process_request(request, addr)
+      calls.process = calls.process + 1
+      socketserver.UDPServer.process_request(self, request, addr)
+    end
+    function Server:shutdown_request(request)
+      calls.shutdown = calls.shutdown + 1
+    end
+    local server = Server({"127.0.0.1", 0}, echo)
+    local c = udp_client()
+    -- a burst: all 100 are queued before the server's task runs
+    for i = 1, 100 do
+      c:sendto((i % 10 == 0 and "no " or "yes ") .. i, "127.0.0.1", server.server_address[2])
+    end
+    server:start()
+    local got = replies(c, 90)
+    for i = 1, 100 do
+      assert.are.equal(i % 10 ~= 0, got["yes " .. i] or false)
+    end
+    c:settimeout(0.2)                  -- and nothing for the ten refused
+    assert.is_false(pcall(c.recv, c, 100))
+    assert.are.same({verify = 100, process = 90, shutdown = 100}, calls)
+    server:shutdown()
+    server:server_close()
+  end))
+
+  it("sees a method set on the server or its class while it serves", bounded(10, function()
+    local Server = socketserver.UDPServer:extend()
+    local server = Server({"127.0.0.1", 0}, echo)
+    server:start()
+    local c = udp_client()
+    local port = server.server_address[2]
+    c:sendto("one", "127.0.0.1", port)
+    assert.are.equal("one", c:recv(100))
+    local refused = {}
+    server.verify_request = function(_, request) refused[#refused + 1] = request[1] end
+    c:sendto("two", "127.0.0.1", port)
+    c:settimeout(0.3)
+    assert.is_false(pcall(c.recv, c, 100))
+    assert.are.same({"two"}, refused)
+    server.verify_request = nil      -- the class's again
+    function Server:finish_request(request, addr)
+      request[2]:sendto("finished " .. request[1], addr[1], addr[2])
+    end
+    c:settimeout(2)
+    c:sendto("three", "127.0.0.1", port)
+    assert.are.equal("finished three", c:recv(100))
+    server:shutdown()
+    server:server_close()
+  end))
+
+  it("reports a handler's error and goes on with the datagrams behind it", bounded(10, function()
+    local errs, shut = {}, 0
+    local Server = socketserver.UDPServer:extend()
+    function Server:handle_error(request, addr, err)
+      errs[#errs + 1] = {request[1], addr[1], addr[2], err}
+    end
+    function Server:shutdown_request(request) shut = shut + 1 end
+    local server = Server({"127.0.0.1", 0}, function(request, addr)
+      if request[1] == "boom" then error("handler failed on boom") end
+      echo(request, addr)
+    end)
+    local c = udp_client()
+    local port = server.server_address[2]
+    for _, d in ipairs({"a", "boom", "b", "boom", "c"}) do c:sendto(d, "127.0.0.1", port) end
+    server:start()
+    assert.are.same({a = true, b = true, c = true}, replies(c, 3))
+    assert.are.equal(2, #errs)
+    local host, cport = c:getsockname()
+    assert.are.same({"boom", host, cport}, {errs[1][1], errs[1][2], errs[1][3]})
+    assert.matches("handler failed on boom", errs[1][4], 1, true)
+    assert.matches("traceback", errs[1][4], 1, true)
+    assert.are.equal(5, shut)          -- after an error too, as Python's
+    server:shutdown()
+    server:server_close()
+  end))
+
+  it("stops at shutdown() at once, and calls service_actions, while datagrams keep coming", bounded(15, function()
+    local served, actions = 0, 0
+    local Server = socketserver.UDPServer:extend()
+    function Server:service_actions() actions = actions + 1 end
+    -- a handler with some work, so that the flood from another process
+    -- keeps the queue from ever running dry
+    local server = Server({"127.0.0.1", 0}, function(request)
+      served = served + 1
+      local n = 0
+      for i = 1, 5000 do n = n + #request[1] + i end
+    end)
+    local task = server:start()
+    local flood = support.script(([[
+      local socket = require "socket"
+      local c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+      print("flooding") io.stdout:flush()
+      local deadline = require("wirelab").now() + 10
+      while require("wirelab").now() < deadline do
+        for _ = 1, 100 do pcall(c.sendto, c, "x", "127.0.0.1", %d) end
+      end]]):format(server.server_address[2]))
+    support.wait_until("the server serving the flood", function() return served > 2000 end, 5)
+    local a0 = actions
+    support.wait_until("service_actions during the flood", function() return actions > a0 + 10 end, 5)
+    local t0 = wirelab.now()
+    server:shutdown()
+    local took = wirelab.now() - t0
+    assert.is_true(task:done())
+    assert.is_true(took < 0.2, ("shutdown took %.3f s"):format(took))
+    support.stop(flood)
+    server:server_close()
+  end))
+
+  it("raises a verify_request error out of serve_forever, as Python does", bounded(10, function()
+    local Server = socketserver.UDPServer:extend()
+    function Server:verify_request() error("verify exploded") end
+    local server = Server({"127.0.0.1", 0}, echo)
+    local task = server:start()
+    local c = udp_client()
+    c:sendto("x", "127.0.0.1", server.server_address[2])
+    local ok, err = pcall(task.join, task, 5)
+    assert.is_false(ok)
+    assert.matches("verify exploded", tostring(err), 1, true)
+    server:server_close()
+  end))
+
+  it("takes every datagram through an overridden get_request or a replaced recvfrom", bounded(10, function()
+    local gets = 0
+    local Server = socketserver.UDPServer:extend()
+    function Server:get_request()
+      gets = gets + 1
+      return socketserver.UDPServer.get_request(self)
+    end
+    local server = Server({"127.0.0.1", 0}, echo)
+    local c = udp_client()
+    for i = 1, 20 do c:sendto("g" .. i, "127.0.0.1", server.server_address[2]) end
+    server:start()
+    local distinct = 0
+    for _ in pairs(replies(c, 20)) do distinct = distinct + 1 end
+    assert.are.equal(20, distinct)
+    assert.are.equal(20, gets)
+    server:shutdown()
+    server:server_close()
+    -- recvfrom replaced on every socket (what --trace does): the plain
+    -- server calls it for each datagram
+    local Socket, recvfrom, seen = socket.Socket, socket.Socket.recvfrom, 0
+    Socket.recvfrom = function(...) seen = seen + 1 return recvfrom(...) end
+    support.defer(function() Socket.recvfrom = recvfrom end)
+    local plain = socketserver.UDPServer({"127.0.0.1", 0}, echo)
+    for i = 1, 20 do c:sendto("r" .. i, "127.0.0.1", plain.server_address[2]) end
+    plain:start()
+    replies(c, 20)
+    Socket.recvfrom = recvfrom
+    assert.is_true(seen >= 20, "recvfrom seen " .. seen .. " times")
+    plain:shutdown()
+    plain:server_close()
+  end))
+end)

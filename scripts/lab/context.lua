@@ -56,7 +56,7 @@ M.Context = T
 
 function M.new(sub, check)
   return setmetatable({sub = sub, check = check, seed = sub.seed, rng = rng_mod.new(sub.seed, check.name),
-                       ns = M.netns(), _procs = {}, _socks = {}, _log = {}, _steps = {}, _k = nil,
+                       ns = M.netns(), _procs = {}, _socks = {}, _links = {}, _log = {}, _steps = {}, _k = nil,
                        _n = nil}, T)
 end
 
@@ -125,6 +125,26 @@ function T:same_bytes(got, want, what)
     diff = format("%d bytes more than expected after byte %d", #got - #want, #want)
   end
   self:fail(format("%s: expected %d bytes, got %d; %s", what, #want, #got, diff))
+end
+
+-- skip(reason): the check cannot run on this machine (no namespaces, no
+-- TUN device...): it ends now, reported as skipped with the reason, not
+-- as the student's failure
+function T:skip(reason)
+  error(failure("not run: " .. tostring(reason), "skipped"), 2)
+end
+
+-- link([opts]) -> a netem.link (docs/link.md) closed when the check ends;
+-- where this machine cannot make one, the check is skipped, saying why
+function T:link(opts)
+  local netem_link = require "netem.link"
+  local ok, l = pcall(netem_link.link, opts)
+  if not ok then
+    if type(l) == "table" and l.unavailable then self:skip(tostring(l)) end
+    error(l, 2)
+  end
+  self._links[#self._links + 1] = l
+  return l
 end
 
 -- score(k, n): partial credit, k of n (7 of 10 clients served)
@@ -286,19 +306,21 @@ local function describe_exit(prog)
   return {outcome = outcome, message = msg}
 end
 
--- start_submission{args..., port=, env=, stdin=, exits=} -> program: the
--- submission as its contract starts it, with "{port}" in its command line
--- the given port (or a free one, program.port); exits=true: the program
--- ends by itself when its job is done (a client), so a clean exit is not
--- a crash
+-- start_submission{args..., port=, host=, netns=, exits=, env=, stdin=}
+-- -> program: the submission as its contract starts it, with "{port}" in
+-- its command line the given port (or a free one, program.port) and
+-- "{host}" opts.host (127.0.0.1); in the network namespace opts.netns (a
+-- link's side: link.b.ns) instead of the check's; with exits, a client
+-- that ends by itself when done (status 0 is not a crash)
 function T:start_submission(opts)
   opts = opts or {}
   local sub = self.sub
   local start = sub.start
   local port = opts.port or self:port()
   local argv = {}
+  local subst = {port = tostring(port), wirelab = sub.wirelab, host = opts.host or "127.0.0.1"}
   for _, a in ipairs(start.run) do
-    argv[#argv + 1] = (a:gsub("{(%a+)}", {port = tostring(port), wirelab = sub.wirelab}))
+    argv[#argv + 1] = (a:gsub("{(%a+)}", subst))
   end
   for _, a in ipairs(opts) do argv[#argv + 1] = tostring(a) end
   local env = {PATH = "/usr/local/bin:/usr/bin:/bin", HOME = sub.dir, LANG = "C.UTF-8",
@@ -306,12 +328,12 @@ function T:start_submission(opts)
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local spec = {cwd = sub.dir, env = env, stdin = opts.stdin or false}
   for i, a in ipairs(argv) do spec[i] = a end
-  M.apply_limits(spec, sub.limits, self.ns)
+  M.apply_limits(spec, sub.limits, opts.netns or self.ns)
   local ok, p = pcall(process.spawn, spec)
   if not ok then self:fail("the program could not be started: " .. tostring(p), "crashed") end
   if p.sandbox then sub.sandbox = p.sandbox end
-  local prog = setmetatable({p = p, pid = p.pid, port = port, argv = argv, _done = wirelab.event(),
-                             _exits = opts.exits == true}, Program)
+  local prog = setmetatable({p = p, pid = p.pid, port = port, argv = argv, exits = opts.exits == true,
+                             _done = wirelab.event()}, Program)
   prog._drains = {drain(prog, p.stdout, "_out"), drain(prog, p.stderr, "_err")}
   prog._watch = wirelab.spawn(function()
     local wok, code, sig, res = pcall(p.wait, p)
@@ -375,13 +397,14 @@ function T:_limits_reached()
   return nil
 end
 
--- A program that ended on its own while the check ran: how, or nil.
+-- A program that ended on its own while the check ran: how, or nil. A
+-- client started with `exits` that ended with status 0 did its work.
 function T:_ended_early()
   for _, prog in ipairs(self._procs) do
     local e = prog.exited
-    -- a program started with exits=true may end by itself, with status 0
-    local clean = e and prog._exits and e.code == 0 and not e.signal and not e.limit
-    if e and not e.killed and not clean then return describe_exit(prog) end
+    if e and not e.killed and not (prog.exits and e.code == 0 and not e.signal and not e.limit) then
+      return describe_exit(prog)
+    end
   end
   return nil
 end
@@ -402,6 +425,7 @@ function T:_stop_all()
     pcall(prog.p.close, prog.p)
   end
   if self.ns then pcall(self.ns.close, self.ns); self.ns = nil end
+  for _, l in ipairs(self._links) do pcall(l.close, l) end
 end
 
 -- ---- limits and the build ------------------------------------------------------

@@ -112,8 +112,8 @@ local function run_check(sub, check)
   else
     res.score = 0
     res.outcome, res.message = classify(t, err)
-    res.status = res.outcome == "error" and "error" or "failed"
-    res.hint = check.hint
+    res.status = (res.outcome == "error" or res.outcome == "skipped") and res.outcome or "failed"
+    if res.status ~= "skipped" then res.hint = check.hint end
   end
   -- only now: what ended on its own had to be told from what we end
   t:_stop_all()
@@ -177,10 +177,13 @@ function M.grade(lab, path, opts)
   local by_name = {}
   for _, check in ipairs(checks) do
     local res
-    local blocked
+    local blocked, why
     for _, d in ipairs(check.depends) do
       local dr = by_name[d]
-      if dr and dr.status ~= "passed" then blocked = d; break end
+      if dr and dr.status ~= "passed" then
+        blocked, why = d, dr.status == "skipped" and "which was skipped" or "which did not pass"
+        break
+      end
     end
     if sub.problem and not sub.problem_told then
       -- told once, by the first check; the others are skipped because of it
@@ -194,7 +197,7 @@ function M.grade(lab, path, opts)
              visibility = check.visibility, description = check.description, duration = 0}
     elseif blocked then
       res = {name = check.name, max_score = check.points, score = 0, status = "skipped",
-             outcome = "skipped", message = "not run: it depends on " .. blocked .. ", which did not pass",
+             outcome = "skipped", message = "not run: it depends on " .. blocked .. ", " .. why,
              visibility = check.visibility, description = check.description, duration = 0}
     else
       res = run_check(sub, check)

@@ -24,10 +24,12 @@ local F = "udp_proxy"
 local KNOWN = {target = true, listen = true, loss = true, duplicate = true, reorder = true,
                reorder_distance = true, reorder_hold = true, delay = true, jitter = true,
                corrupt = true, rate = true, queue = true, seed = true, events_file = true,
-               keep_events = true}
+               keep_events = true, rule = true}
 
 local UDPProxy = Proxy:extend({kind = "udp_proxy"})
 M.UDPProxy = UDPProxy
+
+local apply_rule             -- below: the rule's verdict on a datagram
 
 local function new_stats()
   return {received = 0, sent = 0, dropped = 0, duplicated = 0, reordered = 0, corrupted = 0,
@@ -137,6 +139,32 @@ local function through_link(D, t, size)
   return D.link_free
 end
 
+-- The verdict of the proxy's rule on one datagram, as a table of what
+-- to do ({drop=, corrupt=, duplicate=, reorder=, delay=}), or nil for
+-- what the seeded draws decided. "drop", "duplicate", "corrupt" and
+-- "reorder" name a one-field verdict, a number a delay. A rule that
+-- raises is reported once and no longer asked.
+local VERDICTS = {drop = {drop = true}, duplicate = {duplicate = true},
+                  corrupt = {corrupt = true}, reorder = {reorder = true},
+                  pass = {drop = false, corrupt = false, duplicate = false, reorder = false}}
+
+apply_rule = function(self, D, flow, data, seq)
+  local ok, v = pcall(self.rule, D.name, seq, data, flow.key)
+  if not ok then
+    io.stderr:write("netem.udp_proxy: rule raised (no longer asked): ", tostring(v), "\n")
+    self.rule = nil
+    return nil
+  end
+  if v == nil or v == false then return nil end
+  if type(v) == "number" and v >= 0 then return {delay = v} end
+  if type(v) == "string" and VERDICTS[v] then return VERDICTS[v] end
+  if type(v) == "table" then return v end
+  io.stderr:write("netem.udp_proxy: rule returned ", tostring(v),
+                  " (nil, \"drop\", \"duplicate\", \"corrupt\", \"reorder\", \"pass\", a delay or a table expected); no longer asked\n")
+  self.rule = nil
+  return nil
+end
+
 -- receive: one datagram came in direction D from (or for) flow. Every
 -- enabled impairment draws for every datagram, in a fixed order, so the
 -- draws of one impairment do not depend on the others' outcomes.
@@ -152,6 +180,14 @@ local function receive(self, D, flow, data)
   local hold = D.reorder > 0 and D.r_reorder:random() < D.reorder
   local delay = D.delay
   if D.jitter > 0 then delay = max(0, delay + (2 * D.r_jitter:random() - 1) * D.jitter) end
+  local ruled = self.rule and apply_rule(self, D, flow, data, seq)
+  if ruled then
+    if ruled.drop ~= nil then drop = ruled.drop end
+    if ruled.corrupt ~= nil then bad = ruled.corrupt end
+    if ruled.duplicate ~= nil then dup = ruled.duplicate end
+    if ruled.reorder ~= nil then hold = ruled.reorder end
+    if ruled.delay ~= nil then delay = ruled.delay end
+  end
   local t = now()
   local due = not drop and through_link(D, t, size)
   if not due then
@@ -279,6 +315,9 @@ function M.udp_proxy(opts)
   }
   local seed = options.seed(F, opts.seed)
   local keep = options.keep(F, opts.keep_events)
+  if opts.rule ~= nil and type(opts.rule) ~= "function" then
+    errors.argerror(1, F, "'rule' must be a function(dir, seq, data, client)", 2)
+  end
   if opts.events_file ~= nil and type(opts.events_file) ~= "string" then
     errors.argerror(1, F, "'events_file' must be a path", 2)
   end
@@ -287,6 +326,7 @@ function M.udp_proxy(opts)
   if not ok then sock:close(); error(err, 0) end
   local self = UDPProxy()
   self.sock, self.seed, self.flows, self.tasks = sock, seed, {}, {}
+  self.rule = opts.rule
   self.address = {sock:getsockname()}
   self.target = {thost, tport}
   self.stats = {clients = 0}

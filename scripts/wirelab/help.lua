@@ -25,7 +25,13 @@ local MODULES = {
   {name = "http.headers", page = "http", prefix = "http.headers.", classes = {Headers = "headers:"}},
   {name = "http.url", page = "http", prefix = "http.url."},
   {name = "process", page = "process", prefix = "process.", classes = {Process = "p:"}},
-  {name = "netem", page = "netem", prefix = "netem.", objects = {proxy = "proxy:"}},
+  {name = "netem", page = "netem", prefix = "netem.",
+   objects = {proxy = "proxy:", link = "link:", side = "side:"},
+   more = {"link"}},
+  {name = "netem.link", page = "link", prefix = "netem.", classes = {Link = "link:", Side = "side:"}},
+  -- where the proxies' classes live, for help(proxy)
+  {name = "netem.udp", page = "netem", prefix = "netem.", classes = {UDPProxy = "proxy:"}},
+  {name = "netem.tcp", page = "netem", prefix = "netem.", classes = {TCPProxy = "proxy:"}},
   {name = "lab", page = "grading", prefix = "lab.", classes = {Lab = "lab:"}},
   {name = "capture", page = "capture", prefix = "capture.", objects = {cap = "cap:"}},
   {name = "wirelab.fs", page = "fs", prefix = "fs."},
@@ -207,7 +213,7 @@ end
 local function module_table()
   local ok, text = pcall(require, "wirelab.docs.README")
   local rows = {}
-  for name, pg, what in (ok and text or ""):gmatch("\n| `([%w_.]+)` | %[([%w_.-]+)%]%b() | ([^\n]-) |") do
+  for name, pg, what in (ok and text or ""):gmatch("\n| `([%w_.]+)` | ([^|\n]-) | ([^\n]-) |") do
     rows[#rows + 1] = {name = name, page = pg, what = what}
   end
   return rows
@@ -239,8 +245,12 @@ function M.text(x, ...)
   end
   if m then
     local p = page(m.page)
-    local list = {}
-    for _, e in ipairs(p and p.entries or {}) do
+    local list, entries = {}, {}
+    for _, pg in ipairs({m.page, table.unpack(m.more or {})}) do
+      local pp = page(pg)
+      for _, e in ipairs(pp and pp.entries or {}) do entries[#entries + 1] = e end
+    end
+    for _, e in ipairs(entries) do
       local own = e.callee:sub(1, #m.prefix) == m.prefix
       for _, prefix in pairs(m.classes or {}) do
         own = own or e.callee:sub(1, #prefix) == prefix

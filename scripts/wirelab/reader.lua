@@ -244,4 +244,15 @@ function M.new_of(cls, source, ctx, opts)
   return setmetatable(M.new(source, ctx, opts), cls)
 end
 
+local function no_source() return nil end
+
+-- from_string(s) -> reader: the bytes of s, then the end, with no source
+-- to call (a datagram handler's rfile, once per datagram)
+function M.from_string(s)
+  if type(s) ~= "string" then argerror(1, "from_string", "string expected, got " .. type(s), 2) end
+  local r = M.new(no_source, nil)
+  r.buf, r.eof = s, true
+  return r
+end
+
 return M
