@@ -217,12 +217,6 @@ local do_names = setmetatable({}, {__index = function(t, m)
   return v
 end})
 
--- the message handler of the connection: a traceback, except for ABORT
-local function handler_traceback(e)
-  if e == ABORT then return e end
-  return socketserver.traceback(e, 3)
-end
-
 -- Whether err is the connection's own read failing (fill): a timeout gets
 -- its 408 unless the connection was idle; a reset ends it quietly.
 local function read_failed(self, err)
@@ -259,9 +253,14 @@ end
 
 -- handle(): requests until the connection ends, as Python's. One
 -- protected call for the whole connection: a handler error closes it.
+-- Its message handler adds a traceback, but not to ABORT or to the
+-- connection's own failed read, which end it quietly.
 function Base:handle()
   self.close_connection = true
-  local ok, err = xpcall(serve, handler_traceback, self)
+  local ok, err = xpcall(serve, function(e)
+    if e == ABORT or (self._reading and errors.is(e) and e.op == "recv") then return e end
+    return socketserver.traceback(e, 3)
+  end, self)
   if not ok then return handler_failed(self, err) end
 end
 
