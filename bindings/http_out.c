@@ -54,9 +54,10 @@ typedef struct writer_t {
   int headers_sent;  /* a final (>= 200) head has ended */
 } writer_t;
 
-/* Upvalue 1 of every function here: the writer metatable, and the name of
-   the socket method the bytes a slow client cannot take yet go through. */
-enum { C_WRITER_MT = 1, C_SENDALL, C_N };
+/* The upvalues of the writer's functions: 1, a table with the name of the
+   socket method the bytes a slow client cannot take yet go through (an
+   interned string, not hashed per call); 2, the writer metatable. */
+enum { C_SENDALL = 1, C_N };
 
 /* tostring(v) at the top, and its bytes: a string as it is, without
    luaL_tolstring's search for a __tostring. */
@@ -494,12 +495,10 @@ static const luaL_Reg writer_methods[] = {
 /* Adds writer() and writer_methods (the methods, for callers that keep
    them in locals) to the module table at the top of the stack. */
 void wl_http_writer_open(lua_State *L) {
-  lua_createtable(L, C_N, 0);  /* upvalue 1: see C_WRITER_MT */
+  lua_createtable(L, C_N, 0);  /* upvalue 1: see C_SENDALL */
   lua_pushliteral(L, "sendall");
   lua_rawseti(L, -2, C_SENDALL);
   luaL_newmetatable(L, WRITER_MT);         /* module ctx mt */
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -3, C_WRITER_MT);
   luaL_newlibtable(L, writer_methods);     /* module ctx mt methods */
   lua_pushvalue(L, -3);
   lua_pushvalue(L, -3);
