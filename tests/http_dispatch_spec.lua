@@ -174,6 +174,40 @@ class Handler(Stamp, Common):
     assert.truthy(r:find("\r\nContent%-Type: text/plain\r\nX%-Stamp: mixin\r\n"))
   end))
 
+  it("a mixin overriding several methods at once is obeyed by all of them", bounded(15, function()
+    local Trace = {}
+    function Trace:version_string() return "Traced/1" end
+    function Trace:log_message(fmt, ...) self.last_log = format(fmt, ...) end
+    function Trace:end_headers()
+      self:send_header("X-Log", self.last_log)
+      Base.end_headers(self)
+    end
+    function Trace:handle_one_request()
+      self.served = (self.served or 0) + 1
+      Base.handle_one_request(self)
+    end
+    local H = Common()
+    H.log_message = nil                   -- Common's silent one gives way
+    H = H:include(Trace)
+    local r = both(H, [[
+class Trace:
+    def version_string(self):
+        return "Traced/1"
+    def log_message(self, fmt, *args):
+        self.last_log = fmt % args
+    def end_headers(self):
+        self.send_header("X-Log", self.last_log)
+        super().end_headers()
+    def handle_one_request(self):
+        self.served = getattr(self, "served", 0) + 1
+        super().handle_one_request()
+class Handler(Trace, Common):
+    pass
+]], GET .. "GET /y HTTP/1.1\r\nHost: a\r\n\r\n", 2)
+    assert.truthy(r:find("\r\nServer: Traced/1\r\n", 1, true))
+    assert.truthy(r:find('\r\nX%-Log: "GET /y HTTP/1.1" 200 %-\r\n'))
+  end))
+
   it("send_response overridden adds to every response", bounded(15, function()
     local H = Common()
     function H:send_response(code, message)
