@@ -82,8 +82,11 @@ local function page(name)
   return pages[name] or nil
 end
 
--- every entry of every page, in page order
+-- every entry of every page, in page order: gathered once, as the pages
+-- are compiled in and never change
+local everything
 local function all_entries()
+  if everything then return everything end
   local names = {}
   for k in pairs(package.preload) do
     local p = type(k) == "string" and k:match("^wirelab%.docs%.(.+)$")
@@ -95,6 +98,7 @@ local function all_entries()
     local p = page(n)
     for _, e in ipairs(p and p.entries or {}) do out[#out + 1] = e end
   end
+  everything = out
   return out
 end
 
@@ -190,10 +194,9 @@ local function entry_text(e)
   return e.signature .. s
 end
 
-local function entries_text(list, footer)
+local function entries_text(list)
   local out = {}
   for _, e in ipairs(list) do out[#out + 1] = entry_text(e) end
-  if footer then out[#out + 1] = footer end
   return concat(out, "\n")
 end
 
