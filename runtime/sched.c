@@ -50,6 +50,7 @@ static struct {
   wl_task_t *current;
   wl_task_t *only;           /* in a forked child: the one task that runs */
   uint64_t polled_at;        /* uv_hrtime() of the loop's last poll */
+  uint64_t resumed_at;       /* uv_hrtime() of the running task's resume */
   int handles;
   int last_id;               /* the id of the newest task */
   int closed;                /* wl_sched_close has run: nothing resumes */
@@ -274,11 +275,15 @@ static int yield_now(lua_State *L, lua_KFunction k) {
   return wl_yield(L, k, 0);
 }
 
-/* Whether the loop has gone a whole slice without a poll: a socket call
-** that would complete without waiting (a UDP flood, a fast peer) yields
-** first, or one busy task would starve timers and every other client. */
+/* Whether the running task has had a whole slice since it was resumed: a
+** socket call that would complete without waiting (a UDP flood, a fast
+** peer) yields first, or one busy task would starve timers and every other
+** client. Counted from the task's own resume, not from the loop's last
+** poll: else a task resumed after a busy one found the slice spent, yielded
+** before doing anything, and never got on (a connect done, its first send
+** held off until the busy sender finished). */
 int wl_turn_over(void) {
-  return uv_hrtime() - S.polled_at > SLICE_NS;
+  return uv_hrtime() - S.resumed_at > SLICE_NS;
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -402,6 +407,7 @@ static void run_task(wl_task_t *t) {
   }
   t->state = T_RUNNING;
   S.current = t;
+  S.resumed_at = uv_hrtime();
   rc = lua_resume(co, S.L, nargs, &nres);
   S.current = NULL;
   if (rc == LUA_YIELD) {
@@ -424,7 +430,7 @@ static void run_ready(void) {
   size_t n = 0, at_start = S.rcount;
   while (S.rcount > 0 && n < MAX_BURST && !wl_signo) {
     wl_task_t *t;
-    if (n >= at_start && wl_turn_over()) break;
+    if (n >= at_start && uv_hrtime() - S.polled_at > SLICE_NS) break;
     n++;
     t = ready_pop();
     if (S.only == NULL || t == S.only) run_task(t);

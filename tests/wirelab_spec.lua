@@ -291,6 +291,42 @@ describe("wirelab tasks", function()
     assert.is_true(took < 3, "10,000 tasks took " .. took .. " s")
   end))
 
+  it("a task woken while another sends without ever waiting gets its turn, not just a yield",
+     bounded(30, function()
+    -- the sender's 1-byte sends never wait (the kernel takes them all), so
+    -- it yields only when its slice is over; the other task, woken by its
+    -- timer, must then do its whole exchange in its own turn rather than
+    -- find the slice spent and yield again until the sender has finished
+    local socket = require "socket"
+    local srv <close> = socket.create_server("127.0.0.1", 0)
+    local a <close> = socket.create_connection("127.0.0.1", select(2, srv:getsockname()), 5)
+    local peer <close> = srv:accept()
+    local N, got = 200000, 0
+    local drain = wirelab.spawn(function()
+      while got < N do got = got + #peer:recv(65536) end
+    end)
+    local other_done, other_done_first = false, nil
+    local sender = wirelab.spawn(function()
+      for _ = 1, N do a:send("x") end
+      other_done_first = other_done
+    end)
+    local other = wirelab.spawn(function()
+      wirelab.sleep(0.01)
+      local x, y = socket.socketpair()
+      local xc <close> = x
+      local yc <close> = y
+      x:settimeout(5); y:settimeout(5)
+      x:sendall("ping")
+      assert.are.equal("ping", y:recv(4))
+      y:sendall("pong")
+      assert.are.equal("pong", x:recv(4))
+      other_done = true
+    end)
+    wirelab.join_all({sender, other, drain}, 25)
+    assert.are.equal(N, got)
+    assert.is_true(other_done_first, "the exchange waited until the sender had sent all it had")
+  end))
+
   it("tostring of a task names its state", bounded(5, function()
     local t = wirelab.spawn(function() end)
     assert.matches("^<task %d+ ready>$", tostring(t))
