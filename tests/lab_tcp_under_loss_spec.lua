@@ -30,6 +30,9 @@ for f in sorted(os.listdir(d)):
     r = json.load(open(os.path.join(d, f)))
     checks = ("%s=%s/%s" % (c["name"], c["status"], c["outcome"].replace(" ", "_")) for c in r["checks"])
     print(f[:-5], r["score"], r["max_score"], " ".join(checks))
+    for c in r["checks"]:
+        if c["status"] == "failed":
+            sys.stderr.write("%s %s: %s\n" % (f[:-5], c["name"], c["output"].split("\nhint:")[0]))
 ]], dir, timeout = 20}
   assert.are.equal(0, r.code, r.stderr)
   local out = {}
@@ -40,7 +43,7 @@ for f in sorted(os.listdir(d)):
     end
     out[name] = {tonumber(score), tonumber(max), c}
   end
-  return out
+  return out, r.stderr
 end
 
 describe("wirelab grade, the tcp-under-loss lab", function()
@@ -71,10 +74,10 @@ describe("wirelab grade, the tcp-under-loss lab", function()
     for name in pairs(EXPECTED) do args[#args + 1] = BROKEN .. "/" .. name end
     local r = grade(args, 270)
     assert.are.equal(0, r.code, r.stderr)
-    local got = reports(out)
-    assert.are.same({14, 14}, {got.solution[1], got.solution[2]}, "the Lua reference")
+    local got, feedback = reports(out)   -- feedback: each failed check's, for the messages
+    assert.are.same({14, 14}, {got.solution[1], got.solution[2]}, "the Lua reference\n" .. feedback)
     local py = got[pysol:match("([^/]+)$")]
-    assert.are.same({14, 14}, {py[1], py[2]}, "the Python reference")
+    assert.are.same({14, 14}, {py[1], py[2]}, "the Python reference\n" .. feedback)
     for name, want in pairs(EXPECTED) do
       local g = got[name]
       assert.is_not_nil(g, name .. " has no report")
@@ -83,7 +86,7 @@ describe("wirelab grade, the tcp-under-loss lab", function()
         if res[1] ~= "passed" then failed[#failed + 1] = check .. " " .. res[2] end
       end
       table.sort(failed)
-      assert.are.equal(want[1], g[1], name .. "'s score (" .. table.concat(failed, ", ") .. ")")
+      assert.are.equal(want[1], g[1], name .. "'s score (" .. table.concat(failed, ", ") .. ")\n" .. feedback)
       assert.are.same({"failed", want[3]}, g[3][want[2]], name .. " must fail " .. want[2])
     end
     -- a check that depends on a failed one is skipped, not failed again
