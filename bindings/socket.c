@@ -774,6 +774,12 @@ static int sock_setblocking(lua_State *L) {
   return 0;
 }
 
+/* The stream endpoint of a socket (wl.h): its fd, -1 once closed. */
+static int sock_endpoint_fd(void *udata) {
+  wl_sock_t *s = *(wl_sock_t **)udata;
+  return s != NULL ? s->fd : -1;
+}
+
 /* Methods first, then the fields family, type, closed. */
 static int sock_index(lua_State *L) {
   const char *k;
@@ -839,6 +845,7 @@ int luaopen_socket_core(lua_State *L) {
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, wl_sock_tostring);
   lua_setfield(L, -2, "__tostring");
+  wl_endpoint_register(L, -1, sock_endpoint_fd);
   lua_pushvalue(L, -2);                      /* for Tab, which calls no */
   lua_setfield(L, -2, "methods");            /* __index: as process.core */
   lua_pop(L, 1);
