@@ -10,7 +10,8 @@
 ** and stderr (output.c), errors (error.c), addresses (addr.c), network
 ** namespaces entered for one call (netns.c), the
 ** sandbox supervisor main() becomes under --supervise (supervisor.c),
-** the cgroups it shares with process.core (cgroup.c) and the stream
+** the cgroups it shares with process.core (cgroup.c), the Lua state's
+** allocator (alloc.c) and the stream
 ** endpoints that let one binding reach another's descriptors
 ** (endpoint.c). Each service is
 ** declared here, and may carry its own Lua face (wirelab.core,
@@ -224,6 +225,14 @@ int wl_cgroup_signal(const wl_cgroup_t *sb, int sig);
 int wl_cgroup_empty(const wl_cgroup_t *sb);
 void wl_cgroup_stats(const wl_cgroup_t *sb, wl_cgroup_stats_t *st);
 void wl_cgroup_remove(wl_cgroup_t *sb);
+
+/* ---- the Lua state's allocator (alloc.c) ---------------------------- */
+
+/* A new Lua state whose small blocks come from size-class slabs (plain
+** malloc under ASan or WIRELAB_ALLOC=malloc); wl_alloc_close after
+** lua_close gives the slabs back. */
+lua_State *wl_alloc_newstate(void);
+void wl_alloc_close(void);
 
 /* ---- embedding (embed.c) --------------------------------------------- */
 
