@@ -1,12 +1,16 @@
--- wl_memitems.lua: what an idle connection costs, item by item. Each item
--- is made N times in this one process and measured twice: the Lua heap
--- (collectgarbage("count") after a full collection, so live objects only)
--- and VmRSS (which adds the C side: socket structs, libuv's poll handles,
--- the allocator's overhead). Connections are real, on loopback: the client
--- ends live in this process too, so their cost (the first row) is taken
--- off every row that has clients.
--- Usage: wirelab bench/wl_memitems.lua [N]   (N default 2000; needs about
--- 2 N + 100 descriptors)
+-- wl_memitems.lua: what an idle connection costs in Lua memory, item by
+-- item. Each item is made N times in this one process and measured as the
+-- growth of the Lua heap (collectgarbage("count") after full collections,
+-- so live objects only; the figures do not depend on the machine's load).
+-- The C side (the socket struct with its poll handle, the HTTP parser's
+-- and writer's buffers) and the allocator's overhead are not in it: RSS
+-- says those, measured from outside with 10,000 connections (bench/README,
+-- "Memory"). Connections are real, on loopback: the client ends live in
+-- this process too, so their cost (the first row) is taken off every row
+-- that has clients.
+-- Usage: wirelab bench/wl_memitems.lua [N]   (N default 2000, at most
+-- about 4,000: the first row's listener never accepts, and its queue is
+-- net.core.somaxconn; needs about 2 N + 100 descriptors)
 local wirelab = require "wirelab"
 local socket = require "socket"
 local socketserver = require "socketserver"
@@ -14,31 +18,23 @@ local hs = require "http.server"
 
 local N = tonumber(arg[1] or "2000")
 
-local function rss_kb()
-  local f <close> = assert(io.open("/proc/self/status"))
-  for line in f:lines() do
-    local kb = line:match("^VmRSS:%s*(%d+)")
-    if kb then return tonumber(kb) end
-  end
-end
-
 local function settle()
   for _ = 1, 5 do wirelab.sleep(0.02) end
   collectgarbage()
   collectgarbage()
 end
 
--- measure(make, undo) -> lua bytes, rss bytes per item; make() builds the
--- N items (and whatever they need), undo() lets them all go
+-- measure(make, undo) -> Lua bytes per item; make() builds the N items
+-- (and whatever they need), undo() lets them all go
 local function measure(make, undo)
   settle()
-  local lua0, rss0 = collectgarbage("count"), rss_kb()
+  local lua0 = collectgarbage("count")
   make()
   settle()
-  local lua1, rss1 = collectgarbage("count"), rss_kb()
+  local lua1 = collectgarbage("count")
   undo()
   settle()
-  return (lua1 - lua0) * 1024 / N, (rss1 - rss0) * 1024 / N
+  return (lua1 - lua0) * 1024 / N
 end
 
 -- N client connections to port, held in a table; each waits until the
@@ -69,26 +65,26 @@ local function request_all(cs)
 end
 
 local rows = {}
-local function row(name, lua, rss, note)
-  rows[#rows + 1] = {name, lua, rss, note or ""}
+local function row(name, lua, note)
+  rows[#rows + 1] = {name, lua, note or ""}
 end
 
 -- the client ends alone: connected to a listener that never accepts
-local client_lua, client_rss
+local client_lua
 do
   local l = socket.create_server("127.0.0.1", 0, {backlog = N + 64})
   local _, port = l:getsockname()
   local cs
-  client_lua, client_rss = measure(function() cs = connect_all(port) end,
+  client_lua = measure(function() cs = connect_all(port) end,
     function() close_all(cs) cs = nil end)
   l:close()
-  row("a socket object, connected, no task (box, struct, poll handle)", client_lua, client_rss)
+  row("a socket object, connected, no task (its userdata)", client_lua)
 end
 
 -- a plain Lua coroutine suspended in a yield: the Lua 5.4 floor
 do
   local cos
-  local lua, rss = measure(function()
+  local lua = measure(function()
     cos = {}
     for i = 1, N do
       local co = coroutine.create(function() coroutine.yield() end)
@@ -96,16 +92,16 @@ do
       cos[i] = co
     end
   end, function() cos = nil end)
-  row("a bare Lua coroutine, suspended (the Lua 5.4 floor)", lua, rss)
+  row("a bare Lua coroutine, suspended (the Lua 5.4 floor)", lua)
 end
 
 -- a task parked on a wait queue: coroutine, its stack, the task userdata
 do
   local q = require("wirelab.core").waitq()
-  local lua, rss = measure(function()
+  local lua = measure(function()
     for _ = 1, N do wirelab.spawn(function() q:wait() end) end
   end, function() q:notify_all() end)
-  row("a task parked in a wait (coroutine, stack, task)", lua, rss)
+  row("a task parked in a wait (coroutine, stack, task)", lua)
 end
 
 -- server side of N connections, each its own task; serve(conn) is what
@@ -113,7 +109,7 @@ end
 local function server_rows(name, start, kept)
   local live, srv, port = 0, nil, nil
   local cs
-  local lua, rss = measure(function()
+  local lua = measure(function()
     srv, port = start(function(d) live = live + d end)
     cs = connect_all(port, function() return live end)
     if kept then request_all(cs) end
@@ -124,7 +120,7 @@ local function server_rows(name, start, kept)
     while live > 0 and wirelab.now() - t0 < 10 do wirelab.sleep(0.01) end
     srv()
   end)
-  row(name, lua - client_lua, rss - client_rss, "clients' own cost taken off")
+  row(name, lua - client_lua, "clients' own cost taken off")
 end
 
 -- the raw loop of wl_idle.lua: accept, spawn a task parked in recv
@@ -189,10 +185,10 @@ server_rows("http.server.ThreadingHTTPServer, fresh (no request yet)",
 server_rows("http.server.ThreadingHTTPServer, idle after one keep-alive request",
   ss_start(hs.ThreadingHTTPServer, Hello), true)
 
-print(("%d of each; bytes per item (Lua heap after a full collection; RSS)"):format(N))
-print("| item | Lua heap, B | RSS, B | |")
-print("|---|---:|---:|---|")
+print(("%d of each; Lua heap per item, bytes, after a full collection"):format(N))
+print("| item | Lua heap, B | |")
+print("|---|---:|---|")
 for _, r in ipairs(rows) do
-  print(("| %s | %d | %d | %s |"):format(r[1], math.floor(r[2] + 0.5), math.floor(r[3] + 0.5), r[4]))
+  print(("| %s | %d | %s |"):format(r[1], math.floor(r[2] + 0.5), r[3]))
 end
 os.exit(0)
