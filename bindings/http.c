@@ -1,6 +1,8 @@
 /*
 ** http.c: module "http.core": HTTP/1.1 parser objects for Lua over the
-** engine in http_parse.c, and take_head, the request side of http.server.
+** engine in http_parse.c, and take_head, the request side of http.server:
+** it returns the head it parsed, which BaseHTTPRequestHandler (Lua) makes
+** its fields.
 ** The response writer lives in http_out.c, the string helpers in
 ** http_check.c.
 */
@@ -20,42 +22,27 @@
 /* ---- Lua side ---- */
 
 /* Slots of the upvalue table after the method names at [method + 1]:
-   the version strings, two metatables, the handler fields take_head sets
-   (lua_setfield would hash a C string each time) and the event names.
-   All in the table's array part: a lookup is an index. */
+   the version strings, the headers metatable and the event names. All in the
+   table's array part: a lookup is an index. */
 enum {
-  UV_HTTP10 = HTTP_FLUSH + 2, UV_HTTP11, UV_HEADERS_MT, UV_PARSER_MT,
-  UV_COMMAND, UV_PATH, UV_REQUEST_VERSION, UV_REQUESTLINE,
-  UV_RAW_REQUESTLINE, UV_HEADERS, UV_PROTOCOL_VERSION, UV_CLOSE_CONNECTION,
+  UV_HTTP10 = HTTP_FLUSH + 2, UV_HTTP11, UV_HEADERS_MT,
   UV_EVENTS,                   /* UV_EVENTS + EV_*: the event names */
   UV_N = UV_EVENTS + EV_ERROR + 1
 };
 static const char *const ev_names[] = {"more", "head", "body", "end", "error"};
-static const char *const uv_names[] = {
-  "command", "path", "request_version", "requestline", "raw_requestline",
-  "headers", "protocol_version", "close_connection"
-};
 
-/* t[name] = the value at the top, popped; t at an absolute index. */
-static void set_uv(lua_State *L, int t, int name) {
-  lua_rawgeti(L, lua_upvalueindex(1), name);
-  lua_insert(L, -2);
-  lua_settable(L, t);
-}
+/* A parser's userdata: the engine's parser_t, then a mark. A method knows
+   its self is a parser by the block's size and the mark, without fetching
+   and comparing the metatable (a userdata's block is written by C code
+   only, and no other is this size with this mark). */
+#define PARSER_MARK 0x687474707061727ULL   /* "httppar" */
+typedef struct lparser_t { parser_t p; uint64_t mark; } lparser_t;
 
-/* luaL_checkudata, with the metatable from the upvalue table (looking it
-   up in the registry by name costs a string hash per call) */
 static parser_t *check_parser(lua_State *L) {
-  void *P = lua_touserdata(L, 1);
-  int ok = 0;
-  if (P != NULL && lua_getmetatable(L, 1)) {
-    lua_rawgeti(L, lua_upvalueindex(1), UV_PARSER_MT);
-    ok = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-  }
-  if (!ok)
+  lparser_t *lp = (lparser_t *)lua_touserdata(L, 1);
+  if (lp == NULL || lua_rawlen(L, 1) != sizeof *lp || lp->mark != PARSER_MARK)
     luaL_typeerror(L, 1, "http.parser");
-  return (parser_t *)P;
+  return &lp->p;
 }
 
 static void push_ev(lua_State *L, int ev) {
@@ -174,51 +161,22 @@ static int parser_feed(lua_State *L) {
   return push_event(L, P, ev, buf, len, next);
 }
 
-/* Fills in the request fields of handler h (stack index 2) from the head
-   just parsed, as BaseHTTPRequestHandler.parse_request does in Python. */
-static void fill_handler(lua_State *L, parser_t *P) {
+/* The head just parsed, as take_head returns it after "head", nextpos:
+   command, target, version, requestline, headers (an http.headers object:
+   name, value... in one table), keep_alive. Method names and the common
+   versions are interned strings from upvalue 1: no hashing per request. */
+static void push_request(lua_State *L, parser_t *P) {
   llhttp_t *hp = &P->h;
-  const char *target = P->arena ? P->arena + P->url : "";
-  size_t tlen = P->url_len, vlen, i;
-  const char *version, *line;
-  size_t llen;
-  int protocol10;
-  luaL_Buffer b;
+  size_t i;
   lua_rawgeti(L, lua_upvalueindex(1), hp->method + 1);
-  set_uv(L, 2, UV_COMMAND);
-  if (tlen >= 2 && target[0] == '/' && target[1] == '/') {
-    /* Python 3.11+: "//host/x" must never become a Location to a host */
-    size_t j = 0;
-    while (j < tlen && target[j] == '/')
-      j++;
-    lua_pushliteral(L, "/");
-    lua_pushlstring(L, target + j, tlen - j);
-    lua_concat(L, 2);
-  } else {
-    lua_pushlstring(L, target, tlen);
-  }
-  set_uv(L, 2, UV_PATH);
-  if (P->later_minor)         /* as sent: Python's request_version */
+  lua_pushlstring(L, P->arena ? P->arena + P->url : "", P->url_len);
+  if (P->later_minor)          /* as sent (served as 1.1) */
     lua_pushfstring(L, "HTTP/1.%d", P->later_minor);
   else if (hp->http_major == 1 && hp->http_minor <= 1)
     lua_rawgeti(L, lua_upvalueindex(1), UV_HTTP10 + hp->http_minor);
   else
     lua_pushfstring(L, "HTTP/%d.%d", hp->http_major, hp->http_minor);
-  version = lua_tolstring(L, -1, &vlen);
-  luaL_buffinit(L, &b);        /* method SP target SP version CRLF */
-  luaL_addstring(&b, llhttp_method_name((llhttp_method_t)hp->method));
-  luaL_addchar(&b, ' ');
-  luaL_addlstring(&b, target, tlen);
-  luaL_addchar(&b, ' ');
-  luaL_addlstring(&b, version, vlen);
-  luaL_addlstring(&b, "\r\n", 2);
-  luaL_pushresult(&b);         /* version raw_requestline */
-  line = lua_tolstring(L, -1, &llen);
-  lua_pushlstring(L, line, llen - 2);
-  set_uv(L, 2, UV_REQUESTLINE);
-  set_uv(L, 2, UV_RAW_REQUESTLINE);
-  set_uv(L, 2, UV_REQUEST_VERSION);
-  /* headers: an http.headers object, name, value... in one table */
+  lua_pushlstring(L, P->line ? P->line : "", P->llen);
   lua_createtable(L, (int)(2 * P->ntrail), 0);
   for (i = 0; i < P->ntrail; i++) {
     const field_t *f = &P->fields[i];
@@ -229,33 +187,25 @@ static void fill_handler(lua_State *L, parser_t *P) {
   }
   lua_rawgeti(L, lua_upvalueindex(1), UV_HEADERS_MT);
   lua_setmetatable(L, -2);
-  set_uv(L, 2, UV_HEADERS);
-  /* the parser drives keep-alive (version and Connection header) */
-  lua_rawgeti(L, lua_upvalueindex(1), UV_PROTOCOL_VERSION);
-  lua_gettable(L, 2);
-  protocol10 = lua_type(L, -1) == LUA_TSTRING &&
-               strcmp(lua_tostring(L, -1), "HTTP/1.0") == 0;
-  lua_pop(L, 1);
-  lua_pushboolean(L, !P->keep_alive || protocol10);
-  set_uv(L, 2, UV_CLOSE_CONNECTION);
+  lua_pushboolean(L, P->keep_alive);
 }
 
-/* p:take_head(handler, buf, pos) -> "head", nextpos, has_body, expect, clen
-                                  | "more", nextpos | "error", status, reason
-   The request side of BaseHTTPRequestHandler in one call: skips the end
-   of the bodiless message before, and on a head fills in the handler's
-   command, path, request_version, requestline, raw_requestline, headers
-   and close_connection. */
+/* p:take_head(buf, pos)
+     -> "head", nextpos, command, target, version, requestline, headers,
+        keep_alive, has_body, expect_continue, content_length (or nil)
+      | "more", nextpos | "error", status, reason
+   The request side of http.server in one call: skips the end of the
+   bodiless message before, and returns the next head, which the caller
+   (BaseHTTPRequestHandler, in Lua) makes its fields. */
 static int parser_take_head(lua_State *L) {
   parser_t *P = check_parser(L);
   size_t len;
   const char *buf, *next;
   lua_Integer pos;
   int ev;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  buf = luaL_checklstring(L, 3, &len);
-  pos = luaL_checkinteger(L, 4);
-  luaL_argcheck(L, pos >= 1 && (lua_Unsigned)pos <= len + 1, 4,
+  buf = luaL_checklstring(L, 2, &len);
+  pos = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, pos >= 1 && (lua_Unsigned)pos <= len + 1, 3,
                 "position out of range");
   luaL_argcheck(L, P->h.type == HTTP_REQUEST, 1, "not a request parser");
   do {                         /* past an end, or a body nobody read */
@@ -264,7 +214,15 @@ static int parser_take_head(lua_State *L) {
   } while (ev == EV_END || ev == EV_BODY);
   if (ev == EV_HEAD) {
     int body = (P->h.flags & (F_CHUNKED | F_CONTENT_LENGTH)) != 0;
-    fill_handler(L, P);
+    push_ev(L, EV_HEAD);
+    lua_pushinteger(L, pos);
+    push_request(L, P);
+    lua_pushboolean(L, body);
+    lua_pushboolean(L, P->expect);
+    if (P->h.flags & F_CONTENT_LENGTH)
+      lua_pushinteger(L, (lua_Integer)P->clen);
+    else
+      lua_pushnil(L);
     if (!body) {
       /* end the bodiless message now, so that between requests the
          parser waits at a message start and the caller may read first;
@@ -272,15 +230,7 @@ static int parser_take_head(lua_State *L) {
       const char *at = next;
       wl_hp_run(P, at, at, &next);
     }
-    push_ev(L, EV_HEAD);
-    lua_pushinteger(L, pos);
-    lua_pushboolean(L, body);
-    lua_pushboolean(L, P->expect);
-    if (P->h.flags & F_CONTENT_LENGTH)
-      lua_pushinteger(L, (lua_Integer)P->clen);
-    else
-      lua_pushnil(L);
-    return 5;
+    return 11;
   }
   if (ev == EV_MORE) {
     push_ev(L, EV_MORE);
@@ -298,7 +248,6 @@ static int http_set_headers_class(lua_State *L) {
   return 0;
 }
 
-/* At EOF: ends a close-delimited body, refuses a message cut short. */
 /* At EOF: ends a close-delimited body, refuses a message cut short. */
 static int parser_finish(lua_State *L) {
   parser_t *P = check_parser(L);
@@ -328,8 +277,6 @@ static int parser_set_head_response(lua_State *L) {
   return 0;
 }
 
-/* The raw start line of the current or last message, as far as seen:
-   the server logs it (escaped) even for requests it refuses. */
 /* p:request_line() -> the start line as far as it was scanned, and
 ** whether it ended (else the parser stopped inside it) */
 static int parser_request_line(lua_State *L) {
@@ -386,6 +333,7 @@ static uint64_t opt_limit(lua_State *L, int i) {
 static int http_parser(lua_State *L) {
   static const char *const kinds[] = {"request", "response", NULL};
   int kind = luaL_checkoption(L, 1, NULL, kinds);
+  lparser_t *lp;
   parser_t *P;
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
@@ -394,8 +342,10 @@ static int http_parser(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
   }
-  P = (parser_t *)lua_newuserdatauv(L, sizeof *P, 0);
-  memset(P, 0, sizeof *P);     /* buffers NULL: __gc is safe at any point */
+  lp = (lparser_t *)lua_newuserdatauv(L, sizeof *lp, 0);
+  memset(lp, 0, sizeof *lp);   /* buffers NULL: __gc is safe at any point */
+  lp->mark = PARSER_MARK;
+  P = &lp->p;
   luaL_setmetatable(L, PARSER_MT);
   P->max_line = (size_t)opt_limit(L, LIM_LINE);
   P->max_header_bytes = (size_t)opt_limit(L, LIM_HEADER_BYTES);
@@ -434,17 +384,11 @@ int luaopen_http_core(lua_State *L) {
   lua_rawseti(L, -2, UV_HTTP10);
   lua_pushliteral(L, "HTTP/1.1");
   lua_rawseti(L, -2, UV_HTTP11);
-  for (m = 0; m < (int)(sizeof uv_names / sizeof uv_names[0]); m++) {
-    lua_pushstring(L, uv_names[m]);
-    lua_rawseti(L, -2, UV_COMMAND + m);
-  }
   for (m = 0; m < (int)(sizeof ev_names / sizeof ev_names[0]); m++) {
     lua_pushstring(L, ev_names[m]);
     lua_rawseti(L, -2, UV_EVENTS + m);
   }
   luaL_newmetatable(L, PARSER_MT);
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -3, UV_PARSER_MT);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, metamethods, 1);
   luaL_newlibtable(L, methods);
@@ -463,6 +407,10 @@ int luaopen_http_core(lua_State *L) {
     lua_setfield(L, -2, limits[m].name);
   }
   lua_setfield(L, -2, "default_limits");
+  luaL_getmetatable(L, PARSER_MT);     /* the methods, for callers that */
+  lua_getfield(L, -1, "__index");      /* keep them in locals */
+  lua_setfield(L, -3, "parser_methods");
+  lua_pop(L, 1);
   wl_http_writer_open(L);
   return 1;
 }

@@ -36,8 +36,8 @@ int wl_http_field_value(const char *s, size_t n);
 const char *wl_http_reason(lua_Integer code);
 void wl_http_date(char *out, int64_t secs);
 
-/* http_out.c: adds writer() and the handler methods to the module table
-   at the top of the stack */
+/* http_out.c: adds writer() and writer_methods to the module table at
+   the top of the stack */
 void wl_http_writer_open(lua_State *L);
 
 #endif

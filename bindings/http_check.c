@@ -51,8 +51,19 @@ static int http_valid_method(lua_State *L) {
    parser refuses the same bytes, so nothing we send is refused by us. */
 int wl_http_field_value(const char *p, size_t n) {
   const unsigned char *s = (const unsigned char *)p;
-  size_t i;
-  for (i = 0; i < n; i++)
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  size_t i = 0;
+  /* eight bytes at a time while none is below 0x20 or 0x7f (a word with
+     such a byte, HTAB perhaps, is judged byte by byte): every response
+     header passes here */
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, del;
+    memcpy(&x, s + i, 8);
+    del = x ^ (0x7f * ones);
+    if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs)
+      break;
+  }
+  for (; i < n; i++)
     if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
       return 0;
   return 1;
@@ -202,10 +213,24 @@ void wl_http_date(char *out, int64_t secs) {
            (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
 }
 
+/* httpdate([t]): t defaults to now, whose text changes once a second:
+   a server asks for it on every response, so it is formatted only then */
 static int http_httpdate(lua_State *L) {
-  lua_Number t = luaL_optnumber(L, 1, (lua_Number)time(NULL));
+  static int64_t now_at = INT64_MIN;
+  static char now_text[WL_HTTP_DATE_LEN + 1];
+  lua_Number t;
   int64_t secs;
   char out[WL_HTTP_DATE_LEN + 1];
+  if (lua_isnoneornil(L, 1)) {
+    secs = (int64_t)time(NULL);
+    if (secs != now_at) {
+      wl_http_date(now_text, secs);
+      now_at = secs;
+    }
+    lua_pushlstring(L, now_text, WL_HTTP_DATE_LEN);
+    return 1;
+  }
+  t = luaL_checknumber(L, 1);
   luaL_argcheck(L, t >= -62135596800.0 && t < 253402300800.0, 1,
                 "time out of range");
   secs = (int64_t)t;

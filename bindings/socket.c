@@ -82,7 +82,7 @@ static void on_poll(uv_poll_t *h, int status, int events);
 
 static void watch(wl_sock_t *s, int events) {
   if (events == s->events) return;
-  s->events = events;
+  s->events = (unsigned char)events;
   if (events) uv_poll_start(&s->poll, events, on_poll);
   else uv_poll_stop(&s->poll);
 }
@@ -183,7 +183,7 @@ int wl_sock_wrap(wl_sock_t **box, int fd, int family, int type) {
   }
   s->poll.data = (void *)&wl_sock_tag;  /* sockstat.c finds sockets so */
   s->fd = fd;
-  s->family = family;
+  s->family = (unsigned short)family;
   s->type = type;
   s->timeout = default_timeout;   /* accepted ones too, as in Python */
   s->maybe_readable = 1;
@@ -634,13 +634,22 @@ static int sendrest_k(lua_State *L, int status, lua_KContext dl) {
   return send_rest(L, dl, 0);
 }
 
-/* sendall(data[, flags]) */
+/* sendall(data[, flags]): the common case, the kernel taking it all in
+** one send, returns at once; the rest goes on in send_rest. */
 static int sock_sendall(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "sendall");
-  luaL_checkstring(L, 2);
-  luaL_optinteger(L, 3, 0);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  int flags = (int)luaL_optinteger(L, 3, 0);
+  lua_Integer off = 0;
+  if (n > 0 && !wl_sock_turn_due(L, s)) {
+    ssize_t r = send_once(s, p, n, flags, NULL, 0);
+    if (r == (ssize_t)n) return 0;
+    if (r >= 0) off = r;
+    else if (r != UV_EAGAIN) return fail(L, s, "sendall", (int)r);
+  }
   lua_settop(L, 3);
-  lua_pushinteger(L, 0);
+  lua_pushinteger(L, off);
   return send_rest(L, wl_sock_deadline(s), 1);
 }
 
@@ -774,6 +783,12 @@ static int sock_setblocking(lua_State *L) {
   return 0;
 }
 
+/* The stream endpoint of a socket (wl.h): its fd, -1 once closed. */
+static int sock_endpoint_fd(void *udata) {
+  wl_sock_t *s = *(wl_sock_t **)udata;
+  return s != NULL ? s->fd : -1;
+}
+
 /* Methods first, then the fields family, type, closed. */
 static int sock_index(lua_State *L) {
   const char *k;
@@ -839,6 +854,7 @@ int luaopen_socket_core(lua_State *L) {
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, wl_sock_tostring);
   lua_setfield(L, -2, "__tostring");
+  wl_endpoint_register(L, -1, sock_endpoint_fd);
   lua_pushvalue(L, -2);                      /* for Tab, which calls no */
   lua_setfield(L, -2, "methods");            /* __index: as process.core */
   lua_pop(L, 1);

@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
   /* before any Lua: the supervisor of a sandboxed program is plain C */
   if (argc > 1 && strcmp(argv[1], "--supervise") == 0)
     return wl_supervise(argc, argv);
-  L = gL = luaL_newstate();
+  L = gL = wl_alloc_newstate();
   if (L == NULL) {
     fprintf(stderr, "wirelab: cannot create the Lua state\n");
     return 1;
@@ -63,6 +63,7 @@ int main(int argc, char **argv) {
   wl_sched_close();
   lua_close(L);
   gL = NULL;
+  wl_alloc_close();
   wl_loop_close();
   return code;
 }

@@ -25,17 +25,19 @@
 
 enum { T_READY, T_RUNNING, T_PARKED, T_DONE, T_FAILED };
 
+/* Every idle connection has one: the flags are bytes, and the userdata
+** has one user value, the thread while the task lives, then its results
+** (or error) once it has ended. */
 struct wl_task_t {
   lua_State *co;
-  int state;
-  int status;                /* resume value while T_READY */
-  int started, cancelled, joined, is_main;
-  int id;                    /* 1, 2, 3... in the order of spawn */
   wl_waiter_t self;          /* for waits with no request of their own */
   wl_waiter_t *parked;       /* where the task waits, while T_PARKED */
   wl_waiter_t joiners;       /* tasks in join() */
   double deadline;           /* while in the timer heap */
   int hidx;                  /* index in the heap, -1 when not in it */
+  int status;                /* resume value while T_READY */
+  int id;                    /* 1, 2, 3... in the order of spawn */
+  unsigned char state, started, cancelled, joined, is_main;
 };
 
 static struct {
@@ -302,7 +304,7 @@ static void push_task(lua_State *L, wl_task_t *t) {
 /* spawn(fn, ...): the function and its arguments move to the new thread. */
 static int new_task(lua_State *L, int first) {
   int n = lua_gettop(L) - first + 1;
-  wl_task_t *t = lua_newuserdatauv(L, sizeof *t, 2);
+  wl_task_t *t = lua_newuserdatauv(L, sizeof *t, 1);
   memset(t, 0, sizeof *t);
   t->hidx = -1;
   t->id = ++S.last_id;
@@ -333,8 +335,8 @@ static int safe_tostring(lua_State *L) {
   return 1;
 }
 
-/* The task ended: keep its results (or error) in user value 2, release
-** the thread and wake the joiners. */
+/* The task ended: its results (or error) replace the thread as the user
+** value, and the joiners wake. */
 static void finish(wl_task_t *t, int ok, int nres) {
   lua_State *L = S.L, *co = t->co;
   int i;
@@ -377,8 +379,6 @@ static void finish(wl_task_t *t, int ok, int nres) {
     lua_resetthread(co);
     t->state = T_FAILED;
   }
-  lua_setiuservalue(L, -2, 2);
-  lua_pushnil(L);
   lua_setiuservalue(L, -2, 1);               /* the thread may go */
   lua_pop(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
@@ -445,7 +445,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   if (t->state != T_DONE && t->state != T_FAILED)
     return wl_raise(L, "join", rc < 0 ? rc : UV_EINVAL, NULL);
   t->joined = 1;
-  lua_getiuservalue(L, 1, 2);
+  lua_getiuservalue(L, 1, 1);
   if (t->state == T_FAILED)
     return lua_error(L);
   n = (int)(lua_getfield(L, -1, "n"), lua_tointeger(L, -1));
@@ -716,7 +716,7 @@ int wl_sched_run(lua_State *L, int nargs) {
   } else if (main->state == T_FAILED) {
     code = 1;
   } else {                   /* wirelab.main returns the exit status */
-    lua_getiuservalue(L, -1, 2);
+    lua_getiuservalue(L, -1, 1);
     lua_rawgeti(L, -1, 1);
     code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
     lua_pop(L, 2);

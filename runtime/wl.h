@@ -9,8 +9,11 @@
 ** the loop and scheduler (sched.c), signals (signals.c), stdout
 ** and stderr (output.c), errors (error.c), addresses (addr.c), network
 ** namespaces entered for one call (netns.c), the
-** sandbox supervisor main() becomes under --supervise (supervisor.c) and
-** the cgroups it shares with process.core (cgroup.c). Each service is
+** sandbox supervisor main() becomes under --supervise (supervisor.c),
+** the cgroups it shares with process.core (cgroup.c), the Lua state's
+** allocator (alloc.c) and the stream
+** endpoints that let one binding reach another's descriptors
+** (endpoint.c). Each service is
 ** declared here, and may carry its own Lua face (wirelab.core,
 ** wirelab.error). bindings/ is the C half of one Lua module each
 ** (socket.core, http.core, process.core, wirelab.fs, wirelab.fork,
@@ -168,6 +171,26 @@ void wl_format_sockaddr(const struct sockaddr *sa, char *buf, size_t size);
 ** Returns fn's result (0 or -errno), or the -errno of entering. */
 int wl_netns_run(int nsfd, int (*fn)(void *), void *arg);
 
+/* ---- stream endpoints (endpoint.c) --------------------------------- */
+
+/* An object that carries bytes over a descriptor (a socket) registers its
+** metatable (at stack slot mt) with a function that gives the object's fd
+** from its userdata block, -1 once it is closed. Other C code (http.core's
+** response writer) asks wl_endpoint for the value at stack slot i: 1 and
+** *ep filled in when it is such an object, else 0. The userdata must be
+** kept alive (a user value) while ep is used. */
+typedef int (*wl_fd_fn)(void *udata);
+typedef struct wl_endpoint_t {
+  void *udata;
+  wl_fd_fn fd;
+} wl_endpoint_t;
+void wl_endpoint_register(lua_State *L, int mt, wl_fd_fn fd);
+int wl_endpoint(lua_State *L, int i, wl_endpoint_t *ep);
+/* The descriptor now, or -1 once the object is closed. */
+static inline int wl_endpoint_fd(const wl_endpoint_t *ep) {
+  return ep->fd(ep->udata);
+}
+
 /* ---- the sandbox supervisor (supervisor.c, cgroup.c) ----------------- */
 
 /* main() of `wirelab --supervise OPTIONS -- PROG ARGS`: the process that
@@ -202,6 +225,14 @@ int wl_cgroup_signal(const wl_cgroup_t *sb, int sig);
 int wl_cgroup_empty(const wl_cgroup_t *sb);
 void wl_cgroup_stats(const wl_cgroup_t *sb, wl_cgroup_stats_t *st);
 void wl_cgroup_remove(wl_cgroup_t *sb);
+
+/* ---- the Lua state's allocator (alloc.c) ---------------------------- */
+
+/* A new Lua state whose small blocks come from size-class slabs (plain
+** malloc under ASan or WIRELAB_ALLOC=malloc); wl_alloc_close after
+** lua_close gives the slabs back. */
+lua_State *wl_alloc_newstate(void);
+void wl_alloc_close(void);
 
 /* ---- embedding (embed.c) --------------------------------------------- */
 

@@ -100,6 +100,9 @@ local function sock_source(sock) return sock:recv(READ_SIZE) end
 
 local File = reader.extend()
 M.SocketFile = File
+-- the write side's state, as defaults (see wirelab.reader): the list out
+-- is made by the first write
+File.nout, File.bytes, File.unbuffered = 0, 0, false
 
 -- makefile([mode[, {buffering=, max_line=}]]); buffering 0 sends each
 -- write at once. A mode without "b" is text: "\r\n" reads as "\n".
@@ -113,8 +116,8 @@ function Socket:makefile(mode, opts)
   end
   local f = reader.new_of(File, sock_source, self,
     {text = not mode:find("b", 1, true), max_line = opts and opts.max_line})
-  f.sock, f.out, f.nout, f.bytes, f.mode = self, {}, 0, 0, mode
-  f.unbuffered = opts and opts.buffering == 0
+  f.sock, f.mode = self, mode
+  if opts and opts.buffering == 0 then f.unbuffered = true end
   return f
 end
 
@@ -130,8 +133,13 @@ function File:write(...)
     elseif type(s) ~= "string" then
       error("bad argument #" .. i .. " to 'write' (string expected, got " .. type(s) .. ")", 2)
     end
+    local out = self.out
+    if out == nil then
+      out = {}
+      self.out = out
+    end
     self.nout = self.nout + 1
-    self.out[self.nout] = s
+    out[self.nout] = s
     self.bytes = self.bytes + #s
   end
   if self.unbuffered or self.bytes >= READ_SIZE then self:flush() end

@@ -95,6 +95,62 @@ describe("socketserver", function()
     server:server_close()
   end))
 
+  it("a Threading server runs setup, handle and finish in order, finish after a failed handle too; " ..
+     "errors in any of them reach handle_error, finish's winning; overrides of process_request_thread " ..
+     "and finish_request are called", bounded(15, function()
+    local steps, seen = {}, {}
+    local H = socketserver.BaseRequestHandler:extend()
+    function H:setup()
+      self.line = self.request:recv(100)
+      steps[#steps + 1] = "setup " .. self.line
+      if self.line == "setup-fails" then error("in setup") end
+    end
+    function H:handle()
+      steps[#steps + 1] = "handle"
+      if self.line == "handle-fails" or self.line == "both-fail" then error("in handle") end
+      self.request:sendall("ok")
+    end
+    function H:finish()
+      steps[#steps + 1] = "finish"
+      if self.line == "both-fail" then error("in finish") end
+    end
+    local server = socketserver.ThreadingTCPServer({"127.0.0.1", 0}, H)
+    function server:handle_error(request, client_address, err)
+      seen[#seen + 1] = tostring(err):match("in %a+")
+    end
+    server:start()
+    local port = server.server_address[2]
+    local function ask(line)
+      steps = {}
+      local c <close> = socket.create_connection("127.0.0.1", port, 5)
+      c:sendall(line)
+      local reply = c:recv(100)
+      c:recv(100)                      -- the server closes it: every step has run
+      return reply, table.concat(steps, ", ")
+    end
+    assert.are.same({"ok", "setup fine, handle, finish"}, {ask("fine")})
+    assert.are.same({"", "setup setup-fails"}, {ask("setup-fails")})
+    assert.are.same({"", "setup handle-fails, handle, finish"}, {ask("handle-fails")})
+    assert.are.same({"", "setup both-fail, handle, finish"}, {ask("both-fail")})
+    assert.are.same({"in setup", "in handle", "in finish"}, seen)
+    -- overridden, each is called as before
+    local calls = {}
+    function server:finish_request(request, client_address)
+      calls[#calls + 1] = "finish_request"
+      socketserver.BaseServer.finish_request(self, request, client_address)
+    end
+    assert.are.same({"ok", "setup fine, handle, finish"}, {ask("fine")})
+    server.finish_request = nil
+    function server:process_request_thread(request, client_address)
+      calls[#calls + 1] = "process_request_thread"
+      socketserver.ThreadingMixIn.process_request_thread(self, request, client_address)
+    end
+    assert.are.same({"ok", "setup fine, handle, finish"}, {ask("fine")})
+    assert.are.same({"finish_request", "process_request_thread"}, calls)
+    server:shutdown()
+    server:server_close()
+  end))
+
   it("the default handle_error writes Python's banner to stderr", bounded(15, function()
     local r = process.run{support.wirelab, "-e", [[
       local ss = require "socketserver"

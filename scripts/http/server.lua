@@ -75,8 +75,10 @@ M.ThreadingHTTPServer = HTTPServer:extend({daemon_threads = true}):include(socke
 local ABORT = setmetatable({}, {__tostring = function() return "request aborted by the client" end})
 
 -- fill(h, timeout, phase[, deadline]): reads more bytes into h's buffer;
--- false on EOF, timeout or reset. phase: "idle" (between requests),
--- "head", "body".
+-- false on EOF. phase: "idle" (between requests), "head", "body". A
+-- timeout or a reset raises the socket's error, unprotected (a pcall per
+-- read costs): it ends the connection, and handle() knows it from
+-- h._reading, the phase it was raised in (see read_failed).
 local recv                     -- the socket method, found on first use
 local function fill(h, timeout, phase, deadline)
   local conn = h.connection
@@ -86,14 +88,9 @@ local function fill(h, timeout, phase, deadline)
     h._timeout = timeout
   end
   recv = recv or conn.recv
-  local ok, data = pcall(recv, conn, 65536)
-  if not ok then
-    if errors.is(data, "ETIMEDOUT") and phase ~= "idle" then
-      h:_fail(408, "Request Timeout")
-    end
-    h.close_connection = true
-    return false
-  end
+  h._reading = phase
+  local data = recv(conn, 65536)
+  h._reading = false
   if data == "" then
     h.close_connection = true
     h._eof = true
@@ -138,15 +135,21 @@ local function body_chunk(b)
   end
 end
 
--- self.rfile is the one reader (wirelab.reader) over body_chunk, made once
--- per connection and reset for each request.
-
--- ---- the response ---------------------------------------------------------
--- is built in C (bindings/http_out.c): the writer core.writer(sock) is the
--- handler's wfile, and send_response_only, send_header and end_headers are
--- C functions that find it at self._w.
-
 -- ---- BaseHTTPRequestHandler ----------------------------------------------
+-- Lua owns the handler, as Python's http.server owns it in Python: every
+-- method below calls the others by name (self:send_header(...)), so a
+-- subclass or a mixin that overrides one is obeyed everywhere. C provides
+-- two protocol objects with plain methods (bindings/http.c, http_out.c):
+-- the request parser, whose take_head returns the head it parsed, and the
+-- response writer, which builds the head and body in one buffer and sends
+-- them in one write. Their methods are kept in locals: no lookup per call.
+
+local P = core.parser_methods
+local take_head, request_line = P.take_head, P.request_line
+local W = core.writer_methods
+local w_status, w_header, w_end_headers, w_finish = W.status, W.header, W.end_headers, W.finish
+local w_flush, w_discard, w_headers_sent = W.flush, W.discard, W.headers_sent
+local byte = string.byte
 
 local Base = socketserver.BaseRequestHandler:extend()
 M.BaseHTTPRequestHandler = Base
@@ -161,6 +164,8 @@ function Base:setup()
   self.connection = self.request
   -- the head and body leave together, but never wait on Nagle either
   pcall(self.connection.setsockopt, self.connection, socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+  -- _w is the writer the head goes to; wfile is the body's, the same
+  -- object unless a handler replaces it
   self._w = core.writer(self.connection)
   self.wfile = self._w
   self._buf, self._pos = "", 1
@@ -171,6 +176,9 @@ function Base:setup()
   -- whole class chain, on every request
   self._max_requests = srv.max_requests_per_socket or false
   self._limit_keep = false
+  self._requests = 0
+  self._keep_alive, self._expect, self._clen = false, false, false
+  self._reading, self._skipping = false, false
   -- a limit the server lacks (not an HTTPServer) is the parser's default
   self._parser = core.parser("request", {
     max_line = srv.max_line, max_header_bytes = srv.max_header_bytes,
@@ -178,34 +186,28 @@ function Base:setup()
 end
 
 function Base:finish()
-  if not self.connection.closed then pcall(self._w.flush, self._w) end
+  if not self.connection.closed then pcall(w_flush, self._w) end
 end
 
 -- A protocol failure: the error response, then the connection closes.
 function Base:_fail(status, reason)
   self.close_connection = true
-  if self._w:headers_sent() then return end
-  if not self.requestline then
-    -- the first line as received: the parser's copy once it ended; a line
-    -- the parser stopped inside (at a bad byte) runs on in the buffer while
-    -- the buffer still starts with it. log_message escapes control bytes.
-    local parsed, done = self._parser:request_line()
-    local raw = not done and self._buf:match("^([^\r\n]*)") or ""
-    if #raw > #parsed and raw:sub(1, #parsed) == parsed then parsed = raw end
-    self.requestline = parsed:sub(1, 8192)
-    self.command, self.request_version = nil, nil
-  end
+  if self._skipping or w_headers_sent(self._w) then return end
   pcall(self.send_error, self, status, reason)
-  pcall(self._w.flush, self._w)
+  pcall(w_flush, self._w)
 end
 
--- handle(): requests until the connection ends
-function Base:handle()
-  self.close_connection = true
-  self:handle_one_request()
-  while not self.close_connection do
-    self:handle_one_request()
-  end
+-- A request refused before its head was whole: the log shows the first
+-- line as received, the parser's copy once it ended; a line the parser
+-- stopped inside (at a bad byte) runs on in the buffer while the buffer
+-- still starts with it. log_message escapes control bytes.
+local function fail_head(self, status, reason)
+  local parsed, done = request_line(self._parser)
+  local raw = not done and self._buf:match("^([^\r\n]*)") or ""
+  if #raw > #parsed and raw:sub(1, #parsed) == parsed then parsed = raw end
+  self.requestline = parsed:sub(1, 8192)
+  self.command, self.request_version = nil, nil
+  self:_fail(status, reason)
 end
 
 -- "GET" -> "do_GET", made once per method name
@@ -215,44 +217,105 @@ local do_names = setmetatable({}, {__index = function(t, m)
   return v
 end})
 
--- the message handler of a request: a traceback, except for ABORT
-local function handler_traceback(e)
-  if e == ABORT then return e end
-  return socketserver.traceback(e, 3)
+-- Whether err is the connection's own read failing (fill): a timeout gets
+-- its 408 unless the connection was idle; a reset ends it quietly.
+local function read_failed(self, err)
+  local phase = self._reading
+  self._reading = false
+  if type(err) == "table" and rawget(err, "traceback") then err = rawget(err, "error") end
+  if not (phase and errors.is(err) and err.op == "recv") then return false end
+  if phase ~= "idle" and errors.is(err, "ETIMEDOUT") then self:_fail(408, "Request Timeout") end
+  return true
+end
+
+-- The handler raised: ABORT ends the connection quietly (its 4xx is
+-- sent), and so does a failed read; anything else gets a 500 and goes on
+-- up to handle_error.
+local function handler_failed(self, err)
+  self.close_connection = true
+  if err == ABORT or read_failed(self, err) then return end
+  -- Python closes the socket; a 500 first tells the client why
+  local w = self._w
+  if not w_headers_sent(w) and not self.connection.closed then
+    w_discard(w)
+    pcall(self.send_error, self, 500, "Internal Server Error")
+    pcall(w_flush, w)
+  end
+  error(err, 0)
+end
+
+local function serve(self)
+  self:handle_one_request()
+  while not self.close_connection do
+    self:handle_one_request()
+  end
+end
+
+-- handle(): requests until the connection ends, as Python's. One
+-- protected call for the whole connection: a handler error closes it.
+-- Its message handler adds a traceback, but not to ABORT or to the
+-- connection's own failed read, which end it quietly.
+function Base:handle()
+  self.close_connection = true
+  local ok, err = xpcall(serve, function(e)
+    if e == ABORT or (self._reading and errors.is(e) and e.op == "recv") then return e end
+    return socketserver.traceback(e, 3)
+  end, self)
+  if not ok then return handler_failed(self, err) end
 end
 
 -- Waits for the next head: an idle connection may wait keepalive_timeout
 -- (the first request header_timeout) and is closed silently; once a byte of
 -- the head has come, the whole head must arrive by the header deadline.
--- take_head fills in command, path, headers... (bindings/http.c). Returns
--- true, has_body, expect, clen; false when the connection is done.
+-- On a head, sets the request's fields as the parser returned them and
+-- returns has_body; nil when the connection is done.
 local function read_head(self)
   local parser = self._parser
   local idle = self._pos > #self._buf      -- no byte of this request yet
   local deadline
   while true do
     if idle then          -- the parser waits at a message start: read first
-      local t = self._requests and self._keepalive_timeout or self._header_timeout
-      if not fill(self, t, "idle") then return false end
+      local t = self._requests > 0 and self._keepalive_timeout or self._header_timeout
+      if not fill(self, t, "idle") then return nil end
       idle = false
     end
-    local ev, a, has_body, expect, clen = parser:take_head(self, self._buf, self._pos)
+    local ev, a, command, path, version, line, headers, keep_alive, has_body, expect, clen =
+      take_head(parser, self._buf, self._pos)
     if ev == "head" then
       self._pos = a
-      return true, has_body, expect, clen
+      self.command, self.path, self.request_version, self.requestline = command, path, version, line
+      self.headers = headers
+      self._keep_alive, self._expect, self._clen = keep_alive, expect, clen
+      return has_body
     end
-    if ev ~= "more" then                      -- "error"
-      self:_fail(a or 400, has_body or "Bad Request")
-      return false
+    if ev ~= "more" then                      -- "error", status, reason
+      fail_head(self, a or 400, command or "Bad Request")
+      return nil
     end
     self._pos = a
     -- the whole head must arrive within header_timeout of its first byte
     deadline = deadline or wirelab.now() + self._header_timeout
     if not fill(self, nil, "head", deadline) then
-      if self._eof then self:_fail(400, "Bad Request: incomplete request") end
-      return false
+      if self._eof then fail_head(self, 400, "Bad Request: incomplete request") end
+      return nil
     end
   end
+end
+
+-- parse_request() -> ok: makes the head the parser returned (the fields
+-- command, path, request_version, requestline, headers) the request, as
+-- Python's: a path starting "//" loses its extra slashes, close_connection
+-- comes from the version and Connection, and Expect: 100-continue is
+-- answered (handle_expect_100). False when the request is not to be
+-- served; whoever said false has sent the response.
+function Base:parse_request()
+  local path = self.path
+  if byte(path, 2) == 47 and byte(path, 1) == 47 then  -- Python 3.11+: "//host/x"
+    self.path = "/" .. path:gsub("^/+", "")          -- must never be a Location to a host
+  end
+  self.close_connection = not self._keep_alive or self.protocol_version == "HTTP/1.0"
+  if self._expect and not self:handle_expect_100() then return false end
+  return true
 end
 
 -- The request's rfile: the one reader (wirelab.reader) over body_chunk,
@@ -280,12 +343,12 @@ end
 local function refuse_over_limit(self, has_body)
   local maxreq = self._max_requests
   self._limit_keep = false
-  if maxreq and self._requests > maxreq then
+  if self._requests > maxreq then
     self:send_error(503, "Service Unavailable", "Too many requests on this connection")
-    self._w:flush()
+    w_finish(self._w)
     self.close_connection = has_body or self._pos > #self._buf
     return true
-  elseif maxreq and self._requests == maxreq then
+  elseif self._requests == maxreq then
     self._limit_keep = not self.close_connection
     self.close_connection = true
   end
@@ -295,23 +358,8 @@ end
 -- No do_<command>: a 501, and the connection closes.
 local function no_method(self)
   self:send_error(501, ("Unsupported method ('%s')"):format(self.command))
-  self._w:flush()
+  w_finish(self._w)
   self.close_connection = true
-end
-
--- The handler raised: ABORT ends the request quietly (its 4xx is sent);
--- anything else gets a 500 and goes on up to handle_error.
-local function handler_failed(self, err)
-  self.close_connection = true
-  if err == ABORT then return end
-  -- Python closes the socket; a 500 first tells the client why
-  local w = self._w
-  if not w:headers_sent() and not self.connection.closed then
-    w:discard()
-    pcall(self.send_error, self, 500, "Internal Server Error")
-    pcall(w.flush, w)
-  end
-  error(err, 0)
 end
 
 -- After the handler, a body it left unread is read past, up to this;
@@ -319,39 +367,41 @@ end
 local UNREAD_LIMIT = 1024 * 1024
 
 local function skip_unread_body(self, b)
+  self._skipping = true                   -- the response is out: no 4xx now
   local ok = pcall(function()
     while not b.done and b.received < UNREAD_LIMIT do body_chunk(b) end
   end)
+  self._skipping, self._reading = false, false
   if not ok or not b.done or b.failed then self.close_connection = true end
 end
 
+-- handle_one_request(): reads a request, parse_request(), then do_<command>
+-- and the response goes out.
 function Base:handle_one_request()
-  self._w:begin()
-  self.requestline, self.command, self.path, self.request_version = nil, nil, nil, nil
   self.close_connection = true
-  local ok, has_body, expect, clen = read_head(self)
-  if not ok then return end
-  self._requests = (self._requests or 0) + 1
-  self._clen = clen
+  local has_body = read_head(self)
+  if has_body == nil then return end
+  self._requests = self._requests + 1
   -- the hot path makes no call it can avoid: an unused reader stays as is
   local rfile = self._rfile
   if has_body or not rfile or rfile.used or not self._body.done then
     rfile = request_body(self, has_body)
   end
   self.rfile = rfile
-  if self._max_requests and refuse_over_limit(self, has_body) then return end
-  if expect and not self:handle_expect_100() then
-    self._w:flush()
+  if not self:parse_request() then
+    w_finish(self._w)
     return
   end
+  if self._max_requests and refuse_over_limit(self, has_body) then return end
   local method = self[do_names[self.command]]
   if not method then return no_method(self) end
-  local done, err = xpcall(method, handler_traceback, self)
-  if not done then return handler_failed(self, err) end
-  -- after the handler: end a chunked body, flush, skip an unread body
+  method(self)
+  -- after the handler: a head it never ended is ended, then all goes out
   local w = self._w
-  if w:end_response() then self:end_headers() end
-  w:flush()
+  if w_finish(w) then
+    self:end_headers()
+    w_finish(w)
+  end
   local b = self._body
   if not b.done and not self.close_connection then skip_unread_body(self, b) end
   if self._limit_keep and b.done and not self.connection.closed then self.close_connection = false end
@@ -369,32 +419,59 @@ function Base:handle_expect_100()
 end
 
 -- ---- building the response ------------------------------------------------
+-- Python's methods, each calling the others by name; the writer (self._w)
+-- takes plain values.
 
--- The log clock changes once a second: format it once a second.
-local now_s, log_date = -1, nil
-local function refresh_dates()
-  local t = wirelab.time() // 1
-  if t ~= now_s then
-    now_s, log_date = t, os.date("%d/%b/%Y %H:%M:%S", t)
-  end
-end
-
--- send_response, version_string and the rest of the head: bindings/http_out.c
-Base.send_response = core.send_response
--- Python's send_response step by step, which the C one hands over to when
--- a handler overrides send_header (so that it sees Server and Date too)
-core.set_send_response_fallback(function(self, code, message)
+-- send_response(code[, message]): log, status line, Server and Date
+function Base:send_response(code, message)
   self:log_request(code)
   self:send_response_only(code, message)
   self:send_header("Server", self:version_string())
   self:send_header("Date", self:date_time_string())
-end)
-Base.version_string = core.version_string
-Base.send_response_only = core.send_response_only
-Base.send_header = core.send_header
-Base.end_headers = core.end_headers
+end
 
-function Base:flush_headers() self._w:flush() end
+function Base:send_response_only(code, message)
+  if self.request_version ~= "HTTP/0.9" then
+    w_status(self._w, self.protocol_version, code, message, self.command == "HEAD")
+  end
+end
+
+-- send_header(keyword, value): the writer refuses a bad name or a value
+-- with CR, LF or NUL; it says when the field was Connection: close or
+-- keep-alive
+function Base:send_header(keyword, value)
+  if self.request_version ~= "HTTP/0.9" then
+    local close = w_header(self._w, keyword, value)
+    if close ~= nil then self.close_connection = close end
+  end
+end
+
+-- end_headers(): a body without Content-Length goes chunked to an HTTP/1.1
+-- client, else ends with the connection (the writer decides, and says)
+function Base:end_headers()
+  if self.request_version ~= "HTTP/0.9" then
+    self.close_connection = w_end_headers(self._w, self.close_connection,
+      self.request_version == "HTTP/1.1" and self.protocol_version == "HTTP/1.1")
+  end
+end
+
+function Base:flush_headers() w_flush(self._w) end
+
+-- version_string(): made again only when one of its parts changes
+local vs_server, vs_sys, vs_text
+function Base:version_string()
+  local server_version, sys_version = self.server_version, self.sys_version
+  if server_version ~= vs_server or sys_version ~= vs_sys or not vs_text then
+    vs_text = tostring(server_version) .. " " .. tostring(sys_version)
+    vs_server, vs_sys = server_version, sys_version
+  end
+  return vs_text
+end
+
+local httpdate = core.httpdate
+function Base:date_time_string(t)
+  return httpdate(t)
+end
 
 -- The explanation an error page gives for each status: the wording
 -- Python's http.server sends, so that pages compare byte for byte.
@@ -464,6 +541,7 @@ M.explanations = {
 }
 
 -- send_error(code[, message[, explain]]): Python's HTML error page
+-- send_error(code[, message[, explain]]): Python's HTML error page
 function Base:send_error(code, message, explain)
   local reason = core.status_reason(code)
   message = message or reason or "???"
@@ -484,6 +562,15 @@ end
 
 -- ---- logging, as Python's ----------------------------------------------------
 
+-- The log clock changes once a second: format it once a second.
+local now_s, log_date = -1, nil
+local function refresh_dates()
+  local t = wirelab.time() // 1
+  if t ~= now_s then
+    now_s, log_date = t, os.date("%d/%b/%Y %H:%M:%S", t)
+  end
+end
+
 function Base:log_request(code, size)
   self:log_message('"%s" %s %s', self.requestline or "", code or "-", size or "-")
 end
@@ -497,10 +584,6 @@ function Base:log_message(fmt, ...)
 end
 
 function Base:address_string() return tostring(self.client_address[1]) end
-
-function Base:date_time_string(t)
-  return core.httpdate(t)
-end
 
 function Base:log_date_time_string()
   refresh_dates()

@@ -26,11 +26,16 @@ M.MAX_LINE = 1024 * 1024
 local Reader = {}
 Reader.__index = Reader
 M.Reader = Reader
+-- A new reader's state, as defaults in its class: an idle connection's
+-- rfile (10,000 of them held) stores only its source, context and limit
+-- until the first bytes come, a table of 4 slots where it had 16. The
+-- list parts is made with the first chunk.
+Reader.buf, Reader.pos, Reader.np, Reader.plen = "", 1, 0, 0
+Reader.eof, Reader.closed, Reader.used = false, false, false
 
 -- new(source, ctx[, {text=, max_line=}]) -> reader
 function M.new(source, ctx, opts)
-  local r = setmetatable({src = source, ctx = ctx, buf = "", pos = 1, parts = {}, np = 0, plen = 0,
-                          eof = false, closed = false, used = false, max_line = M.MAX_LINE}, Reader)
+  local r = setmetatable({src = source, ctx = ctx, max_line = M.MAX_LINE}, Reader)
   if opts then
     r.text = opts.text or nil
     if opts.max_line ~= nil then
@@ -67,8 +72,12 @@ local function pull(r)
     d = gsub(d, "\r\n", "\n")
     if d == "" then return pull(r) end
   end
-  local np = r.np + 1
-  r.parts[np], r.np, r.plen = d, np, r.plen + #d
+  local np, parts = r.np + 1, r.parts
+  if parts == nil then
+    parts = {}
+    r.parts = parts
+  end
+  parts[np], r.np, r.plen = d, np, r.plen + #d
   return true
 end
 

@@ -7,10 +7,11 @@
 **
 ** Build: clang -g -O1 -fsanitize=fuzzer,address,undefined with
 ** -I/usr/include/lua5.4 -I/usr/share/include/llhttp, over this file,
-** bindings/http.c, http_check.c, http_out.c and llhttp's api.c, http.c and
+** bindings/http.c, http_parse.c, http_check.c, http_out.c, runtime/endpoint.c
+** and llhttp's api.c, http.c and
 ** llhttp.c from /usr/share/llhttp, linked with -llua5.4.
-** Requests are also driven through take_head, as http.server does: its
-** heads and what follows must match feed()'s. `make fuzz` builds and runs it.
+** Requests are also driven through take_head, as http.server does: the
+** heads it returns and what follows must match feed()'s. `make fuzz` builds and runs it.
 ** Input: byte 0 flags (1 response, 2 HEAD response, 4 small limits),
 ** bytes 1-2 the seed of the cuts, then the bytes to parse.
 */
@@ -97,7 +98,7 @@ static const char oracle[] =
   "end\n"
   "local function drive_take(chunks)\n"
   "  local p = core.parser('request', flags & 4 == 4 and small or nil)\n"
-  "  local out, buf, pos, h, in_body = {}, '', 1, {protocol_version = 'HTTP/1.1'}, false\n"
+  "  local out, buf, pos, h, in_body = {}, '', 1, nil, false\n"
   "  local function push(ev, x)\n"
   "    if ev == 'body' and out[#out] and out[#out]:sub(1, 5) == 'body:' then\n"
   "      out[#out] = out[#out] .. x\n"
@@ -108,7 +109,17 @@ static const char oracle[] =
   "    while true do\n"
   "      local ev, a, b\n"
   "      if in_body then ev, a, b = p:feed(buf, pos)\n"
-  "      else ev, a, b = p:take_head(h, buf, pos) end\n"
+  "      else\n"
+  "        local r = table.pack(p:take_head(buf, pos))\n"
+  "        ev, a, b = r[1], r[2], r[3]\n"
+  "        if ev == 'head' then\n"
+  "          h = {command = r[3], path = r[4], request_version = r[5], requestline = r[6], headers = r[7]}\n"
+  "          -- the line as sent (Python's requestline): method, target, version\n"
+  "          assert(r[6]:sub(1, #r[3]) == r[3] and r[6]:sub(-#r[5]) == r[5]\n"
+  "                 and r[6]:find(r[4], #r[3] + 1, true), 'requestline')\n"
+  "          b = r[9]\n"
+  "        end\n"
+  "      end\n"
   "      if ev == 'error' then push('error', a) return out end\n"
   "      assert(a >= pos and a <= #buf + 1, 'nextpos out of range')\n"
   "      pos = a\n"
