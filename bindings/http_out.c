@@ -380,10 +380,22 @@ static int writer_header(lua_State *L) {
       return luaL_argerror(L, 3, "header value contains CR, LF or NUL");
   }
   w->building = 1;
-  add(L, &w->head, k, klen);
-  ADDLIT(L, &w->head, ": ");
-  add(L, &w->head, v, vlen);
-  ADDLIT(L, &w->head, "\r\n");
+  {                            /* "k: v\r\n", room made once */
+    obuf_t *b = &w->head;
+    char *p;
+    if (klen + vlen + 4 > b->cap - b->len)
+      grow(L, b, klen + vlen + 4);
+    p = b->p + b->len;
+    memcpy(p, k, klen);
+    p += klen;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, v, vlen);
+    p += vlen;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->p);
+  }
   if (klen == 10 && WL_HTTP_IEQ(k, klen, "connection")) {
     w->conn_header = 1;
     if (WL_HTTP_IEQ(v, vlen, "close")) {
