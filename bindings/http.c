@@ -400,6 +400,7 @@ int luaopen_http_core(lua_State *L) {
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, funcs, 1);
   luaL_setfuncs(L, wl_http_helpers, 0);
+  wl_http_date_open(L);
   lua_remove(L, -2);           /* the string cache, now in upvalues */
   lua_createtable(L, 0, LIM_N);
   for (m = 0; m < LIM_N; m++) {

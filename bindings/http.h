@@ -35,6 +35,7 @@ int wl_http_token(const char *s, size_t n);
 int wl_http_field_value(const char *s, size_t n);
 const char *wl_http_reason(lua_Integer code);
 void wl_http_date(char *out, int64_t secs);
+void wl_http_date_open(lua_State *L);   /* adds httpdate() */
 
 /* http_out.c: adds writer() and writer_methods to the module table at
    the top of the stack */

@@ -214,20 +214,24 @@ void wl_http_date(char *out, int64_t secs) {
 }
 
 /* httpdate([t]): t defaults to now, whose text changes once a second:
-   a server asks for it on every response, so it is formatted only then */
+   a server asks for it on every response, so it is formatted only then,
+   and kept as a Lua string in upvalue 1 ([1] the text, [2] its second),
+   so that a response pays no string hashing for it either */
 static int http_httpdate(lua_State *L) {
-  static int64_t now_at = INT64_MIN;
-  static char now_text[WL_HTTP_DATE_LEN + 1];
   lua_Number t;
   int64_t secs;
   char out[WL_HTTP_DATE_LEN + 1];
   if (lua_isnoneornil(L, 1)) {
     secs = (int64_t)time(NULL);
-    if (secs != now_at) {
-      wl_http_date(now_text, secs);
-      now_at = secs;
+    lua_rawgeti(L, lua_upvalueindex(1), 2);
+    if (lua_tointeger(L, -1) != secs || lua_isnil(L, -1)) {
+      wl_http_date(out, secs);
+      lua_pushlstring(L, out, WL_HTTP_DATE_LEN);
+      lua_rawseti(L, lua_upvalueindex(1), 1);
+      lua_pushinteger(L, (lua_Integer)secs);
+      lua_rawseti(L, lua_upvalueindex(1), 2);
     }
-    lua_pushlstring(L, now_text, WL_HTTP_DATE_LEN);
+    lua_rawgeti(L, lua_upvalueindex(1), 1);
     return 1;
   }
   t = luaL_checknumber(L, 1);
@@ -239,6 +243,13 @@ static int http_httpdate(lua_State *L) {
   wl_http_date(out, secs);
   lua_pushstring(L, out);
   return 1;
+}
+
+/* Adds httpdate, with its cache, to the module table at the top. */
+void wl_http_date_open(lua_State *L) {
+  lua_createtable(L, 2, 0);
+  lua_pushcclosure(L, http_httpdate, 1);
+  lua_setfield(L, -2, "httpdate");
 }
 
 typedef struct { const char *s, *e; } cursor;
@@ -332,7 +343,6 @@ const luaL_Reg wl_http_helpers[] = {
   {"valid_target", http_valid_target},
   {"escape_log", http_escape_log},
   {"status_reason", http_status_reason},
-  {"httpdate", http_httpdate},
   {"parse_httpdate", http_parse_httpdate},
   {NULL, NULL}
 };

@@ -306,7 +306,6 @@ static int writer_status(lua_State *L) {
   int head_request = lua_toboolean(L, 5);  /* before to_string pushes */
   const char *msg, *proto;
   size_t mlen, plen;
-  char num[5];
   if (code < 100 || code > 999)
     return luaL_argerror(L, 3, "status code 100-999 expected");
   if (lua_isnoneornil(L, 4)) {
@@ -324,14 +323,25 @@ static int writer_status(lua_State *L) {
     return luaL_argerror(L, 2, "CR, LF or NUL in the version");
   w->status = (int)code;
   w->building = 1;
-  add(L, &w->head, proto, plen);
-  num[0] = num[4] = ' ';       /* code is 100..999 */
-  num[1] = (char)('0' + code / 100);
-  num[2] = (char)('0' + code / 10 % 10);
-  num[3] = (char)('0' + code % 10);
-  add(L, &w->head, num, 5);
-  add(L, &w->head, msg, mlen);
-  ADDLIT(L, &w->head, "\r\n");
+  {                            /* "proto code msg\r\n", room made once */
+    obuf_t *b = &w->head;
+    char *p;
+    if (plen + mlen + 7 > b->cap - b->len)
+      grow(L, b, plen + mlen + 7);
+    p = b->p + b->len;
+    memcpy(p, proto, plen);
+    p += plen;
+    *p++ = ' ';                /* code is 100..999 */
+    *p++ = (char)('0' + code / 100);
+    *p++ = (char)('0' + code / 10 % 10);
+    *p++ = (char)('0' + code % 10);
+    *p++ = ' ';
+    memcpy(p, msg, mlen);
+    p += mlen;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->p);
+  }
   w->bodyless = code < 200 || code == 204 || code == 304 || head_request;
   w->no_body = 0;
   if (code >= 200)
@@ -380,10 +390,22 @@ static int writer_header(lua_State *L) {
       return luaL_argerror(L, 3, "header value contains CR, LF or NUL");
   }
   w->building = 1;
-  add(L, &w->head, k, klen);
-  ADDLIT(L, &w->head, ": ");
-  add(L, &w->head, v, vlen);
-  ADDLIT(L, &w->head, "\r\n");
+  {                            /* "k: v\r\n", room made once */
+    obuf_t *b = &w->head;
+    char *p;
+    if (klen + vlen + 4 > b->cap - b->len)
+      grow(L, b, klen + vlen + 4);
+    p = b->p + b->len;
+    memcpy(p, k, klen);
+    p += klen;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, v, vlen);
+    p += vlen;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->p);
+  }
   if (klen == 10 && WL_HTTP_IEQ(k, klen, "connection")) {
     w->conn_header = 1;
     if (WL_HTTP_IEQ(v, vlen, "close")) {

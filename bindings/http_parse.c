@@ -159,7 +159,14 @@ static int on_headers_complete(llhttp_t *h) {
   P->upgrade = h->upgrade;
   P->st = chunked ? S_CSIZE : S_BODY;
   P->body_total = 0;
-  return HPE_PAUSED;
+  /* A request without a body (most) ends with its head: llhttp runs on
+     to on_message_complete in this same run, instead of a second run of
+     no bytes after the pause (see run_event). An upgrade keeps the pause:
+     settle() handles what follows it. */
+  P->head_end = h->type == HTTP_REQUEST && !h->upgrade &&
+                !(h->flags & (F_CHUNKED | F_CONTENT_LENGTH |
+                              F_TRANSFER_ENCODING));
+  return P->head_end ? 0 : HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *h, const char *at, size_t n) {
@@ -189,8 +196,10 @@ static int on_chunk_header(llhttp_t *h) {
 
 static int on_message_complete(llhttp_t *h) {
   parser_t *P = (parser_t *)h;
-  P->ev = EV_END;
+  if (!P->head_end)            /* else the run's event stays EV_HEAD */
+    P->ev = EV_END;
   P->closing = !llhttp_should_keep_alive(h);
+  P->end_paused = 1;
   return HPE_PAUSED;
 }
 
@@ -574,7 +583,7 @@ static void end_message(parser_t *P) {
    on: afterwards llhttp waits for bytes exactly where the scanner does. */
 static int settle(parser_t *P, const char *p) {
   llhttp_errno_t err;
-  P->paused = 0;
+  P->paused = P->end_paused = 0;
   P->ev = EV_MORE;
   llhttp_resume(&P->h);
   while ((err = llhttp_execute(&P->h, p, 0)) == HPE_PAUSED_UPGRADE)
@@ -613,6 +622,15 @@ static int pending_event(parser_t *P, const char *p, const char *end,
   if (P->st == S_CLOSED) {     /* the peer must close; llhttp is not run */
     *next = end;
     return EV_MORE;
+  }
+  if (P->paused && P->end_paused && P->h.type == HTTP_REQUEST &&
+      !P->h.upgrade) {
+    /* paused at a message end: the steps llhttp takes after it (back to
+       a message start) need no bytes, and it takes them on the next
+       bytes as well as in a run of none: no run here */
+    llhttp_resume(&P->h);
+    P->paused = P->end_paused = 0;
+    return EV_GO;
   }
   if (P->paused && (ev = settle(P, p)) != EV_MORE)
     return ev;
@@ -703,8 +721,14 @@ static void check_framing(parser_t *P, int sc, const char *done,
 /* The event a run made once the framing agreed; a body comes before the
    end it reached (pending_end). EV_GO: none, scanning goes on. */
 static int run_event(parser_t *P, int sc) {
-  if (P->ev == EV_HEAD)
+  if (P->ev == EV_HEAD) {
+    if (P->head_end) {         /* the message ended too: its end is next */
+      P->head_end = 0;
+      end_message(P);
+      P->pending_end = 1;
+    }
     return EV_HEAD;
+  }
   if (P->ev == EV_END)
     end_message(P);
   if (P->body_len > 0) {
@@ -786,6 +810,7 @@ void wl_hp_reset(parser_t *P) {
   llhttp_init(&P->h, P->h.type, &settings);
   reset_scanner(P, S_START);
   P->paused = P->pending_end = P->closing = P->bad_method = 0;
+  P->end_paused = P->head_end = 0;
   P->head_response = 0;
   P->nf = P->alen = P->url_len = P->llen = 0;
   P->later_minor = P->line_done = 0;

@@ -49,6 +49,7 @@ typedef struct parser_t {
   size_t body_len;
   /* between calls */
   int paused, pending_end, closing, bad_method;
+  int end_paused;              /* paused in on_message_complete */
   /* the head as it is parsed: spans copied into one arena, so a head split
      over many recvs needs no per-callback allocation */
   char *arena;
@@ -61,6 +62,7 @@ typedef struct parser_t {
   int line_done;               /* the start line has ended */
   /* head facts computed in on_headers_complete */
   int keep_alive, expect, upgrade;
+  int head_end;                /* this head ends its message: no body */
   uint64_t clen;
   /* the error, once dead */
   int status, sstatus;         /* sstatus: the scanner's, until applied */

@@ -170,6 +170,9 @@ local PRIVATE = {
 local function methods_of(obj)
   local mt = getmetatable(obj)
   if type(mt) ~= "table" then return nil end
+  -- a wirelab.class class lists its own fields (its __index holds the
+  -- inherited ones too)
+  if require("wirelab.class").is_class(mt) then return mt end
   return type(mt.__index) == "table" and mt.__index or mt
 end
 

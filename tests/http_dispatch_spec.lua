@@ -400,6 +400,47 @@ class Handler(Common):
     assert.falsy(r:find("Content-Type", 1, true))
   end))
 
+  it("methods and fields assigned to the classes later are obeyed at once, as in Python", bounded(15, function()
+    -- the class chain is looked up through flat tables (wirelab.class):
+    -- an assignment mid-connection, to the handler's class or to a class
+    -- it extends, and taking an override away again, must reach them
+    local Mid = Common()
+    local H = Mid:extend()
+    function H:do_GET()
+      if self.path == "/late" then
+        Mid.server_version = "Late/1.0"
+        function H:send_header(k, v)
+          Base.send_header(self, k, v)
+          if k == "Date" then Base.send_header(self, "X-Late", "1") end
+        end
+      elseif self.path == "/back" then
+        H.send_header = nil
+      end
+      common_get(self)
+    end
+    local req = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    local reqs = req .. req:gsub("/x", "/late") .. req .. req:gsub("/x", "/back")
+    local r = both(H, [[
+class Mid(Common):
+    pass
+class Handler(Mid):
+    def do_GET(self):
+        if self.path == "/late":
+            Mid.server_version = "Late/1.0"
+            def send_header(me, k, v):
+                BaseHTTPRequestHandler.send_header(me, k, v)
+                if k == "Date": BaseHTTPRequestHandler.send_header(me, "X-Late", "1")
+            Handler.send_header = send_header
+        elif self.path == "/back":
+            del Handler.send_header
+        Common.do_GET(self)
+]], reqs, 4)
+    local _, lates = r:gsub("\r\nX%-Late: 1\r\n", "")
+    assert.are.equal(2, lates)                -- /late and the /x after it
+    local _, servers = r:gsub("\r\nServer: Late/1.0 Test/2\r\n", "")
+    assert.are.equal(3, servers)
+  end))
+
   it("a handler that never ends its head gets one ended for it", bounded(15, function()
     local H = Common()
     local ended = 0

@@ -9,6 +9,7 @@
 local M = {}
 
 local concat, sort, format = table.concat, table.sort, string.format
+local class = require "wirelab.class"
 
 -- The modules users require, the page each is written up in, and how its
 -- classes' methods are written there (s:sendall, server:serve_forever).
@@ -124,7 +125,7 @@ local function class_prefix(c)
         if type(mod) == "table" and rawget(mod, cname) == c then return prefix end
       end
     end
-    c = rawget(c, "super")
+    c = class.own(c, "super")
   end
   return nil
 end
@@ -145,7 +146,7 @@ local function prefix_of(v)
       local mod = package.loaded[m.name]
       for cname, p in pairs(m.classes or {}) do
         local c = type(mod) == "table" and rawget(mod, cname)
-        if ok and close ~= nil and type(c) == "table" and rawget(c, "close") == close then return p end
+        if ok and close ~= nil and type(c) == "table" and class.own(c, "close") == close then return p end
       end
     end
   end
