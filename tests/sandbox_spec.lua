@@ -207,19 +207,20 @@ describe("process sandbox", function()
     -- a Lua file handle wirelab holds open must not leak into the child
     local leak = io.open("/dev/null")
     local p = spawn{"sleep", "10", sandbox = true}
-    -- sleep's own start-up (setlocale reading the locale files) holds an fd
-    -- for a moment after exec; a leaked one stays, so the set is watched
-    -- until it settles, and what it settled on is compared
-    local function fds()
-      local list = {}
-      for _, e in ipairs(require("wirelab.fs").listdir("/proc/" .. p.pid .. "/fd")) do
-        list[#list + 1] = tonumber(e.name)
-      end
-      table.sort(list)
-      return list
+    -- sleep's own start-up (setlocale reading each locale file) opens and
+    -- closes fd 3 again and again after exec, slowly on a busy machine: the
+    -- fds are counted once it sleeps (state S: blocked, in its nanosleep)
+    local fs = require "wirelab.fs"
+    support.wait_until("sleep to be asleep", function()
+      return (support.proc_status(p.pid, "State") or ""):match("^S") ~= nil
+    end, 5)
+    local fds, what = {}, {}
+    for _, e in ipairs(fs.listdir("/proc/" .. p.pid .. "/fd")) do fds[#fds + 1] = tonumber(e.name) end
+    table.sort(fds)
+    for _, fd in ipairs(fds) do
+      what[#what + 1] = fd .. " -> " .. tostring(fs.readlink("/proc/" .. p.pid .. "/fd/" .. fd))
     end
-    pcall(support.wait_until, "sleep holds fds 0-2 only", function() return #fds() == 3 end, 2)
-    assert.are.same({0, 1, 2}, fds())
+    assert.are.same({0, 1, 2}, fds, table.concat(what, ", "))
     for _, field in ipairs({"SigBlk", "SigIgn", "SigCgt"}) do
       assert.are.equal("0000000000000000", support.proc_status(p.pid, field), field)
     end
