@@ -39,11 +39,6 @@ int main(int argc, char **argv) {
     return 1;
   }
   wl_output_init();            /* before any output and the io library */
-  /* generational: what a server allocates per message (the string a recv
-  ** returns, a request's head) dies young, and a minor collection frees it
-  ** without marking the long-lived rest each cycle (bulk echo through a
-  ** ThreadingTCPServer: +23% messages/s at the same CPU, bench/README.md) */
-  lua_gc(L, LUA_GCGEN, 0, 0);
   luaL_openlibs(L);
   wl_sched_init(L);
   wl_signals_init();
