@@ -111,7 +111,10 @@ local function body_chunk(b)
     if b.done then return "" end
     local ev, a, c = h._parser:feed(h._buf, h._pos)
     if ev == "body" then
-      h._pos = a
+      -- a buffer fed whole is let go now, not at the next fill: a body
+      -- streams through in 64 KiB strings, and one a collection finds still
+      -- held is kept (generationally: promoted) longer than it lives
+      if a > #h._buf then h._buf, h._pos = "", 1 else h._pos = a end
       b.received = b.received + #c
       return c
     elseif ev == "end" then

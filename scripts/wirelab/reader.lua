@@ -96,13 +96,41 @@ end
 
 local function avail(r) return #r.buf - r.pos + 1 + r.plen end
 
--- The first n buffered bytes (n <= avail).
+-- The first n buffered bytes (n <= avail). Bytes that reach into the parts
+-- are joined from just the parts they reach, and the part they end in
+-- becomes buf, read from where they stop: a body streamed through read(n)
+-- holds the one piece it is in, not a join of everything pulled (memory,
+-- and what a collection finds still alive).
 local function take(r, n)
-  if r.pos + n - 1 > #r.buf then merge(r) end
   local pos, buf = r.pos, r.buf
-  local s = (pos == 1 and n == #buf) and buf or sub(buf, pos, pos + n - 1)
-  pos = pos + n
-  if pos > #buf then r.buf, r.pos = "", 1 else r.pos = pos end
+  local s
+  if pos + n - 1 <= #buf then
+    s = (pos == 1 and n == #buf) and buf or sub(buf, pos, pos + n - 1)
+    pos = pos + n
+  else
+    local parts, np = r.parts, r.np
+    local got, j, m = {}, 0, #buf - pos + 1
+    if m > 0 then j = 1; got[1] = pos == 1 and buf or sub(buf, pos) end
+    local i, used = 0, 0
+    while true do                    -- m < n: the end is in a later part
+      i = i + 1
+      local p = parts[i]
+      used = used + #p
+      j = j + 1
+      if m + #p >= n then
+        local want = n - m
+        got[j] = want == #p and p or sub(p, 1, want)
+        buf, pos = p, want + 1
+        break
+      end
+      got[j], m = p, m + #p
+    end
+    s = j == 1 and got[1] or concat(got, "", 1, j)
+    table.move(parts, i + 1, np + 1, 1)   -- np + 1 is nil: ends the list
+    for k = np - i + 2, np do parts[k] = nil end
+    r.np, r.plen = np - i, r.plen - used
+  end
+  if pos > #buf then r.buf, r.pos = "", 1 else r.buf, r.pos = buf, pos end
   return s
 end
 
