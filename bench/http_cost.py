@@ -39,10 +39,13 @@ local socketserver = require "socketserver"
 local EVERY = %d
 local count = 0
 local function hook() count = count + 1 end
-local init = socketserver.BaseRequestHandler.init
-socketserver.BaseRequestHandler.init = function(...)
+-- setup, not init: socketserver's task for a stock handler class makes the
+-- instance itself and calls setup, handle and finish (init is not called)
+local hs = require "http.server"
+local setup = hs.BaseHTTPRequestHandler.setup
+hs.BaseHTTPRequestHandler.setup = function(...)
   debug.sethook(hook, "", EVERY)
-  return init(...)
+  return setup(...)
 end
 local side = socket.create_server("127.0.0.1", 0)
 io.stderr:write("VMPORT ", select(2, side:getsockname()), "\n")
