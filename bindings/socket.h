@@ -104,6 +104,10 @@ struct wl_tcp_info {
 ** number), and the state of socket fd (NULL when TCP_INFO fails). */
 const char *wl_tcp_state_name(unsigned v);
 const char *wl_tcp_state(int fd);
+/* sockinfo.c: the bytes in the receive and send queues, as s:queues()
+** gives them (a listener's: the connections waiting for accept, and 0).
+** 0, or -errno. */
+int wl_sock_queues(const wl_sock_t *s, int *inq, int *outq);
 
 /* sockopt.c: the socket's __tostring. */
 int wl_sock_tostring(lua_State *L);

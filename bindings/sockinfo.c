@@ -24,31 +24,36 @@
 #include <lauxlib.h>
 #include "socket.h"
 
-/* queues() -> inq, outq: for TCP, the bytes received and not yet read,
-** and the bytes written and not yet acknowledged by the peer (sent or
-** not). For a listening socket, whose queue holds connections, not
-** bytes: the connections waiting for accept, and 0 (TCP_INFO gives the
-** count there; SIOCINQ refuses a listener). For UDP, the kernel's own
+/* wl_sock_queues: for TCP, the bytes received and not yet read, and the
+** bytes written and not yet acknowledged by the peer (sent or not). For
+** a listening socket, whose queue holds connections, not bytes: the
+** connections waiting for accept, and 0 (TCP_INFO gives the count there,
+** as ss shows it; SIOCINQ refuses a listener). For UDP, the kernel's own
 ** answers: the size of the next datagram (not their total) and the bytes
-** of datagrams not yet handed to the device. */
-static int sock_queues(lua_State *L) {
-  wl_sock_t *s = wl_check_sock(L, 1, "queues");
-  int inq = 0, outq = 0;
+** of datagrams not yet handed to the device. 0, or -errno. */
+int wl_sock_queues(const wl_sock_t *s, int *inq, int *outq) {
+  *inq = *outq = 0;
   if (s->type == SOCK_STREAM && s->family != AF_UNIX) {
     struct tcp_info ti;            /* glibc's: the first fields are enough */
     socklen_t len = sizeof ti;
     memset(&ti, 0, sizeof ti);
-    if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-      return wl_sock_raise(L, s, "queues", -errno);
+    if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return -errno;
     if (ti.tcpi_state == TCP_LISTEN) {
       /* for a listener the kernel puts its accept queue in tcpi_unacked */
-      lua_pushinteger(L, ti.tcpi_unacked);
-      lua_pushinteger(L, 0);
-      return 2;
+      *inq = (int)ti.tcpi_unacked;
+      return 0;
     }
   }
-  if (ioctl(s->fd, SIOCINQ, &inq) < 0 || ioctl(s->fd, SIOCOUTQ, &outq) < 0)
-    return wl_sock_raise(L, s, "queues", -errno);
+  if (ioctl(s->fd, SIOCINQ, inq) < 0 || ioctl(s->fd, SIOCOUTQ, outq) < 0)
+    return -errno;
+  return 0;
+}
+
+/* queues() -> inq, outq (wl_sock_queues) */
+static int sock_queues(lua_State *L) {
+  wl_sock_t *s = wl_check_sock(L, 1, "queues");
+  int inq, outq, rc = wl_sock_queues(s, &inq, &outq);
+  if (rc < 0) return wl_sock_raise(L, s, "queues", rc);
   lua_pushinteger(L, inq);
   lua_pushinteger(L, outq);
   return 2;

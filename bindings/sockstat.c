@@ -1,15 +1,14 @@
 /*
 ** sockstat.c: the sockets this process has open, as rows for
 ** wirelab.status() and the prompt's status(), the way `ss -tanp` shows
-** them: protocol, addresses, TCP state, queued bytes, bytes in and out.
+** them: protocol, addresses, TCP state, queues (s:queues()), bytes in and
+** out.
 ** The sockets are found by walking the loop's handles (socket.h), so
 ** keeping count of them costs the I/O paths nothing.
 */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <linux/sockios.h>
 #include <lauxlib.h>
 
 #include "socket.h"
@@ -36,7 +35,7 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
 /* One row: {fd, proto, laddr, raddr, state, recv_q, send_q, bytes_in,
 ** bytes_out}; what the kernel does not say is left out. */
 static void push_row(lua_State *L, const wl_sock_t *s) {
-  int q;
+  int inq, outq;
   lua_createtable(L, 0, 9);
   set_int(L, "fd", s->fd);
   lua_pushfstring(L, "%s%s", s->family == AF_UNIX ? "unix"
@@ -63,9 +62,10 @@ static void push_row(lua_State *L, const wl_sock_t *s) {
         set_int(L, "bytes_out", (lua_Integer)(ti.bytes_sent - ti.bytes_retrans));
     }
   }
-  /* a listening socket's SIOCINQ is not a byte count: left out */
-  if (ioctl(s->fd, SIOCINQ, &q) == 0) set_int(L, "recv_q", q);
-  if (ioctl(s->fd, SIOCOUTQ, &q) == 0) set_int(L, "send_q", q);
+  if (wl_sock_queues(s, &inq, &outq) == 0) {
+    set_int(L, "recv_q", inq);
+    set_int(L, "send_q", outq);
+  }
 }
 
 static void collect(uv_handle_t *h, void *arg) {

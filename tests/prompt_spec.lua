@@ -227,4 +227,23 @@ describe("wirelab.status()", function()
     local text = require("wirelab.status").text(r)
     assert.matches("127%.0%.0%.1:" .. cport .. "%s+127%.0%.0%.1:" .. port .. "%s+ESTABLISHED", text)
   end))
+
+  it("gives each socket's queues as s:queues() does: a listener's are the connections not yet accepted",
+     bounded(10, function()
+    local l <close> = socket.create_server("127.0.0.1", 0)
+    local port = select(2, l:getsockname())
+    local a <close> = socket.create_connection("127.0.0.1", port)
+    local b <close> = socket.create_connection("127.0.0.1", port)
+    a:sendall("12345")
+    support.wait_until("two connections wait for accept", function() return (l:queues()) == 2 end)
+    local rows = {}
+    for _, row in ipairs(wirelab.status().sockets) do rows[row.fd] = row end
+    assert.are.same({"LISTEN", 2, 0}, {rows[l:fileno()].state, rows[l:fileno()].recv_q, rows[l:fileno()].send_q})
+    assert.are.equal(0, rows[a:fileno()].recv_q, "nothing was sent to a")
+    local s <close> = l:accept()
+    support.wait_until("5 bytes are queued", function() return (s:queues()) == 5 end)
+    for _, row in ipairs(wirelab.status().sockets) do rows[row.fd] = row end
+    assert.are.same({5, 0}, {rows[s:fileno()].recv_q, rows[s:fileno()].send_q})
+    assert.are.same({1, 0}, {rows[l:fileno()].recv_q, rows[l:fileno()].send_q})
+  end))
 end)
