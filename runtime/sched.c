@@ -16,7 +16,6 @@
 #include "wl.h"
 
 #define TASK_MT "wirelab.task"
-#define WAITQ_MT "wirelab.waitq"
 #define TASKS_KEY "wirelab.tasks"  /* live tasks: struct pointer -> udata */
 #define WAITNAMES_KEY "wirelab.waitnames"  /* function -> its name */
 #define MAX_BURST 1024             /* resumes between two polls of the loop */
@@ -631,58 +630,6 @@ static int wl_current(lua_State *L) {
   return 1;
 }
 
-/* ---- wait queues: the primitive under events and queues --------------- */
-
-static wl_waiter_t *check_waitq(lua_State *L) {
-  return (wl_waiter_t *)luaL_checkudata(L, 1, WAITQ_MT);
-}
-
-static int waitq_new(lua_State *L) {
-  wl_waiter_t *q = lua_newuserdatauv(L, sizeof *q, 0);
-  wl_list_init(q);
-  luaL_setmetatable(L, WAITQ_MT);
-  return 1;
-}
-
-static int waitq_k(lua_State *L, int status, lua_KContext ctx) {
-  int rc = (int)lua_tointeger(L, -1);
-  (void)status; (void)ctx;
-  if (rc == UV_ETIMEDOUT) { lua_pushboolean(L, 0); return 1; }
-  if (rc < 0) return wl_raise(L, "wait", rc, NULL);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* q:wait([timeout]) -> true when notified, false on timeout */
-static int waitq_wait(lua_State *L) {
-  wl_waiter_t *q = check_waitq(L), *w;
-  double timeout = luaL_optnumber(L, 2, -1);
-  wl_check_park(L);
-  w = &task_of(L)->self;
-  wl_list_add(q, w);
-  return wl_park(L, w, timeout, waitq_k, 0);
-}
-
-/* q:notify([n]) wakes up to n waiters (default 1); returns how many */
-static int waitq_notify(lua_State *L) {
-  wl_waiter_t *q = check_waitq(L);
-  lua_Integer n = luaL_optinteger(L, 2, 1), i = 0;
-  while (i < n && wl_list_wake_one(q, 0)) i++;
-  lua_pushinteger(L, i);
-  return 1;
-}
-
-static int waitq_notify_all(lua_State *L) {
-  lua_pushinteger(L, wl_list_wake_all(check_waitq(L), 0));
-  return 1;
-}
-
-static int waitq_gc(lua_State *L) {
-  /* only reachable once no task waits (a waiter holds it on its stack) */
-  (void)check_waitq(L);
-  return 0;
-}
-
 /* ---- the main loop ---------------------------------------------------- */
 
 /* Runs the function on the stack (below nargs arguments) as the main task
@@ -728,26 +675,19 @@ int wl_sched_run(lua_State *L, int nargs) {
 static const luaL_Reg funcs[] = {
   {"spawn", wl_spawn}, {"sleep", wl_sleep}, {"now", wl_now},
   {"time", wl_time}, {"handles", wl_handles}, {"current", wl_current},
-  {"tasks", wl_tasks}, {"_name_waits", wl_name_waits},
-  {"waitq", waitq_new}, {NULL, NULL}
+  {"tasks", wl_tasks}, {"_name_waits", wl_name_waits}, {NULL, NULL}
 };
 static const luaL_Reg task_methods[] = {
   {"join", task_join}, {"cancel", task_cancel}, {"done", task_done},
   {"interrupt", task_interrupt}, {"state", task_state}, {NULL, NULL}
 };
-static const luaL_Reg waitq_methods[] = {
-  {"wait", waitq_wait}, {"notify", waitq_notify},
-  {"notify_all", waitq_notify_all}, {NULL, NULL}
-};
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                      lua_CFunction tostring, lua_CFunction gc) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
+static void new_task_class(lua_State *L) {
+  luaL_newmetatable(L, TASK_MT);
+  luaL_newlib(L, task_methods);
   lua_setfield(L, -2, "__index");
-  if (tostring) { lua_pushcfunction(L, tostring); lua_setfield(L, -2, "__tostring"); }
-  if (gc) { lua_pushcfunction(L, gc); lua_setfield(L, -2, "__gc"); }
+  lua_pushcfunction(L, task_tostring);
+  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
 }
 
@@ -763,8 +703,7 @@ void wl_sched_init(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, WAITNAMES_KEY);
-  new_class(L, TASK_MT, task_methods, task_tostring, NULL);
-  new_class(L, WAITQ_MT, waitq_methods, NULL, waitq_gc);
+  new_task_class(L);
 }
 
 /* fork() in the child: the parent's other tasks (its accept loop) must
@@ -779,6 +718,7 @@ int wl_sched_forked(lua_State *L) {
 int luaopen_wirelab_core(lua_State *L) {
   assert(S.L != NULL);         /* wl_sched_init first */
   luaL_newlib(L, funcs);
+  wl_waitq_register(L, -1);
   lua_pushliteral(L, WL_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -92,6 +92,9 @@ void wl_list_add(wl_waiter_t *head, wl_waiter_t *w);
 int wl_list_wake_one(wl_waiter_t *head, int status);
 int wl_list_wake_all(wl_waiter_t *head, int status);
 
+/* waitq.c: wirelab.core.waitq(), set in the module table at index module. */
+void wl_waitq_register(lua_State *L, int module);
+
 /* Handles counted for wirelab.handles(): sockets, servers, processes. */
 void wl_handle_count(int delta);
 
