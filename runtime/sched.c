@@ -191,6 +191,15 @@ void wl_list_add(wl_waiter_t *head, wl_waiter_t *w) {
   head->prev = w;
 }
 
+int wl_list_park(lua_State *L, wl_waiter_t *head, double timeout,
+                 lua_KFunction k, lua_KContext ctx) {
+  wl_task_t *t;
+  wl_check_park(L);
+  t = task_of(L);
+  wl_list_add(head, &t->self);
+  return wl_park(L, &t->self, timeout, k, ctx);
+}
+
 int wl_list_wake_one(wl_waiter_t *head, int status) {
   while (head->next != head)
     if (wl_wake(head->next, status)) return 1;
@@ -245,6 +254,11 @@ int wl_park(lua_State *L, wl_waiter_t *w, double timeout, lua_KFunction k,
   wl_check_park(L);
   t = task_of(L);
   if (t->cancelled) {        /* cancelled while running: raise at once */
+    /* out of the wait list the caller put w in: a task that catches the
+    ** error and waits again would add it twice (a list that loops, and
+    ** a wake-up that never ends), and one that ends would leave its
+    ** freed waiter in the list */
+    wl_wake(w, 0);
     lua_pushinteger(L, UV_ECANCELED);
     return k(L, LUA_YIELD, ctx);
   }
@@ -457,7 +471,6 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
 static int task_join(lua_State *L) {
   wl_task_t *t = check_task(L, 1);
   double timeout = luaL_optnumber(L, 2, -1);
-  wl_waiter_t *w;
   lua_settop(L, 1);
   if (t->state == T_DONE || t->state == T_FAILED) {
     lua_pushinteger(L, 0);
@@ -465,10 +478,7 @@ static int task_join(lua_State *L) {
   }
   if (task_of(L) == t)
     return luaL_error(L, "a task cannot join itself");
-  wl_check_park(L);
-  w = &task_of(L)->self;
-  wl_list_add(&t->joiners, w);
-  return wl_park(L, w, timeout, join_k, 0);
+  return wl_list_park(L, &t->joiners, timeout, join_k, 0);
 }
 
 static int task_cancel(lua_State *L) {

@@ -3,6 +3,7 @@
 -- object. Runs in the main task, so blocking calls are made directly.
 local wirelab = require "wirelab"
 local errors = require "wirelab.error"
+local process = require "process"
 
 local support = require "support"
 local bounded = support.bounded
@@ -202,6 +203,32 @@ describe("wirelab tasks", function()
     local ok, err = pcall(t.join, t)
     assert.is_false(ok)
     assert.are.equal("ECANCELED", err.code)
+  end))
+
+  -- in a process of its own: the bug this guards against was a wake-up
+  -- that looped for ever in C, which no timer of this one could end
+  it("a cancelled task that catches ECANCELED and waits again leaves no waiter behind",
+     bounded(20, function()
+    local r = process.run{support.wirelab, "-e", [[
+      local wirelab, process = require "wirelab", require "process"
+      local p = process.spawn{"sleep", "0.3"}
+      local q = require("wirelab.core").waitq()
+      local codes = {}
+      local t = wirelab.spawn(function()
+        for _ = 1, 3 do                -- each wait raises at once once cancelled
+          codes[#codes + 1] = select(2, pcall(p.wait, p)).code
+          codes[#codes + 1] = select(2, pcall(q.wait, q)).code
+        end
+      end)
+      wirelab.sleep(0.01)
+      t:cancel()
+      wirelab.sleep(0.01)
+      collectgarbage()                 -- the ended task's waiter is freed
+      print(table.concat(codes, " "), t:done(), q:notify(), (p:wait(5)))
+    ]], timeout = 10}
+    assert.is_false(r.timed_out, "the process hung: " .. r.stderr)
+    assert.are.equal("ECANCELED ECANCELED ECANCELED ECANCELED ECANCELED ECANCELED\ttrue\t0\t0\n",
+                     r.stdout, r.stderr)
   end))
 
   it("done() is false while running and true after the end", bounded(5, function()
