@@ -460,30 +460,17 @@ static int cap_take(lua_State *L) {
   return 1;
 }
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  int rc = (int)lua_tointeger(L, -1);
-  (void)status; (void)ctx;
-  if (rc == UV_ETIMEDOUT) { lua_pushboolean(L, 0); return 1; }
-  if (rc < 0) return wl_raise(L, "wait", rc, NULL);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* c:wait([timeout]) -> true once a packet is there to take (at once when
 ** one is), false when the time ran out. */
 static int cap_wait(lua_State *L) {
   cap_t *c = check_open(L, "wait");
   double timeout = luaL_optnumber(L, 2, -1);
-  wl_waiter_t *w;
   read_some(c, BURST);
   if (c->head != NULL || c->err != 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  wl_check_park(L);
-  w = wl_self_waiter(L);
-  wl_list_add(&c->waitq, w);
-  return wl_park(L, w, timeout, wait_k, 0);
+  return wl_list_wait(L, &c->waitq, timeout);
 }
 
 /* c:stats() -> {kept=, bytes=, not_kept=, kernel_drops=}: kernel_drops

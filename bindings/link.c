@@ -485,13 +485,7 @@ static int tap_read_k(lua_State *L, int status, lua_KContext ctx) {
 static int tap_read_do(lua_State *L) {
   link_t *k = check_open(L, "tap");
   int i, n;
-  if (k->tap_n == 0) {
-    wl_waiter_t *w;
-    wl_check_park(L);
-    w = wl_self_waiter(L);
-    wl_list_add(&k->tapq, w);
-    return wl_park(L, w, -1, tap_read_k, 0);
-  }
+  if (k->tap_n == 0) return wl_list_park(L, &k->tapq, -1, tap_read_k, 0);
   n = k->tap_n > TAP_BATCH ? TAP_BATCH : (int)k->tap_n;
   lua_createtable(L, n, 0);
   lua_createtable(L, n, 0);

@@ -520,14 +520,10 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
 static int proc_wait(lua_State *L) {
   proc_t *p = check_proc(L);
   double timeout = luaL_optnumber(L, 2, -1);
-  wl_waiter_t *w;
   lua_settop(L, 1);
   if (p == NULL) return wl_raise(L, "wait", UV_EBADF, NULL);
   if (p->exited) { lua_pushinteger(L, 0); return wait_k(L, 0, 0); }
-  wl_check_park(L);
-  w = wl_self_waiter(L);
-  wl_list_add(&p->waiters, w);
-  return wl_park(L, w, timeout, wait_k, 0);
+  return wl_list_park(L, &p->waiters, timeout, wait_k, 0);
 }
 
 /* kill([signal]): the whole process group, so helpers it started go too */
@@ -580,9 +576,7 @@ static int read_do(lua_State *L) {
     return 1;
   }
   if (st->eof) { lua_pushliteral(L, ""); return 1; }
-  wl_check_park(L);
-  wl_list_add(&st->readers, wl_self_waiter(L));
-  return wl_park(L, wl_self_waiter(L), luaL_optnumber(L, 4, -1), read_k, 0);
+  return wl_list_park(L, &st->readers, luaL_optnumber(L, 4, -1), read_k, 0);
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {

@@ -117,17 +117,14 @@ lua_KContext wl_sock_deadline(const wl_sock_t *s) {
 int wl_sock_wait(lua_State *L, wl_sock_t *s, const char *op, int dir,
                  lua_KContext dl, lua_KFunction k) {
   double left = -1;
-  wl_waiter_t *w;
   if (s->timeout == 0) return wl_sock_raise(L, s, op, UV_EAGAIN);
   if (dl != 0) {
     left = ((double)dl - (double)(uv_hrtime() / 1000)) / 1e6;
     if (left <= 0) return wl_sock_raise(L, s, op, UV_ETIMEDOUT);
   }
-  wl_check_park(L);
-  w = wl_self_waiter(L);
-  wl_list_add(dir == UV_READABLE ? &s->rdq : &s->wrq, w);
+  wl_check_park(L);            /* before watching: no poll for nobody */
   watch(s, s->events | dir);
-  return wl_park(L, w, left, k, dl);
+  return wl_list_park(L, dir == UV_READABLE ? &s->rdq : &s->wrq, left, k, dl);
 }
 
 int wl_sock_raise_pending(lua_State *L, wl_sock_t *s, const char *op) {
@@ -509,7 +506,6 @@ static int sock_wait_readable(lua_State *L) {
   wl_sock_t *s = wl_check_sock(L, 1, "wait_readable");
   double timeout = luaL_optnumber(L, 2, -1);
   struct pollfd p;
-  wl_waiter_t *w;
   lua_settop(L, 1);
   wl_check_park(L);
   /* already readable: true at once, as select() answers; a zero timeout
@@ -521,10 +517,8 @@ static int sock_wait_readable(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  w = wl_self_waiter(L);
-  wl_list_add(&s->rdq, w);
   watch(s, s->events | UV_READABLE);
-  return wl_park(L, w, timeout, wait_k, 0);
+  return wl_list_park(L, &s->rdq, timeout, wait_k, 0);
 }
 
 /* ---- sending ------------------------------------------------------------ */

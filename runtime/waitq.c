@@ -20,7 +20,7 @@ static int waitq_new(lua_State *L) {
   return 1;
 }
 
-static int waitq_k(lua_State *L, int status, lua_KContext ctx) {
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   int rc = (int)lua_tointeger(L, -1);
   (void)status; (void)ctx;
   if (rc == UV_ETIMEDOUT) { lua_pushboolean(L, 0); return 1; }
@@ -29,14 +29,14 @@ static int waitq_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
+int wl_list_wait(lua_State *L, wl_waiter_t *head, double timeout) {
+  return wl_list_park(L, head, timeout, wait_k, 0);
+}
+
 /* q:wait([timeout]) -> true when notified, false on timeout */
 static int waitq_wait(lua_State *L) {
-  wl_waiter_t *q = check_waitq(L), *w;
-  double timeout = luaL_optnumber(L, 2, -1);
-  wl_check_park(L);
-  w = wl_self_waiter(L);
-  wl_list_add(q, w);
-  return wl_park(L, w, timeout, waitq_k, 0);
+  wl_waiter_t *q = check_waitq(L);
+  return wl_list_wait(L, q, luaL_optnumber(L, 2, -1));
 }
 
 /* q:notify([n]) wakes up to n waiters (default 1); returns how many */

@@ -89,11 +89,20 @@ int wl_sched_forked(lua_State *L);
 /* Wait lists: a waiter used as the list head, never parked itself. */
 void wl_list_init(wl_waiter_t *head);
 void wl_list_add(wl_waiter_t *head, wl_waiter_t *w);
+/* Park the running task on its own waiter in list head: wl_park's wait
+** for what many tasks may wait on (join, queues, a process's exit, a
+** socket's readiness). Used as a tail call. */
+int wl_list_park(lua_State *L, wl_waiter_t *head, double timeout,
+                 lua_KFunction k, lua_KContext ctx);
 int wl_list_wake_one(wl_waiter_t *head, int status);
 int wl_list_wake_all(wl_waiter_t *head, int status);
 
-/* waitq.c: wirelab.core.waitq(), set in the module table at index module. */
+/* waitq.c: wirelab.core.waitq(), set in the module table at index module;
+** and the timed wait on a wait list behind it: parks the running task on
+** head (timeout < 0: for ever), then returns true when woken, false when
+** the time ran out, or raises a "wait" error. Used as a tail call. */
 void wl_waitq_register(lua_State *L, int module);
+int wl_list_wait(lua_State *L, wl_waiter_t *head, double timeout);
 
 /* Handles counted for wirelab.handles(): sockets, servers, processes. */
 void wl_handle_count(int delta);
