@@ -41,8 +41,9 @@ int main(int argc, char **argv) {
   wl_output_init();            /* before any output and the io library */
   /* generational: what a server allocates per message (the 64 KiB string
   ** each recv returns) dies young, and a minor collection frees it without
-  ** marking the long-lived rest (bulk echo: 1.1-1.3x the messages/s of the
-  ** incremental collector at less CPU, bench/README.md). A minor collection
+  ** marking the long-lived rest (bulk echo through ThreadingTCPServer: 1.17x
+  ** the messages/s of the incremental collector in one run, at 27.2 us of
+  ** CPU per message instead of 32.0, bench/README.md). A minor collection
   ** every 10% of growth, not 20%: a body streamed through http.server then
   ** keeps fewer of its pieces alive across two collections, which would
   ** promote them (RELIABILITY item 6: RSS grew 692-800 KiB, against

@@ -53,25 +53,19 @@ static int waitq_notify_all(lua_State *L) {
   return 1;
 }
 
-static int waitq_gc(lua_State *L) {
-  /* only reachable once no task waits (a waiter holds it on its stack) */
-  (void)check_waitq(L);
-  return 0;
-}
-
 static const luaL_Reg waitq_methods[] = {
   {"wait", waitq_wait}, {"notify", waitq_notify},
   {"notify_all", waitq_notify_all}, {NULL, NULL}
 };
 
-/* the class, and waitq() in the module table at index module */
+/* the class, and waitq() in the module table at index module. No __gc:
+** a queue owns nothing, and is never collected while a task waits in it
+** (the waiting task's stack holds it) */
 void wl_waitq_register(lua_State *L, int module) {
   module = lua_absindex(L, module);
   if (luaL_newmetatable(L, WAITQ_MT)) {
     luaL_newlib(L, waitq_methods);
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, waitq_gc);
-    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   lua_pushcfunction(L, waitq_new);

@@ -74,12 +74,6 @@ M.ThreadingHTTPServer = HTTPServer:extend({daemon_threads = true}):include(socke
 -- already sent): the request ends quietly, not as a handler error.
 local ABORT = setmetatable({}, {__tostring = function() return "request aborted by the client" end})
 
--- fill(h, timeout, phase[, deadline[, size]]): reads more bytes into h's buffer;
--- false on EOF. phase: "idle" (between requests), "head", "body". A
--- timeout or a reset raises the socket's error, unprotected (a pcall per
--- read costs): it ends the connection, and handle() knows it from
--- h._reading, the phase it was raised in (see read_failed).
-local recv                     -- the socket method, found on first use
 -- A body is read 16 KiB at a time (nginx's client_body_buffer_size), a
 -- head 64 KiB: a streamed body then churns small strings, not 64 KiB ones
 -- of varying size (a loaded machine's recv returns less than asked), whose
@@ -88,6 +82,14 @@ local recv                     -- the socket method, found on first use
 -- against 604-980 reading 64 KiB, and 780-1100 with the incremental
 -- collector (RELIABILITY item 6: < 1 MiB)
 local BODY_READ = 16384
+
+-- fill(h, timeout, phase[, deadline[, size]]): reads up to size bytes
+-- (64 KiB) into h's buffer; false on EOF. phase: "idle" (between
+-- requests), "head", "body". A timeout or a reset raises the socket's
+-- error, unprotected (a pcall per read costs): it ends the connection,
+-- and handle() knows it from h._reading, the phase it was raised in (see
+-- read_failed).
+local recv                     -- the socket method, found on first use
 local function fill(h, timeout, phase, deadline, size)
   local conn = h.connection
   if deadline then timeout = math.max(0.001, deadline - wirelab.now()) end
