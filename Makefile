@@ -127,7 +127,7 @@ test-asan: test-deps
 # run), seeded from tests/c/fuzz_seeds; findings land in $(BUILD)/fuzz.
 # The harness is rebuilt only when its sources change.
 FUZZ_SECS ?= 600
-FUZZ_SRCS := tests/c/fuzz_http.c $(addprefix bindings/,http.c http_parse.c http_check.c http_out.c) runtime/error.c runtime/addr.c runtime/endpoint.c
+FUZZ_SRCS := tests/c/fuzz_http.c $(addprefix bindings/,http.c http_parse.c http_check.c http_out.c http_buf.c) runtime/error.c runtime/addr.c runtime/endpoint.c
 FUZZ_BIN  := $(BUILD)/fuzz/fuzz_http
 fuzz-deps: $(BUILD)/.deps
 	$(call need_pkgs,$(FUZZ_PKGS))

@@ -139,6 +139,7 @@ static int push_event(lua_State *L, parser_t *P, int ev, const char *base,
       push_fields(L, P, P->ntrail, P->nf);
     else
       lua_pushnil(L);
+    wl_hp_free(P);             /* the message is done: see take_head */
     return 3;
   default:
     push_ev(L, EV_ERROR);
@@ -211,6 +212,8 @@ static int parser_take_head(lua_State *L) {
   do {                         /* past an end, or a body nobody read */
     ev = wl_hp_run(P, buf + pos - 1, buf + len, &next);
     pos = (lua_Integer)(next - buf) + 1;
+    if (ev == EV_END)
+      wl_hp_free(P);
   } while (ev == EV_END || ev == EV_BODY);
   if (ev == EV_HEAD) {
     int body = (P->h.flags & (F_CHUNKED | F_CONTENT_LENGTH)) != 0;
@@ -229,6 +232,7 @@ static int parser_take_head(lua_State *L) {
          an error here stays in the parser (S_DEAD) for the next call */
       const char *at = next;
       wl_hp_run(P, at, at, &next);
+      wl_hp_free(P);           /* the head is out: idle without its buffers */
     }
     return 11;
   }
@@ -261,11 +265,7 @@ static int parser_finish(lua_State *L) {
 
 static int parser_reset(lua_State *L) {
   parser_t *P = check_parser(L);
-  if (P->acap > 65536) {       /* one huge head should not pin memory */
-    free(P->arena);
-    P->arena = NULL;
-    P->acap = 0;
-  }
+  wl_hp_free(P);
   wl_hp_reset(P);
   return 0;
 }
@@ -412,6 +412,7 @@ int luaopen_http_core(lua_State *L) {
   lua_getfield(L, -1, "__index");      /* keep them in locals */
   lua_setfield(L, -3, "parser_methods");
   lua_pop(L, 1);
+  wl_http_blocks_open(L);      /* before any parser or writer is made */
   wl_http_writer_open(L);
   return 1;
 }

@@ -1,7 +1,7 @@
 /*
-** http.h: what the three files of module "http.core" share: the parser
-** (http.c), the response writer (http_out.c) and the string helpers
-** (http_check.c).
+** http.h: what the files of module "http.core" share: the parser
+** (http.c), the response writer (http_out.c), the string helpers
+** (http_check.c) and the head buffers' blocks (http_buf.c).
 */
 #ifndef WL_HTTP_H
 #define WL_HTTP_H
@@ -36,6 +36,13 @@ int wl_http_field_value(const char *s, size_t n);
 const char *wl_http_reason(lua_Integer code);
 void wl_http_date(char *out, int64_t secs);
 void wl_http_date_open(lua_State *L);   /* adds httpdate() */
+
+/* http_buf.c: a head buffer's first block, WL_HTTP_BLOCK bytes (NULL when
+   out of memory), and a buffer given back (one of another size is freed) */
+#define WL_HTTP_BLOCK 256
+void *wl_http_block(void);
+void wl_http_unblock(void *p, size_t size);
+void wl_http_blocks_open(lua_State *L);  /* frees the kept ones at close */
 
 /* http_out.c: adds writer() and writer_methods to the module table at
    the top of the stack */

@@ -27,8 +27,7 @@
 #define FLUSH_AT 65536         /* body bytes buffered before a send */
 #define COALESCE_AT 4096       /* a body up to this is copied behind the
                                   head, for a one-buffer send */
-#define KEEP_CAP 16384         /* a bigger buffer is freed once empty: an
-                                  idle keep-alive connection holds little */
+#define KEEP_CAP 16384         /* a bigger buffer is freed once empty */
 
 typedef struct obuf_t { char *p; size_t len, cap; } obuf_t;
 
@@ -72,14 +71,16 @@ static const char *to_string(lua_State *L, int i, size_t *n) {
 /* ---- buffers ---- */
 
 static void grow(lua_State *L, obuf_t *b, size_t n) {
-  size_t cap = b->cap ? b->cap : 256;   /* most heads fit 256 bytes */
+  size_t cap = b->cap ? b->cap : WL_HTTP_BLOCK;  /* most heads fit */
   char *p;
   while (cap - b->len < n) {
     if (cap > ((size_t)-1) / 4)
       luaL_error(L, "http response too large");
     cap *= 2;
   }
-  if ((p = realloc(b->p, cap)) == NULL)
+  p = b->cap == 0 && cap == WL_HTTP_BLOCK ? wl_http_block()
+                                          : realloc(b->p, cap);
+  if (p == NULL)
     wl_raise(L, "write", UV_ENOMEM, NULL);
   b->p = p;
   b->cap = cap;
@@ -121,9 +122,13 @@ static void add_chunk_size(lua_State *L, writer_t *w, size_t n) {
   add(L, &w->body, hx, (size_t)k);
 }
 
+/* An emptied buffer of one block goes back (the next response takes one
+   again, without malloc), and so an idle kept-alive connection holds
+   none; a bigger one stays while under KEEP_CAP, as a connection that
+   needed it will again. */
 static void trim(obuf_t *b) {
-  if (b->len == 0 && b->cap > KEEP_CAP) {
-    free(b->p);
+  if (b->len == 0 && (b->cap == WL_HTTP_BLOCK || b->cap > KEEP_CAP)) {
+    wl_http_unblock(b->p, b->cap);
     b->p = NULL;
     b->cap = 0;
   }
@@ -480,8 +485,8 @@ static int writer_headers_sent(lua_State *L) {
 
 static int writer_gc(lua_State *L) {
   writer_t *w = (writer_t *)lua_touserdata(L, 1);
-  free(w->head.p);
-  free(w->body.p);
+  wl_http_unblock(w->head.p, w->head.cap);
+  wl_http_unblock(w->body.p, w->body.cap);
   memset(w, 0, sizeof *w);     /* no mark: a resurrected writer is none */
   return 0;
 }

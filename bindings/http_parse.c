@@ -38,11 +38,12 @@ static int failf(parser_t *P, int status, const char *fmt, ...) {
 }
 
 static int grow(char **buf, size_t *cap, size_t need) {
-  size_t n = *cap ? *cap : 256;
+  size_t n = *cap ? *cap : WL_HTTP_BLOCK;
   char *b;
   while (n < need)
     n *= 2;
-  if ((b = realloc(*buf, n)) == NULL)
+  b = *cap == 0 && n == WL_HTTP_BLOCK ? wl_http_block() : realloc(*buf, n);
+  if (b == NULL)
     return -1;
   *buf = b;
   *cap = n;
@@ -88,8 +89,9 @@ static int on_value_complete(llhttp_t *h) {
   parser_t *P = (parser_t *)h;
   field_t *f;
   if (P->nf == P->fcap) {
-    size_t n = P->fcap ? 2 * P->fcap : 8;
-    field_t *nb = realloc(P->fields, n * sizeof *nb);
+    size_t n = P->fcap ? 2 * P->fcap : WL_HTTP_BLOCK / sizeof(field_t);
+    field_t *nb = P->fcap ? realloc(P->fields, n * sizeof *nb)
+                          : wl_http_block();
     if (nb == NULL)
       return fail(P, 503, "out of memory");
     P->fields = nb;
@@ -821,11 +823,13 @@ void wl_hp_reset(parser_t *P) {
 }
 
 void wl_hp_free(parser_t *P) {
-  free(P->arena);
-  free(P->fields);
-  free(P->line);
+  wl_http_unblock(P->arena, P->acap);
+  wl_http_unblock(P->fields, P->fcap * sizeof *P->fields);
+  wl_http_unblock(P->line, P->lcap);
   P->arena = P->line = NULL;
   P->fields = NULL;
   P->acap = P->fcap = P->lcap = 0;
+  P->alen = P->span = P->nf = P->url_len = P->llen = 0;
+  P->ntrail = (size_t)-1;
 }
 

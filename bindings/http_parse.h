@@ -74,7 +74,9 @@ typedef struct parser_t {
 int wl_hp_run(parser_t *P, const char *p, const char *end, const char **next);
 /* At EOF: the event the end of the stream makes, EV_MORE for none. */
 int wl_hp_eof(parser_t *P);
-/* For a new stream (limits and type kept); wl_hp_free releases buffers. */
+/* For a new stream (limits and type kept). wl_hp_free gives the head's
+   buffers back: at the end, or between two messages (nothing of the last
+   head is kept then; the next one takes new buffers). */
 void wl_hp_reset(parser_t *P);
 void wl_hp_free(parser_t *P);
 

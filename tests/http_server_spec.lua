@@ -535,6 +535,48 @@ describe("http.server framing", function()
     stop(srv)
   end))
 
+  -- A message done gives its parser's and writer's buffers back to blocks
+  -- all connections share (bindings/http_buf.c), and a head split across
+  -- recvs keeps its own meanwhile: sixteen connections interleaved, heads
+  -- cut in two, small and over a block (256 bytes, 8 fields), must each
+  -- get their own request's headers back
+  it("keeps each connection's requests its own while many interleave", bounded(30, function()
+    local srv, port = start()
+    local CONNS, REQS = 16, 25
+    local done = wirelab.queue()
+    for ci = 1, CONNS do
+      wirelab.spawn(function()
+        local ok, err = pcall(function()
+          local c = connect(port)
+          for ri = 1, REQS do
+            local id = ("%d.%d"):format(ci, ri)
+            local fields = {{"Host", "a"}, {"X-Id", id}}
+            for k = 1, (ci + ri) % 12 do   -- 0 to 11 more fields, some long
+              fields[#fields + 1] = {"X-F" .. k, (id .. ";"):rep(k * (ri % 4) + 1)}
+            end
+            local head, want = {"GET /headers HTTP/1.1\r\n"}, {}
+            for i, f in ipairs(fields) do
+              head[i + 1] = f[1] .. ": " .. f[2] .. "\r\n"
+              want[i] = f[1] .. ": " .. f[2] .. "\n"
+            end
+            head = concat(head) .. "\r\n"
+            local cut = 1 + (ci * 7 + ri * 13) % (#head - 1)
+            c:send(head:sub(1, cut))
+            wirelab.sleep(0)              -- the others run with this head half read
+            c:send(head:sub(cut + 1))
+            local r = c:must_response()
+            assert(r.body == concat(want), ("request %s got another's headers:\n%s"):format(id, r.body))
+          end
+          c:close()
+        end)
+        done:put(ok or tostring(err))
+      end)
+    end
+    for _ = 1, CONNS do assert.is_true(done:get(20)) end
+    assert.are.same({}, srv.errors)
+    stop(srv)
+  end))
+
   it("does not dispatch a request pipelined after Connection: close", bounded(15, function()
     local srv, port = start()
     local c = connect(port)
