@@ -59,9 +59,10 @@ local function watch_rtt(link, port)
   return w
 end
 
--- transfer(t, {loss=, size=, ipv6=, delay=}) -> the run: the submission
+-- transfer(t, {loss=, size=, ipv6=, delay=, rtt=}) -> the run: the submission
 -- on side b sends `size` random bytes to the grader on side a; what
 -- arrived, how fast, what the link did, and what the sender reported
+-- (with rtt, also the RTT its kernel had: run.rtt_ms, see watch_rtt)
 local function transfer(t, o)
   local link = new_link(t, o.loss or 0, o.delay)
   local family = o.ipv6 and socket.AF_INET6 or socket.AF_INET
@@ -79,7 +80,7 @@ local function transfer(t, o)
     t:fail(("the sender did not connect to %s port %d within 10 s (%s)"):format(host, port, tostring(c)))
   end
   c:settimeout(15)
-  local rtt <close> = watch_rtt(link, port)
+  local rtt <close> = o.rtt and watch_rtt(link, port) or nil
   t:step(("accepted the sender's connection on %s port %d; reading to the end"):format(host, port))
   local parts, n, first, last = {}, 0, nil, nil
   while true do
@@ -101,8 +102,10 @@ local function transfer(t, o)
   t:step(("got %d bytes and the end of stream; answered \"OK %d\" and closed"):format(n, n))
   -- its end first: a crash after sending is told as the crash
   local exit = p:wait(10)
-  rtt.stop = true              -- watched to the end: the sender reads its RTT last
-  rtt.task:join()
+  if rtt then                  -- watched to the end: the sender reads its RTT last
+    rtt.stop = true
+    rtt.task:join()
+  end
   t:same_bytes(got, data, "what the receiver got")
   if not exit then t:fail("the sender did not exit within 10 s after the receiver answered and closed") end
   if exit.code ~= 0 or exit.signal then
@@ -119,8 +122,8 @@ local function transfer(t, o)
       data_drops = data_drops + 1
     end
   end
-  local run = {secs = last - first, report = parse_report(p:stdout()), stdout = p:stdout(), rtt_ms = rtt.max,
-               drops = stats["b>a"].dropped, data_drops = data_drops, packets = stats["b>a"].packets,
+  local run = {secs = last - first, report = parse_report(p:stdout()), stdout = p:stdout(),
+               rtt_ms = rtt and rtt.max, drops = stats["b>a"].dropped, data_drops = data_drops, packets = stats["b>a"].packets,
                drops_back = stats["a>b"].dropped}
   run.goodput = n / math.max(run.secs, 1e-3)
   t:log(("%d bytes in %.2f s (%.0f KB/s); the link dropped %d of the %d packets your sender sent; "
@@ -202,7 +205,7 @@ return lab.new{
      hint = "read all of stdin as bytes (it is binary, not text), send all of it (sendall, or a loop " ..
             "over send's return value), then shutdown(SHUT_WR) so the receiver sees the end",
      run = function(t)
-       runs(t)[0] = transfer(t, {loss = 0})
+       runs(t)[0] = transfer(t, {loss = 0, rtt = true})
      end},
 
     {name = "reports", points = 2, depends = "delivers",
@@ -210,7 +213,7 @@ return lab.new{
      hint = "print \"bytes N\", \"retransmits N\" (tcp_info's tcpi_total_retrans) and \"rtt_ms X\" " ..
             "(tcpi_rtt is in microseconds: divide by 1000)",
      run = function(t)
-       local run = runs(t)[0] or transfer(t, {loss = 0})
+       local run = runs(t)[0] or transfer(t, {loss = 0, rtt = true})
        local r = need_report(t, run)
        t:eq(r.bytes, SIZE, "bytes")
        if r.retransmits > 2 then
