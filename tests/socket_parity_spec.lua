@@ -622,13 +622,20 @@ s.close()
 
   it("a reset during a blocking send: the bytes sent, then ECONNRESET, as Python's", bounded(20, function()
     local py = python([[
-import socket, struct, threading, time
+import socket, struct, threading, time, fcntl, termios, array
 srv = socket.create_server(("127.0.0.1", 0)); c = socket.create_connection(srv.getsockname()); p, _ = srv.accept()
+data = b"x" * (64 << 20)
+def queued():
+    q = array.array("i", [0]); fcntl.ioctl(c.fileno(), termios.TIOCOUTQ, q); return q[0]
 def go():
+    # the reset must find send() blocked on a full buffer, however slow
+    # this machine is today: a fixed sleep from the start lost that race
+    t = time.time()
+    while queued() == 0 and time.time() - t < 10: time.sleep(0.01)
     time.sleep(0.2)
     p.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); p.close()
 threading.Thread(target=go).start()
-n = c.send(b"x" * (64 << 20))
+n = c.send(data)
 print(0 < n < (64 << 20))
 try: c.send(b"x")
 except ConnectionResetError: print("ECONNRESET")
